@@ -1,0 +1,536 @@
+#include "cli/cli.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <sys/mount.h>
+
+#include <boost/filesystem.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "brickfs/version.h"
+#include "common/bytes.h"
+#include "common/file_util.h"
+#include "format/json.h"
+#include "format/volume_meta.h"
+#include "mount/fuse_mount.h"
+#include "store/shard_store.h"
+#include "store/store.h"
+
+namespace brickfs {
+namespace {
+
+// Exit codes.
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+int Fail(const std::string& msg, int code = kExitFailed) {
+  std::cerr << "brickfs: " << msg << "\n";
+  return code;
+}
+
+std::string Absolute(const std::string& p) {
+  boost::system::error_code ec;
+  auto abs = boost::filesystem::weakly_canonical(boost::filesystem::absolute(p), ec);
+  if (ec) return boost::filesystem::absolute(p).lexically_normal().string();
+  std::string s = abs.string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+bool ParseShape(const std::string& v, Shape3* out) {
+  std::stringstream ss(v);
+  std::string part;
+  Shape3 s{};
+  int i = 0;
+  while (std::getline(ss, part, ',')) {
+    if (i >= 3 || part.empty() || part.find_first_not_of("0123456789") != std::string::npos ||
+        part.size() > 12) {
+      return false;
+    }
+    s[i++] = std::stoull(part);
+  }
+  if (i != 3) return false;
+  *out = s;
+  return true;
+}
+
+bool WantsHelp(const std::vector<std::string>& args) {
+  for (const auto& a : args) {
+    if (a == "-h" || a == "--help") return true;
+  }
+  return false;
+}
+
+const char* kMainHelp = R"(brickfs - a FUSE filesystem that bricks TIFF slice stacks into sharded Zarr v3 volumes
+
+Usage:
+  brickfs mount  STORE MOUNT [-o OPTIONS] [-f]   mount (creates STORE if absent)
+  brickfs umount MOUNT                           unmount, wait until the store is final
+  brickfs create STORE --shape Z,Y,X --dtype T   create a volume of fixed shape
+  brickfs info   STORE|MOUNT [--json]            shape, blocks, missing slices, sizes
+  brickfs status MOUNT [--watch]                 live progress of a mounted volume
+  brickfs --version | --help | COMMAND --help
+
+Example:
+  brickfs mount vol.zarr /mnt/v
+  cp stack/scan_*.tif /mnt/v/z/
+  tiffinfo /mnt/v/z/00017.tif
+  brickfs umount /mnt/v
+  brickfs info vol.zarr
+)";
+
+const char* kMountHelp = R"(Usage: brickfs mount STORE MOUNT [-o OPTIONS] [-f]
+
+Mounts the Zarr v3 store STORE on MOUNT (an existing empty directory). STORE is
+created when it does not exist; its X, Y and dtype come from the first slice.
+Returns once the mount is ready; the daemon finalizes the store on unmount.
+
+  MOUNT/z/NNNNN.tif   XY planes; copy slice TIFFs here (any name with a number)
+  MOUNT/y/NNNNN.tif   XZ planes (read only)
+  MOUNT/x/NNNNN.tif   YZ planes (read only)
+  MOUNT/.brickfs/status  JSON progress and errors
+
+Options (-o, comma separated):
+  first_index=N   z of a written file = last number in its name - N (default 0)
+  mem=SIZE        slab buffer budget, e.g. 2G (default: a quarter of RAM)
+  cache=SIZE      decoded block cache for reads (default 512M)
+  threads=N       compression/decompression threads (default: CPUs)
+  block=Z,Y,X     block shape of a new volume (default 64 KiB: uint8 32,32,64)
+  brick=Z,Y,X     brick (shard) shape of a new volume (default 256,256,256)
+  zstd_level=N    zstd level of a new volume (default 1)
+  ro              read-only mount
+  log=FILE        daemon log (default STORE/.brickfs/daemon.log)
+  verbose         log progress, not only warnings
+  Other options (allow_other, ...) go to libfuse; fstab options (noauto,
+  nofail, user, _netdev, x-*) are ignored.
+  -f              stay in the foreground
+
+Example:
+  brickfs mount vol.zarr /mnt/v -o mem=4G,first_index=1
+)";
+
+const char* kCreateHelp = R"(Usage: brickfs create STORE --shape Z,Y,X --dtype T [--block Z,Y,X] [--brick Z,Y,X] [--zstd-level N]
+
+Creates an empty volume of fixed shape. dtype: uint8 uint16 int16 uint32 float32.
+Defaults: block 64 KiB raw (uint8 32,32,64; uint16 32,32,32; 4-byte 16,32,32),
+brick 256,256,256, zstd level 1. Slices outside Z are refused when written.
+
+Example:
+  brickfs create vol.zarr --shape 300,2048,2048 --dtype uint16
+)";
+
+const char* kUmountHelp = R"(Usage: brickfs umount MOUNT
+
+Unmounts MOUNT and waits until the daemon has flushed every buffered slice,
+fsynced the store and exited. Prints what it waits for on long finalizes.
+
+Example:
+  brickfs umount /mnt/v
+)";
+
+const char* kInfoHelp = R"(Usage: brickfs info STORE|MOUNT [--json]
+
+Prints a store's shape, dtype, block and brick shape, slices present and
+missing (as z ranges to copy again), bytes stored and compression ratio, and
+whether it was finalized. Given a mount point, prints its live status.
+
+Example:
+  brickfs info vol.zarr
+  brickfs info --json vol.zarr
+)";
+
+const char* kStatusHelp = R"(Usage: brickfs status MOUNT [--watch]
+
+Prints one progress line for a mounted volume (slices, slabs, MB/s in and
+out, memory, errors); with --watch, refreshes it every second until unmount.
+
+Example:
+  brickfs status /mnt/v --watch
+)";
+
+}  // namespace
+
+int CmdCreate(const std::vector<std::string>& args) {
+  if (WantsHelp(args)) {
+    std::cout << kCreateHelp;
+    return kExitOk;
+  }
+  std::string store;
+  VolumeMeta meta;
+  bool have_shape = false, have_dtype = false;
+  std::optional<Shape3> block;
+  meta.geo.brick = kDefaultBrick;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= args.size()) return false;
+      *out = args[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--shape") {
+      if (!value(&v) || !ParseShape(v, &meta.geo.shape)) return Fail("--shape expects Z,Y,X", kExitUsage);
+      have_shape = true;
+    } else if (a == "--dtype") {
+      if (!value(&v) || !ParseDType(v)) {
+        return Fail("--dtype expects uint8, uint16, int16, uint32 or float32", kExitUsage);
+      }
+      meta.geo.dtype = *ParseDType(v);
+      have_dtype = true;
+    } else if (a == "--block") {
+      Shape3 b;
+      if (!value(&v) || !ParseShape(v, &b)) return Fail("--block expects Z,Y,X", kExitUsage);
+      block = b;
+    } else if (a == "--brick") {
+      if (!value(&v) || !ParseShape(v, &meta.geo.brick)) return Fail("--brick expects Z,Y,X", kExitUsage);
+    } else if (a == "--zstd-level" || a == "--level") {
+      if (!value(&v)) return Fail(a + " expects a number", kExitUsage);
+      try {
+        meta.zstd_level = std::stoi(v);
+      } catch (...) {
+        return Fail(a + " expects a number", kExitUsage);
+      }
+    } else if (!a.empty() && a[0] == '-') {
+      return Fail("create: unknown option " + a + " (see brickfs create --help)", kExitUsage);
+    } else if (store.empty()) {
+      store = a;
+    } else {
+      return Fail("create: unexpected argument " + a, kExitUsage);
+    }
+  }
+  if (store.empty() || !have_shape || !have_dtype) {
+    return Fail("create needs STORE, --shape Z,Y,X and --dtype (see brickfs create --help)", kExitUsage);
+  }
+  for (uint64_t d : meta.geo.shape) {
+    if (d == 0) return Fail("--shape dimensions must be > 0", kExitUsage);
+  }
+  meta.geo.block = block.value_or(DefaultBlockShape(meta.geo.dtype));
+  if (meta.zstd_level < -7 || meta.zstd_level > 22) return Fail("--zstd-level must be in -7..22", kExitUsage);
+  meta.fixed_shape = true;
+  meta.finalized = true;
+  Status s = Store::Create(Absolute(store), meta);
+  if (!s.ok()) return Fail("create " + store + ": " + s.message());
+  std::cout << "created " << store << ": " << ShapeToString(meta.geo.shape) << " "
+            << DTypeName(meta.geo.dtype) << ", block " << ShapeToString(meta.geo.block)
+            << ", brick " << ShapeToString(meta.geo.brick) << "\n";
+  return kExitOk;
+}
+
+int CmdMount(const std::vector<std::string>& args) {
+  if (WantsHelp(args)) {
+    std::cout << kMountHelp;
+    return kExitOk;
+  }
+  MountConfig config;
+  std::vector<std::string> positional;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-f" || a == "--foreground") {
+      config.foreground = true;
+    } else if (a == "-o") {
+      if (i + 1 >= args.size()) return Fail("-o expects options", kExitUsage);
+      Status s = ParseMountOptions(args[++i], &config);
+      if (!s.ok()) return Fail(s.message(), kExitUsage);
+    } else if (a.rfind("-o", 0) == 0 && a.size() > 2) {
+      Status s = ParseMountOptions(a.substr(2), &config);
+      if (!s.ok()) return Fail(s.message(), kExitUsage);
+    } else if (a == "-v" || a == "--verbose") {
+      config.verbose = true;
+    } else if (!a.empty() && a[0] == '-') {
+      return Fail("mount: unknown option " + a + " (see brickfs mount --help)", kExitUsage);
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() != 2) return Fail("mount needs STORE and MOUNT (see brickfs mount --help)", kExitUsage);
+  config.store = Absolute(positional[0]);
+  config.mountpoint = Absolute(positional[1]);
+  return RunMount(config);
+}
+
+namespace {
+
+Result<Json> ReadLiveStatus(const std::string& mount) {
+  BRICKFS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(mount + "/.brickfs/status", 16 << 20));
+  return Json::Parse(text);
+}
+
+bool ProcessAlive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+
+// Runs a program, waits, returns its exit status (-1 if it could not run).
+int RunProgram(const std::vector<std::string>& argv) {
+  pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    std::vector<char*> a;
+    for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    ::execvp(a[0], a.data());
+    ::_exit(127);
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+}  // namespace
+
+int CmdUmount(const std::vector<std::string>& args) {
+  if (WantsHelp(args)) {
+    std::cout << kUmountHelp;
+    return kExitOk;
+  }
+  if (args.size() != 1) return Fail("umount needs MOUNT (see brickfs umount --help)", kExitUsage);
+  std::string mount = Absolute(args[0]);
+  auto status = ReadLiveStatus(mount);
+  if (!status.ok()) {
+    return Fail(mount + " is not a mounted brickfs volume (" + status.status().message() + ")");
+  }
+  pid_t pid = static_cast<pid_t>(status->Get("pid") ? status->Get("pid")->as_int() : 0);
+  std::string store = status->Get("store") ? status->Get("store")->as_string() : "";
+  int rc = RunProgram({"fusermount3", "-u", mount});
+  if (rc != 0) {
+    if (::umount2(mount.c_str(), 0) != 0) {
+      return Fail("could not unmount " + mount + ": " + std::strerror(errno) +
+                  " (is a file open there? see `fuser -m " + mount + "`)");
+    }
+  }
+  auto start = std::chrono::steady_clock::now();
+  auto last_note = start;
+  while (pid > 0 && ProcessAlive(pid)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_note > std::chrono::seconds(3)) {
+      last_note = now;
+      std::cerr << "brickfs: waiting for the daemon (pid " << pid << ") to flush and fsync "
+                << store << " ("
+                << std::chrono::duration_cast<std::chrono::seconds>(now - start).count()
+                << " s)\n";
+    }
+  }
+  if (!store.empty()) {
+    StoreOpenOptions so;
+    so.read_only = true;
+    so.take_lock = false;
+    auto st = Store::Open(store, so);
+    if (st.ok() && (*st)->meta() && !(*st)->meta()->finalized) {
+      return Fail("the daemon exited but " + store +
+                  " is not marked final; see " + store + "/.brickfs/daemon.log");
+    }
+  }
+  return kExitOk;
+}
+
+int CmdInfo(const std::vector<std::string>& args) {
+  if (WantsHelp(args)) {
+    std::cout << kInfoHelp;
+    return kExitOk;
+  }
+  bool json = false;
+  std::string path;
+  for (const auto& a : args) {
+    if (a == "--json") json = true;
+    else if (!a.empty() && a[0] == '-') return Fail("info: unknown option " + a, kExitUsage);
+    else if (path.empty()) path = a;
+    else return Fail("info: unexpected argument " + a, kExitUsage);
+  }
+  if (path.empty()) return Fail("info needs STORE or MOUNT (see brickfs info --help)", kExitUsage);
+  path = Absolute(path);
+  struct stat st;
+  if (::stat((path + "/.brickfs/status").c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+      ::stat((path + "/zarr.json").c_str(), &st) != 0) {
+    // A mount point: show the live status.
+    auto status = ReadLiveStatus(path);
+    if (!status.ok()) return Fail(status.status().message());
+    std::cout << status->Dump(2) << "\n";
+    return kExitOk;
+  }
+  StoreOpenOptions so;
+  so.read_only = true;
+  so.take_lock = false;
+  auto store = Store::Open(path, so);
+  if (!store.ok()) return Fail(store.status().message());
+  if (!(*store)->meta()) {
+    if (json) {
+      std::cout << "{\"shape\": null, \"finalized\": false}\n";
+    } else {
+      std::cout << path << ": empty store (no slice received yet)\n";
+    }
+    return kExitOk;
+  }
+  const VolumeMeta& m = *(*store)->meta();
+  const Geometry& g = m.geo;
+  std::vector<bool> present(g.shape[0], false);
+  uint64_t npresent = 0;
+  for (const auto& [a, b] : m.present) {
+    for (uint64_t z = a; z <= b && z < present.size(); ++z) {
+      present[z] = true;
+      ++npresent;
+    }
+  }
+  ZRanges missing = MissingRanges(present, g.shape[0]);
+  ShardStore shards((*store)->ArrayDir(0), g, true);
+  auto usage = shards.ScanUsage();
+  uint64_t raw = Product(g.shape) * g.voxel_bytes();
+  double ratio = usage.file_bytes ? static_cast<double>(raw) / usage.file_bytes : 0.0;
+  if (json) {
+    Json doc = Json::MakeObject();
+    auto shape = [](const Shape3& s) { return Json(Json::Array{Json(s[0]), Json(s[1]), Json(s[2])}); };
+    doc.Set("store", path);
+    doc.Set("shape", shape(g.shape));
+    doc.Set("dtype", std::string(DTypeName(g.dtype)));
+    doc.Set("block", shape(g.block));
+    doc.Set("brick", shape(g.brick));
+    doc.Set("zstd_level", m.zstd_level);
+    doc.Set("fixed_shape", m.fixed_shape);
+    doc.Set("slices_present", npresent);
+    Json mj = Json::MakeArray();
+    for (const auto& [a, b] : missing) mj.Push(Json(Json::Array{Json(a), Json(b)}));
+    doc.Set("missing", std::move(mj));
+    doc.Set("shard_files", usage.files);
+    doc.Set("bytes_stored", usage.file_bytes);
+    doc.Set("bytes_raw", raw);
+    doc.Set("compression_ratio", ratio);
+    doc.Set("finalized", m.finalized);
+    doc.Set("format_version", m.format_version);
+    std::cout << doc.Dump(2) << "\n";
+    return kExitOk;
+  }
+  char ratio_s[32];
+  std::snprintf(ratio_s, sizeof ratio_s, "%.2f", ratio);
+  std::cout << "store:        " << path << "\n"
+            << "shape:        " << g.shape[0] << " x " << g.shape[1] << " x " << g.shape[2]
+            << " (z, y, x)" << (m.fixed_shape ? ", fixed" : "") << "\n"
+            << "dtype:        " << DTypeName(g.dtype) << "\n"
+            << "block:        " << ShapeToString(g.block) << " (" << HumanBytes(g.block_bytes())
+            << " raw, zstd level " << m.zstd_level << ")\n"
+            << "brick:        " << ShapeToString(g.brick) << " (one shard file per brick, "
+            << g.blocks_in_brick() << " blocks)\n"
+            << "slices:       " << npresent << " of " << g.shape[0] << " present\n"
+            << "missing z:    " << RangesToString(missing) << "\n"
+            << "stored:       " << HumanBytes(usage.file_bytes) << " in " << usage.files
+            << " shard files (raw " << HumanBytes(raw) << ", ratio " << ratio_s << ")\n"
+            << "finalized:    " << (m.finalized ? "yes" : "no (still mounted, or the daemon died)")
+            << "\n";
+  return kExitOk;
+}
+
+int CmdStatus(const std::vector<std::string>& args) {
+  if (WantsHelp(args)) {
+    std::cout << kStatusHelp;
+    return kExitOk;
+  }
+  bool watch = false;
+  std::string mount;
+  for (const auto& a : args) {
+    if (a == "--watch" || a == "-w") watch = true;
+    else if (mount.empty()) mount = a;
+    else return Fail("status: unexpected argument " + a, kExitUsage);
+  }
+  if (mount.empty()) return Fail("status needs MOUNT (see brickfs status --help)", kExitUsage);
+  mount = Absolute(mount);
+  uint64_t last_in = 0, last_out = 0;
+  auto last_t = std::chrono::steady_clock::now();
+  bool first = true;
+  for (;;) {
+    auto status = ReadLiveStatus(mount);
+    if (!status.ok()) {
+      if (!first) {
+        std::cout << "\n";
+        return kExitOk;  // unmounted while watching
+      }
+      return Fail(mount + " is not a mounted brickfs volume");
+    }
+    const Json& s = *status;
+    auto u = [](const Json* o, const char* k) -> uint64_t {
+      const Json* v = o ? o->Get(k) : nullptr;
+      return v && v->is_uint() ? v->as_uint() : 0;
+    };
+    const Json* slices = s.Get("slices");
+    const Json* slabs = s.Get("slabs");
+    const Json* mem = s.Get("memory");
+    const Json* bytes = s.Get("bytes");
+    uint64_t in = u(bytes, "received"), out = u(bytes, "written");
+    auto now = std::chrono::steady_clock::now();
+    double dt = std::chrono::duration<double>(now - last_t).count();
+    double elapsed = s.Get("elapsed_s") ? s.Get("elapsed_s")->as_double() : 0;
+    double in_rate = first ? (elapsed > 0 ? in / elapsed : 0) : (in - last_in) / std::max(dt, 1e-3);
+    double out_rate = first ? (elapsed > 0 ? out / elapsed : 0) : (out - last_out) / std::max(dt, 1e-3);
+    const Json* expected = slices ? slices->Get("expected") : nullptr;
+    uint64_t present = u(slices, "present");
+    std::string eta;
+    if (expected && expected->is_uint() && in_rate > 0 && present > 0 && expected->as_uint() > present) {
+      double per_slice = static_cast<double>(in) / present;
+      double secs = (expected->as_uint() - present) * per_slice / in_rate;
+      eta = ", ETA " + std::to_string(static_cast<int>(secs)) + " s";
+    }
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "slices %llu%s | slabs %llu buffered, %llu flushed, %llu spooled | in %.1f MB/s, out %.1f MB/s | mem %s of %s | errors %llu%s",
+                  static_cast<unsigned long long>(present),
+                  expected && expected->is_uint() ? (" of " + std::to_string(expected->as_uint())).c_str() : "",
+                  static_cast<unsigned long long>(u(slabs, "buffered")),
+                  static_cast<unsigned long long>(u(slabs, "flushed")),
+                  static_cast<unsigned long long>(u(slabs, "spooled")), in_rate / 1e6, out_rate / 1e6,
+                  HumanBytes(u(mem, "used")).c_str(), HumanBytes(u(mem, "budget")).c_str(),
+                  static_cast<unsigned long long>(u(&s, "errors_total")), eta.c_str());
+    if (!watch) {
+      std::cout << line << "\n";
+      return kExitOk;
+    }
+    std::cout << "\r\033[K" << line << std::flush;
+    first = false;
+    last_in = in;
+    last_out = out;
+    last_t = now;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+int RunCli(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string self = argc > 0 ? argv[0] : "brickfs";
+  self = self.substr(self.find_last_of('/') + 1);
+  if (self == "mount.brickfs" || self == "mount.fuse.brickfs") {
+    // mount(8) calls: mount.brickfs STORE MOUNT [-sfnv] [-o options]
+    std::vector<std::string> margs;
+    for (const auto& a : args) {
+      if (a == "-s" || a == "-n" || a == "-v") continue;  // sloppy, no-mtab, verbose
+      margs.push_back(a);
+    }
+    return CmdMount(margs);
+  }
+  if (args.empty()) {
+    std::cerr << kMainHelp;
+    return kExitUsage;
+  }
+  std::string cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "--version" || cmd == "-V" || cmd == "version") {
+    std::cout << "brickfs " << BRICKFS_VERSION << " (store format " << BRICKFS_FORMAT_VERSION
+              << ": Zarr v3 sharded, OME-Zarr 0.5)\n";
+    return kExitOk;
+  }
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::cout << kMainHelp;
+    return kExitOk;
+  }
+  if (cmd == "create") return CmdCreate(rest);
+  if (cmd == "mount") return CmdMount(rest);
+  if (cmd == "umount" || cmd == "unmount") return CmdUmount(rest);
+  if (cmd == "info") return CmdInfo(rest);
+  if (cmd == "status") return CmdStatus(rest);
+  std::cerr << "brickfs: unknown command \"" << cmd << "\"\n\n" << kMainHelp;
+  return kExitUsage;
+}
+
+}  // namespace brickfs

@@ -1,0 +1,29 @@
+// The brickfs command line. Each subcommand is a function that takes its
+// arguments and returns the process exit code, so tests can call it
+// in-process. Status -> exit code/message translation happens only here.
+//
+//   brickfs create STORE --shape Z,Y,X --dtype T [--block z,y,x] [--brick z,y,x] [--zstd-level N]
+//   brickfs mount  STORE MOUNT [-o opts] [-f]
+//   brickfs umount MOUNT
+//   brickfs info   STORE|MOUNT [--json]
+//   brickfs status MOUNT [--watch]
+//   mount.brickfs  STORE MOUNT [-o opts]      (argv[0] dispatch, for mount -t)
+#ifndef BRICKFS_CLI_CLI_H_
+#define BRICKFS_CLI_CLI_H_
+
+#include <string>
+#include <vector>
+
+namespace brickfs {
+
+int RunCli(int argc, char** argv);
+
+int CmdCreate(const std::vector<std::string>& args);
+int CmdMount(const std::vector<std::string>& args);
+int CmdUmount(const std::vector<std::string>& args);
+int CmdInfo(const std::vector<std::string>& args);
+int CmdStatus(const std::vector<std::string>& args);
+
+}  // namespace brickfs
+
+#endif  // BRICKFS_CLI_CLI_H_

@@ -1,0 +1,23 @@
+// Minimal leveled logging to stderr or a file (the daemon's -o log=FILE).
+// Thread-safe: each line is written with one write(2).
+#ifndef BRICKFS_COMMON_LOG_H_
+#define BRICKFS_COMMON_LOG_H_
+
+#include <string>
+
+namespace brickfs {
+
+enum class LogLevel { kError = 0, kWarning = 1, kInfo = 2, kDebug = 3 };
+
+void SetLogLevel(LogLevel level);
+// Appends to `path` from now on (empty: stderr). Returns false if it can't.
+bool SetLogFile(const std::string& path);
+void Log(LogLevel level, const std::string& message);
+
+inline void LogError(const std::string& m) { Log(LogLevel::kError, m); }
+inline void LogWarning(const std::string& m) { Log(LogLevel::kWarning, m); }
+inline void LogInfo(const std::string& m) { Log(LogLevel::kInfo, m); }
+
+}  // namespace brickfs
+
+#endif  // BRICKFS_COMMON_LOG_H_

@@ -1,0 +1,213 @@
+#include "store/shard_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/filesystem.hpp>
+#include <cerrno>
+
+#include "codec/block_codec.h"
+#include "common/file_util.h"
+#include "common/scope_guard.h"
+
+namespace brickfs {
+
+ShardStore::ShardStore(std::string dir, const Geometry& geo, bool read_only)
+    : dir_(std::move(dir)),
+      geo_(geo),
+      read_only_(read_only),
+      max_block_nbytes_(BlockCodec::MaxEncodedSize(geo.block_bytes())) {}
+
+std::string ShardStore::BrickPath(const Shape3& b) const {
+  return dir_ + "/c/" + std::to_string(b[0]) + "/" + std::to_string(b[1]) + "/" +
+         std::to_string(b[2]);
+}
+
+ShardStore::BrickState* ShardStore::State(const Shape3& brick) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = bricks_[brick];
+  if (!slot) slot = std::make_unique<BrickState>();
+  return slot.get();
+}
+
+Status ShardStore::LoadLocked(const Shape3& brick, BrickState* st) {
+  if (st->loaded) return Status::Ok();
+  const uint64_t n = geo_.blocks_in_brick();
+  std::string path = BrickPath(brick);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) return Status::IOError("open " + path, errno);
+    st->file_size = 0;
+    st->index = std::make_shared<ShardIndex>(n);
+    st->loaded = true;
+    return Status::Ok();
+  }
+  ScopeGuard close_fd([fd] { ::close(fd); });
+  struct stat sb;
+  if (::fstat(fd, &sb) != 0) return Status::IOError("stat " + path, errno);
+  uint64_t size = static_cast<uint64_t>(sb.st_size);
+  uint64_t index_size = ShardIndex::EncodedSize(n);
+  if (size < index_size) {
+    return Status::Corruption(path + ": shard is " + std::to_string(size) +
+                              " bytes, smaller than its " + std::to_string(index_size) +
+                              "-byte index");
+  }
+  std::string buf(index_size, '\0');
+  BRICKFS_RETURN_IF_ERROR(PreadAll(fd, buf.data(), index_size, size - index_size, path));
+  BRICKFS_ASSIGN_OR_RETURN(
+      ShardIndex index,
+      ShardIndex::Decode(reinterpret_cast<const uint8_t*>(buf.data()), index_size, n,
+                         size - index_size, max_block_nbytes_, path));
+  st->file_size = size;
+  st->index = std::make_shared<ShardIndex>(std::move(index));
+  st->loaded = true;
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<const ShardIndex>> ShardStore::GetIndex(const Shape3& brick) {
+  BrickState* st = State(brick);
+  std::lock_guard<std::mutex> lock(st->mu);
+  BRICKFS_RETURN_IF_ERROR(LoadLocked(brick, st));
+  return st->index;
+}
+
+Status ShardStore::Append(const Shape3& brick, const std::vector<EncodedBlock>& blocks,
+                          AppendStats* stats) {
+  if (read_only_) return Status::Unsupported("store is mounted read-only");
+  BrickState* st = State(brick);
+  std::lock_guard<std::mutex> lock(st->mu);
+  BRICKFS_RETURN_IF_ERROR(LoadLocked(brick, st));
+
+  std::string path = BrickPath(brick);
+  {
+    std::string parent = path.substr(0, path.find_last_of('/'));
+    std::unique_lock<std::mutex> g(mu_);
+    if (!made_dirs_.count(parent)) {
+      g.unlock();
+      BRICKFS_RETURN_IF_ERROR(MakeDirs(parent));
+      g.lock();
+      made_dirs_.insert(parent);
+    }
+  }
+
+  auto index = std::make_shared<ShardIndex>(*st->index);
+  std::string buf;
+  size_t total = ShardIndex::EncodedSize(index->size());
+  for (const auto& b : blocks) total += b.bytes.size();
+  buf.reserve(total);
+  uint64_t offset = st->file_size;
+  for (const auto& b : blocks) {
+    index->Set(b.index_in_brick, BlockLocation{offset + buf.size(), b.bytes.size()});
+    buf.append(b.bytes);
+  }
+  uint64_t block_bytes = buf.size();
+  index->EncodeTo(&buf);
+
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError("open " + path, errno);
+  Status s = PwriteAll(fd, buf.data(), buf.size(), offset, path);
+  if (!s.ok()) {
+    // Leave the file as it was: a valid shard ending with the old index.
+    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
+      s = s.WithContext("and truncating back failed too");
+    }
+    ::close(fd);
+    return s;
+  }
+  ::close(fd);
+  st->file_size = offset + buf.size();
+  st->index = std::move(index);
+  if (stats) {
+    stats->bytes_written += buf.size();
+    stats->block_bytes += block_bytes;
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  dirty_.insert(brick);
+  return Status::Ok();
+}
+
+Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& indices,
+                              std::vector<std::string>* out) {
+  BrickState* st = State(brick);
+  std::shared_ptr<const ShardIndex> index;
+  uint64_t file_size;
+  {
+    std::lock_guard<std::mutex> lock(st->mu);
+    BRICKFS_RETURN_IF_ERROR(LoadLocked(brick, st));
+    index = st->index;
+    file_size = st->file_size;
+  }
+  out->assign(indices.size(), std::string());
+  int fd = -1;
+  std::string path = BrickPath(brick);
+  ScopeGuard close_fd([&fd] {
+    if (fd >= 0) ::close(fd);
+  });
+  for (size_t i = 0; i < indices.size(); ++i) {
+    const BlockLocation& loc = index->at(indices[i]);
+    if (loc.empty()) continue;
+    if (loc.offset + loc.nbytes > file_size) {
+      return Status::Corruption(path + ": block " + std::to_string(indices[i]) + " lies past the end of the shard");
+    }
+    if (fd < 0) {
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return Status::IOError("open " + path, errno);
+    }
+    (*out)[i].resize(loc.nbytes);
+    BRICKFS_RETURN_IF_ERROR(PreadAll(fd, (*out)[i].data(), loc.nbytes, loc.offset, path));
+  }
+  return Status::Ok();
+}
+
+Status ShardStore::SyncDirty() {
+  std::set<Shape3> dirty;
+  std::set<std::string> dirs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirty.swap(dirty_);
+    dirs = made_dirs_;
+  }
+  Status first;
+  for (const auto& b : dirty) {
+    std::string path = BrickPath(b);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (first.ok()) first = Status::IOError("open " + path, errno);
+      continue;
+    }
+    if (::fsync(fd) != 0 && first.ok()) first = Status::IOError("fsync " + path, errno);
+    ::close(fd);
+  }
+  // Directories: each created shard directory and its parents up to dir_.
+  std::set<std::string> all_dirs;
+  for (std::string d : dirs) {
+    while (d.size() > dir_.size()) {
+      all_dirs.insert(d);
+      d = d.substr(0, d.find_last_of('/'));
+    }
+  }
+  all_dirs.insert(dir_);
+  for (const auto& d : all_dirs) {
+    Status s = SyncDir(d);
+    if (!s.ok() && first.ok()) first = s;
+  }
+  return first;
+}
+
+ShardStore::Usage ShardStore::ScanUsage() const {
+  Usage u;
+  boost::system::error_code ec;
+  boost::filesystem::path root(dir_ + "/c");
+  if (!boost::filesystem::is_directory(root, ec)) return u;
+  for (boost::filesystem::recursive_directory_iterator it(root, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (boost::filesystem::is_regular_file(it->path(), ec)) {
+      ++u.files;
+      u.file_bytes += boost::filesystem::file_size(it->path(), ec);
+    }
+  }
+  return u;
+}
+
+}  // namespace brickfs

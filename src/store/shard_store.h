@@ -1,0 +1,103 @@
+// Shard files of one Zarr array (one pyramid level): STORE/L/c/KZ/KY/KX.
+//
+// Implements the append protocol (DESIGN.md §4): an append writes, at the
+// current end of the brick's file, the brick's new encoded blocks followed by
+// a complete new index, in one pwrite. After every append the file is again a
+// valid shard; earlier indexes and replaced blocks become dead bytes.
+// Blocks are never read back while writing.
+//
+// The index of every brick touched is cached in memory (16 bytes per block).
+// Indexes read from disk are validated (checksum, every entry inside the
+// file) before use.
+//
+// Thread-safety: all methods are thread-safe. Appends to one brick are
+// serialized by that brick's mutex; appends to different bricks and reads run
+// in parallel. Lock order: ShardStore::mu_ before BrickState::mu.
+#ifndef BRICKFS_STORE_SHARD_STORE_H_
+#define BRICKFS_STORE_SHARD_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "brickfs/geometry.h"
+#include "brickfs/status.h"
+#include "format/shard_index.h"
+
+namespace brickfs {
+
+struct EncodedBlock {
+  uint64_t index_in_brick;  // C-order position in the brick's shard index
+  std::string_view bytes;   // zstd frame + crc32c
+};
+
+struct AppendStats {
+  uint64_t bytes_written = 0;  // blocks + index
+  uint64_t block_bytes = 0;    // blocks only
+};
+
+class ShardStore {
+ public:
+  // `dir` is the array directory (STORE/0). The geometry's block/brick/dtype
+  // must not change for the life of the object; shape may grow.
+  ShardStore(std::string dir, const Geometry& geo, bool read_only);
+
+  // Appends `blocks` (distinct index positions) to brick `brick` and writes
+  // its new index. REQUIRES: !read_only.
+  Status Append(const Shape3& brick, const std::vector<EncodedBlock>& blocks, AppendStats* stats);
+
+  // The brick's index (all empty when the file does not exist).
+  Result<std::shared_ptr<const ShardIndex>> GetIndex(const Shape3& brick);
+
+  // Reads the encoded bytes of the given blocks of one brick; out[i] is empty
+  // for blocks never written. Corruption if the file is shorter than the
+  // index says.
+  Status ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& indices,
+                    std::vector<std::string>* out);
+
+  // fsyncs every shard appended to since the last call, and the directories
+  // created. Returns the first error.
+  Status SyncDirty();
+
+  // Sum over the bricks of live encoded bytes and all bytes on disk (scans the
+  // directory tree). For `info`.
+  struct Usage {
+    uint64_t files = 0;
+    uint64_t file_bytes = 0;
+  };
+  Usage ScanUsage() const;
+
+  std::string BrickPath(const Shape3& brick) const;
+  uint64_t max_block_nbytes() const { return max_block_nbytes_; }
+
+ private:
+  struct BrickState {
+    std::mutex mu;
+    bool loaded = false;  // guarded by mu
+    uint64_t file_size = 0;
+    std::shared_ptr<const ShardIndex> index;
+  };
+  BrickState* State(const Shape3& brick);
+  // REQUIRES: st->mu held.
+  Status LoadLocked(const Shape3& brick, BrickState* st);
+
+  const std::string dir_;
+  const Geometry geo_;
+  const bool read_only_;
+  const uint64_t max_block_nbytes_;
+
+  std::mutex mu_;
+  std::map<Shape3, std::unique_ptr<BrickState>> bricks_;  // guarded by mu_
+  std::set<Shape3> dirty_;                                // guarded by mu_
+  std::set<std::string> made_dirs_;                       // guarded by mu_
+};
+
+}  // namespace brickfs
+
+#endif  // BRICKFS_STORE_SHARD_STORE_H_

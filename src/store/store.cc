@@ -1,0 +1,122 @@
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/file_util.h"
+
+namespace brickfs {
+namespace {
+
+std::string StoreName(const std::string& path) {
+  std::string base = path.substr(path.find_last_of('/') + 1);
+  if (base.size() > 5 && base.compare(base.size() - 5, 5, ".zarr") == 0) {
+    base.resize(base.size() - 5);
+  }
+  return base;
+}
+
+Status WriteGroupAndArray(const std::string& path, const VolumeMeta& meta) {
+  BRICKFS_RETURN_IF_ERROR(MakeDirs(path + "/0"));
+  BRICKFS_RETURN_IF_ERROR(WriteFileAtomic(path + "/0/zarr.json", meta.ArrayJson()));
+  return WriteFileAtomic(path + "/zarr.json", meta.GroupJson(StoreName(path)));
+}
+
+}  // namespace
+
+Store::~Store() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Status Store::Create(const std::string& path, const VolumeMeta& meta) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    return Status::InvalidArgument(path + " already exists");
+  }
+  std::string bad = meta.geo.Validate();
+  if (!bad.empty()) return Status::InvalidArgument(bad);
+  BRICKFS_RETURN_IF_ERROR(MakeDirs(path + "/.brickfs"));
+  return WriteGroupAndArray(path, meta);
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& path,
+                                           const StoreOpenOptions& options) {
+  std::unique_ptr<Store> store(new Store());
+  store->path_ = path;
+  store->read_only_ = options.read_only;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) return Status::IOError("stat " + path, errno);
+    if (!options.create_if_missing) return Status::NotFound(path + " does not exist");
+    if (options.read_only) return Status::NotFound(path + " does not exist (and the mount is read-only)");
+    BRICKFS_RETURN_IF_ERROR(MakeDirs(path + "/.brickfs"));
+    VolumeMeta empty;
+    BRICKFS_RETURN_IF_ERROR(WriteFileAtomic(path + "/zarr.json", empty.GroupJson(StoreName(path))));
+  } else if (!S_ISDIR(st.st_mode)) {
+    return Status::InvalidArgument(path + " is not a directory");
+  }
+
+  auto group = ReadFileToString(path + "/zarr.json", 1 << 20);
+  if (!group.ok()) {
+    if (group.status().code() == Status::Code::kNotFound) {
+      return Status::InvalidArgument(path + " is not a Zarr store (no zarr.json)");
+    }
+    return group.status();
+  }
+  BRICKFS_RETURN_IF_ERROR(CheckGroupJson(*group, path + "/zarr.json"));
+
+  auto array = ReadFileToString(path + "/0/zarr.json", 1 << 20);
+  if (array.ok()) {
+    BRICKFS_ASSIGN_OR_RETURN(VolumeMeta meta, VolumeMeta::FromArrayJson(*array, path + "/0/zarr.json"));
+    store->meta_ = std::move(meta);
+  } else if (array.status().code() != Status::Code::kNotFound) {
+    return array.status();
+  }
+
+  if (options.take_lock) {
+    std::string dir = path + "/.brickfs";
+    if (!options.read_only) BRICKFS_RETURN_IF_ERROR(MakeDirs(dir));
+    std::string lock_path = dir + "/lock";
+    int fd = ::open(lock_path.c_str(), (options.read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
+    if (fd < 0 && !(options.read_only && errno == ENOENT)) {
+      return Status::IOError("open " + lock_path, errno);
+    }
+    if (fd >= 0) {
+      if (::flock(fd, (options.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+        int err = errno;
+        char pid[32] = {0};
+        ssize_t n = ::pread(fd, pid, sizeof pid - 1, 0);
+        ::close(fd);
+        if (err == EWOULDBLOCK) {
+          std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?";
+          while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+          return Status::Busy(path + " is in use by another brickfs daemon (pid " + holder +
+                              "); unmount it first");
+        }
+        return Status::IOError("lock " + lock_path, err);
+      }
+      if (!options.read_only) {
+        std::string pid = std::to_string(::getpid()) + "\n";
+        if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+          int err = errno;
+          ::close(fd);
+          return Status::IOError("write " + lock_path, err);
+        }
+      }
+      store->lock_fd_ = fd;
+    }
+  }
+  return store;
+}
+
+Status Store::WriteMeta(const VolumeMeta& meta) {
+  if (read_only_) return Status::Unsupported("store is read-only");
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return WriteGroupAndArray(path_, meta);
+}
+
+}  // namespace brickfs

@@ -1,0 +1,67 @@
+// A brickfs store on disk: the Zarr v3 group directory, its metadata files,
+// and the private state directory STORE/.brickfs/ (lock file).
+//
+// Opening for writing takes an exclusive flock on STORE/.brickfs/lock (a
+// read-only open takes a shared one), so two daemons never write one store.
+// The lock is released when the Store is destroyed or the process dies.
+//
+// Thread-safety: WriteMeta is serialized internally; the rest is immutable
+// after Open.
+#ifndef BRICKFS_STORE_STORE_H_
+#define BRICKFS_STORE_STORE_H_
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "brickfs/status.h"
+#include "format/volume_meta.h"
+
+namespace brickfs {
+
+struct StoreOpenOptions {
+  bool create_if_missing = false;  // make an empty group (no array yet)
+  bool read_only = false;
+  bool take_lock = true;  // false for inspection (info) of a live store
+};
+
+class Store {
+ public:
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Opens STORE. Errors: NotFound (absent and !create_if_missing),
+  // InvalidArgument (not a directory, or not a brickfs/Zarr v3 store),
+  // Busy (locked by another daemon, with its pid), Unsupported (newer
+  // format), Corruption (metadata fails validation), IOError.
+  static Result<std::unique_ptr<Store>> Open(const std::string& path,
+                                             const StoreOpenOptions& options);
+
+  // Creates a new store with the given metadata (fixed shape).
+  // InvalidArgument if `path` already exists.
+  static Status Create(const std::string& path, const VolumeMeta& meta);
+
+  const std::string& path() const { return path_; }
+  bool read_only() const { return read_only_; }
+  // The level-0 metadata read at open; nullopt for a new store whose first
+  // slice has not arrived.
+  const std::optional<VolumeMeta>& meta() const { return meta_; }
+  std::string ArrayDir(int level) const { return path_ + "/" + std::to_string(level); }
+
+  // Durably replaces STORE/0/zarr.json and STORE/zarr.json.
+  Status WriteMeta(const VolumeMeta& meta);
+
+ private:
+  Store() = default;
+  std::string path_;
+  bool read_only_ = false;
+  int lock_fd_ = -1;
+  std::optional<VolumeMeta> meta_;
+  std::mutex write_mu_;
+};
+
+}  // namespace brickfs
+
+#endif  // BRICKFS_STORE_STORE_H_

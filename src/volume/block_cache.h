@@ -1,0 +1,87 @@
+// An LRU cache of decoded blocks, bounded in bytes, shared by all readers.
+//
+// Keys are (level, bz, by, bx) in block coordinates. A value is the decoded
+// block (block_bytes, C order) or null for a block that is entirely fill
+// value (never stored); null entries cost no payload memory.
+//
+// Invalidation: writers bump the epoch (Invalidate) after they change stored
+// blocks; a reader that looked a block up under an older epoch must not
+// insert it (Insert returns false), so a stale decode never outlives a write.
+//
+// Thread-safety: all methods are thread-safe (one mutex, held only for map
+// and list updates, never during decoding).
+#ifndef BRICKFS_VOLUME_BLOCK_CACHE_H_
+#define BRICKFS_VOLUME_BLOCK_CACHE_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace brickfs {
+
+using BlockData = std::shared_ptr<const std::vector<uint8_t>>;
+
+struct BlockKey {
+  uint32_t level;
+  uint64_t bz, by, bx;
+  bool operator==(const BlockKey& o) const {
+    return level == o.level && bz == o.bz && by == o.by && bx == o.bx;
+  }
+};
+
+struct BlockKeyHash {
+  size_t operator()(const BlockKey& k) const {
+    uint64_t h = k.level * 0x9E3779B97F4A7C15ull;
+    h ^= k.bz + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h ^= k.by + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h ^= k.bx + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    return static_cast<size_t>(h);
+  }
+};
+
+class BlockCache {
+ public:
+  // `budget_bytes` bounds the payload bytes held (0 disables caching).
+  explicit BlockCache(uint64_t budget_bytes) : budget_(budget_bytes) {}
+
+  uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+
+  // Returns true and sets *out when cached (out may be set to null = fill).
+  bool Lookup(const BlockKey& key, BlockData* out);
+
+  // Inserts unless the epoch moved since `epoch_at_lookup`. Evicts least
+  // recently used entries to stay within budget.
+  bool Insert(const BlockKey& key, BlockData data, uint64_t epoch_at_lookup);
+
+  // Drops the given blocks and bumps the epoch.
+  void Invalidate(const std::vector<BlockKey>& keys);
+
+  struct Stats {
+    uint64_t hits = 0, misses = 0, bytes = 0, entries = 0, budget = 0;
+  };
+  Stats GetStats() const;
+
+ private:
+  struct Entry {
+    BlockKey key;
+    BlockData data;
+  };
+  void EvictLocked();
+
+  const uint64_t budget_;
+  std::atomic<uint64_t> epoch_{0};
+  mutable std::mutex mu_;
+  std::list<Entry> lru_;  // front = most recent; guarded by mu_
+  std::unordered_map<BlockKey, std::list<Entry>::iterator, BlockKeyHash> map_;  // guarded by mu_
+  uint64_t bytes_ = 0;    // guarded by mu_
+  uint64_t hits_ = 0, misses_ = 0;  // guarded by mu_
+};
+
+}  // namespace brickfs
+
+#endif  // BRICKFS_VOLUME_BLOCK_CACHE_H_

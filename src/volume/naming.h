@@ -1,0 +1,30 @@
+// Slice file names: which z a written file means, and canonical names.
+//
+// The z of a written file is the last run of digits in its name (after
+// dropping a .tif/.tiff extension) minus first_index: "img_0007.tif",
+// "7.tif" and "stack-v2_0007.tiff" all mean 7. Canonical names are the
+// zero-padded index with at least 5 digits: "00007.tif".
+#ifndef BRICKFS_VOLUME_NAMING_H_
+#define BRICKFS_VOLUME_NAMING_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "brickfs/status.h"
+
+namespace brickfs {
+
+// InvalidArgument when the name has no digits, the number has more than 15
+// digits, or it is below first_index.
+Result<uint64_t> SliceIndexFromName(const std::string& name, uint64_t first_index);
+
+// "00007.tif"; width = max(5, digits of (count - 1)).
+std::string CanonicalSliceName(uint64_t index, uint64_t count);
+
+// The index of a canonical name ("00007.tif" -> 7), or nullopt.
+std::optional<uint64_t> ParseCanonicalName(const std::string& name);
+
+}  // namespace brickfs
+
+#endif  // BRICKFS_VOLUME_NAMING_H_

@@ -1,0 +1,1048 @@
+#include "volume/volume.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "brickfs/version.h"
+#include "codec/block_codec.h"
+#include "common/bytes.h"
+#include "common/file_util.h"
+#include "common/log.h"
+#include "format/json.h"
+#include "tiff/tiff_decode.h"
+#include "volume/naming.h"
+
+namespace brickfs {
+
+const char* AxisName(Axis a) {
+  switch (a) {
+    case Axis::kZ: return "z";
+    case Axis::kY: return "y";
+    case Axis::kX: return "x";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------
+// Slab buffers: allocated once, touched, and reused (memory returned to the
+// kernel and touched again is several times slower than reuse, DESIGN §11).
+
+class Volume::SlabPool {
+ public:
+  SlabPool(uint64_t slab_bytes, uint64_t max_buffers)
+      : slab_bytes_(slab_bytes), max_buffers_(max_buffers) {}
+  ~SlabPool() {
+    for (uint8_t* p : free_) delete[] p;
+  }
+
+  // A zeroed buffer of slab_bytes, or null when max_buffers are in use.
+  std::shared_ptr<uint8_t> TryGet() {
+    uint8_t* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        p = free_.back();
+        free_.pop_back();
+      } else if (allocated_ < max_buffers_) {
+        ++allocated_;
+      } else {
+        return nullptr;
+      }
+      ++in_use_;
+      peak_ = std::max(peak_, in_use_);
+    }
+    if (!p) p = new uint8_t[slab_bytes_];
+    std::memset(p, 0, slab_bytes_);
+    return std::shared_ptr<uint8_t>(p, [this](uint8_t* q) { Release(q); });
+  }
+
+  uint64_t slab_bytes() const { return slab_bytes_; }
+  uint64_t max_buffers() const { return max_buffers_; }
+  uint64_t in_use_bytes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return in_use_ * slab_bytes_;
+  }
+  uint64_t allocated_bytes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return allocated_ * slab_bytes_;
+  }
+  uint64_t peak_bytes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return peak_ * slab_bytes_;
+  }
+
+ private:
+  void Release(uint8_t* p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(p);
+    --in_use_;
+  }
+
+  const uint64_t slab_bytes_;
+  const uint64_t max_buffers_;
+  mutable std::mutex mu_;
+  std::vector<uint8_t*> free_;  // guarded by mu_
+  uint64_t allocated_ = 0;      // guarded by mu_
+  uint64_t in_use_ = 0;         // guarded by mu_
+  uint64_t peak_ = 0;           // guarded by mu_
+};
+
+struct Volume::Slab {
+  enum class State {
+    kLoading,   // being set up (zeroing, loading stored or spooled slices)
+    kFilling,   // buf valid, accepting slices
+    kSpooled,   // buf null, data in the spool file
+    kFlushing,  // buf valid and read only, blocks being compressed/appended
+    kCommitted, // in the store; no longer in the slab table
+  };
+  explicit Slab(uint64_t i, uint64_t slots) : index(i), present(slots), claimed(slots) {}
+
+  const uint64_t index;
+  State state = State::kLoading;      // all fields guarded by Volume::mu_ ...
+  std::shared_ptr<uint8_t> buf;
+  std::vector<uint8_t> present;       // per slot: slice received
+  std::vector<uint8_t> claimed;       // per slot: a writer decodes into buf
+  uint64_t count = 0;                 // present slots
+  uint64_t pins = 0;                  // writers decoding into buf
+  uint64_t last_touch = 0;
+  bool spool_valid = false;           // the spool file holds the data
+  // ... except these, used by flush tasks:
+  std::atomic<uint64_t> pending_bricks{0};
+  std::mutex err_mu;
+  Status flush_error;  // guarded by err_mu
+};
+
+// A box of voxels [lo, hi) and the byte strides of the output per axis.
+struct Volume::Region {
+  Shape3 lo, hi;
+  uint64_t stride[3];
+};
+
+namespace {
+
+uint64_t PhysicalMemory() {
+  long pages = ::sysconf(_SC_PHYS_PAGES);
+  long page = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return 8ull << 30;
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+}
+
+// Copies n voxels of vb bytes from a contiguous run to dst with stride.
+inline void CopyRun(uint8_t* dst, uint64_t dst_stride, const uint8_t* src, uint64_t n,
+                    uint32_t vb) {
+  if (dst_stride == vb) {
+    std::memcpy(dst, src, n * vb);
+    return;
+  }
+  for (uint64_t i = 0; i < n; ++i) std::memcpy(dst + i * dst_stride, src + i * vb, vb);
+}
+
+inline void ZeroRun(uint8_t* dst, uint64_t dst_stride, uint64_t n, uint32_t vb) {
+  if (dst_stride == vb) {
+    std::memset(dst, 0, n * vb);
+    return;
+  }
+  for (uint64_t i = 0; i < n; ++i) std::memset(dst + i * dst_stride, 0, vb);
+}
+
+BlockCodec& ThreadCodec(int level) {
+  thread_local std::unique_ptr<BlockCodec> codec;
+  thread_local int codec_level = -1000;
+  if (!codec || codec_level != level) {
+    codec = std::make_unique<BlockCodec>(level);
+    codec_level = level;
+  }
+  return *codec;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+Volume::Volume(std::unique_ptr<Store> store, const VolumeOptions& options)
+    : store_(std::move(store)), options_(options) {}
+
+Volume::~Volume() {
+  pool_.reset();  // joins workers: no flush task runs after this
+  std::lock_guard<std::mutex> lock(mu_);
+  slabs_.clear();  // buffers return to slab_pool_ before it goes
+}
+
+Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
+                                             const VolumeOptions& options) {
+  VolumeOptions opts = options;
+  if (opts.mem_budget == 0) opts.mem_budget = PhysicalMemory() / 4;
+  if (opts.threads == 0) opts.threads = std::max<long>(1, ::sysconf(_SC_NPROCESSORS_ONLN));
+  if (opts.zstd_level < -7 || opts.zstd_level > 22) {
+    return Status::InvalidArgument("zstd level " + std::to_string(opts.zstd_level) +
+                                   " is outside -7..22");
+  }
+  std::unique_ptr<Volume> v(new Volume(std::move(store), opts));
+  if (v->store_->meta()) {
+    const VolumeMeta& m = *v->store_->meta();
+    v->meta_ = m;
+    v->geo_ = m.geo;
+    v->received_.assign(m.geo.shape[0], false);
+    for (const auto& [a, b] : m.present) {
+      for (uint64_t z = a; z <= b; ++z) v->received_[z] = true;
+    }
+    v->committed_ = v->received_;
+    v->shards_ = std::make_unique<ShardStore>(v->store_->ArrayDir(0), m.geo, v->read_only());
+    uint64_t slab = m.geo.slab_bytes();
+    if (slab > 0) v->slab_pool_ = std::make_unique<SlabPool>(slab, std::max<uint64_t>(1, opts.mem_budget / slab));
+  } else {
+    v->meta_.zstd_level = opts.zstd_level;
+  }
+  return v;
+}
+
+void Volume::Start() {
+  pool_ = std::make_unique<ThreadPool>(options_.threads);
+  cache_ = std::make_unique<BlockCache>(options_.cache_budget);
+  started_ = std::chrono::steady_clock::now();
+}
+
+std::optional<Geometry> Volume::geometry() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return geo_;
+}
+
+Result<uint64_t> Volume::SliceIndexForName(const std::string& name) const {
+  BRICKFS_ASSIGN_OR_RETURN(uint64_t z, SliceIndexFromName(name, options_.first_index));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (geo_ && meta_.fixed_shape && z >= geo_->shape[0]) {
+    return Status::InvalidArgument("\"" + name + "\" is slice " + std::to_string(z) +
+                                   ", outside the volume's fixed depth of " +
+                                   std::to_string(geo_->shape[0]) + " slices");
+  }
+  if (z > (uint64_t{1} << 24)) {
+    return Status::InvalidArgument("\"" + name + "\" is slice " + std::to_string(z) +
+                                   "; more than 2^24 slices are not supported");
+  }
+  return z;
+}
+
+bool Volume::SlicePresent(uint64_t z) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return z < received_.size() && received_[z];
+}
+
+uint64_t Volume::SlotsInSlabLocked(uint64_t slab) const {
+  const Geometry& g = *geo_;
+  if (!meta_.fixed_shape) return g.block[0];
+  uint64_t z0 = slab * g.block[0];
+  return std::min(g.block[0], g.shape[0] - z0);
+}
+
+Status Volume::DefineGeometryLocked(uint64_t width, uint64_t height, DType dtype) {
+  Geometry g;
+  g.shape = {0, height, width};
+  g.dtype = dtype;
+  g.block = options_.block.value_or(DefaultBlockShape(dtype));
+  g.brick = options_.brick.value_or(kDefaultBrick);
+  std::string bad = g.Validate();
+  if (!bad.empty()) return Status::InvalidArgument(bad);
+  if (g.slab_bytes() > options_.mem_budget) {
+    return Status::NoSpace("mem=" + HumanBytes(options_.mem_budget) + " is less than one slab (" +
+                           std::to_string(g.block[0]) + " slices of " + std::to_string(width) +
+                           "x" + std::to_string(height) + " " + std::string(DTypeName(dtype)) +
+                           " = " + HumanBytes(g.slab_bytes()) + "); mount with -o mem=" +
+                           std::to_string(CeilDiv(2 * g.slab_bytes(), 1 << 20)) + "M or more");
+  }
+  geo_ = g;
+  meta_.geo = g;
+  shards_ = std::make_unique<ShardStore>(store_->ArrayDir(0), g, read_only());
+  slab_pool_ = std::make_unique<SlabPool>(g.slab_bytes(), options_.mem_budget / g.slab_bytes());
+  LogInfo("volume geometry: " + std::to_string(width) + "x" + std::to_string(height) + " " +
+          std::string(DTypeName(dtype)) + ", block " + ShapeToString(g.block) + ", brick " +
+          ShapeToString(g.brick));
+  return Status::Ok();
+}
+
+Status Volume::CheckSliceShapeLocked(uint64_t width, uint64_t height, DType dtype,
+                                     const std::string& name) const {
+  const Geometry& g = *geo_;
+  if (width != g.shape[2] || height != g.shape[1] || dtype != g.dtype) {
+    return Status::InvalidArgument(
+        "\"" + name + "\" is " + std::to_string(width) + "x" + std::to_string(height) + " " +
+        std::string(DTypeName(dtype)) + " but the volume's slices are " +
+        std::to_string(g.shape[2]) + "x" + std::to_string(g.shape[1]) + " " +
+        std::string(DTypeName(g.dtype)));
+  }
+  return Status::Ok();
+}
+
+std::string Volume::SpoolPath(uint64_t slab) const {
+  return store_->path() + "/.brickfs/spool/slab-" + std::to_string(slab);
+}
+
+Status Volume::SpoolLocked(Slab* slab) {
+  const uint64_t bytes = slab_pool_->slab_bytes();
+  BRICKFS_RETURN_IF_ERROR(MakeDirs(store_->path() + "/.brickfs/spool"));
+  std::string path = SpoolPath(slab->index);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::IOError("create spool file " + path, errno);
+  Status s = PwriteAll(fd, slab->buf.get(), bytes, 0, path);
+  ::close(fd);
+  if (!s.ok()) {
+    ::unlink(path.c_str());
+    return s;
+  }
+  slab->buf.reset();
+  slab->spool_valid = true;
+  slab->state = Slab::State::kSpooled;
+  counters_.slabs_spooled.fetch_add(1);
+  LogInfo("spooled slab " + std::to_string(slab->index) + " (" + std::to_string(slab->count) +
+          " slices) to " + path);
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<uint8_t>> Volume::AllocateBufferLocked(std::unique_lock<std::mutex>& lock,
+                                                              uint64_t for_slab) {
+  for (;;) {
+    if (auto buf = slab_pool_->TryGet()) return buf;
+    // Budget full: park the least complete idle slab, else wait for a flush.
+    Slab* victim = nullptr;
+    bool busy = false;
+    for (auto& [i, s] : slabs_) {
+      if (s->state == Slab::State::kFlushing || s->state == Slab::State::kLoading || s->pins) {
+        busy = true;
+      }
+      if (i == for_slab || s->state != Slab::State::kFilling || s->pins) continue;
+      if (!victim || s->count < victim->count ||
+          (s->count == victim->count && s->last_touch < victim->last_touch)) {
+        victim = s.get();
+      }
+    }
+    if (victim) {
+      BRICKFS_RETURN_IF_ERROR(SpoolLocked(victim));
+      continue;
+    }
+    if (!busy) {
+      return Status::NoSpace("slab memory budget (" + HumanBytes(options_.mem_budget) +
+                             ") is exhausted and no slab can be parked");
+    }
+    // Buffers are returned by their deleters without mu_; poll briefly.
+    cv_.wait_for(lock, std::chrono::milliseconds(20));
+  }
+}
+
+Status Volume::UnspoolLocked(Slab* slab) {
+  std::string path = SpoolPath(slab->index);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("open spool file " + path, errno);
+  Status s = PreadAll(fd, slab->buf.get(), slab_pool_->slab_bytes(), 0, path);
+  ::close(fd);
+  if (!s.ok()) return s;
+  ::unlink(path.c_str());
+  slab->spool_valid = false;
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<Volume::Slab>> Volume::AcquireSlabLocked(std::unique_lock<std::mutex>& lock,
+                                                                uint64_t index) {
+  static uint64_t tick = 0;
+  for (;;) {
+    auto it = slabs_.find(index);
+    if (it != slabs_.end()) {
+      std::shared_ptr<Slab> slab = it->second;
+      if (slab->state == Slab::State::kLoading || slab->state == Slab::State::kFlushing) {
+        cv_.wait_for(lock, std::chrono::milliseconds(20));
+        continue;
+      }
+      if (slab->state == Slab::State::kSpooled) {
+        slab->state = Slab::State::kLoading;
+        auto buf = AllocateBufferLocked(lock, index);
+        if (!buf.ok()) {
+          slab->state = Slab::State::kSpooled;
+          return buf.status();
+        }
+        slab->buf = std::move(*buf);
+        Status s = UnspoolLocked(slab.get());
+        if (!s.ok()) {
+          slab->buf.reset();
+          slab->state = Slab::State::kSpooled;
+          cv_.notify_all();
+          return s;
+        }
+        slab->state = Slab::State::kFilling;
+        cv_.notify_all();
+      }
+      slab->last_touch = ++tick;
+      return slab;
+    }
+
+    // A new slab: reserve its place, then load stored slices without mu_.
+    BRICKFS_ASSIGN_OR_RETURN(std::shared_ptr<uint8_t> buf, AllocateBufferLocked(lock, index));
+    if (slabs_.count(index)) continue;  // created while we waited
+    const Geometry g = *geo_;
+    auto slab = std::make_shared<Slab>(index, g.block[0]);
+    slab->buf = std::move(buf);
+    slab->last_touch = ++tick;
+    slabs_[index] = slab;
+    std::vector<uint64_t> stored;
+    for (uint64_t i = 0; i < g.block[0]; ++i) {
+      uint64_t z = index * g.block[0] + i;
+      if (z < committed_.size() && committed_[z]) stored.push_back(i);
+    }
+    Status s;
+    if (!stored.empty()) {
+      // Rewriting into a committed slab: load its stored slices once.
+      lock.unlock();
+      const uint64_t slice = g.slice_bytes();
+      for (uint64_t i : stored) {
+        uint64_t z = index * g.block[0] + i;
+        Region r{{z, 0, 0}, {z + 1, g.shape[1], g.shape[2]},
+                 {slice, g.shape[2] * g.voxel_bytes(), g.voxel_bytes()}};
+        s = ReadRegion(g, r, slab->buf.get() + i * slice, /*from_store_only=*/true);
+        if (!s.ok()) break;
+      }
+      lock.lock();
+      for (uint64_t i : stored) slab->present[i] = 1;
+      slab->count = stored.size();
+    }
+    if (!s.ok()) {
+      slabs_.erase(index);
+      cv_.notify_all();
+      return s.WithContext("loading stored slab " + std::to_string(index) + " for a rewrite");
+    }
+    slab->state = Slab::State::kFilling;
+    cv_.notify_all();
+    return slab;
+  }
+}
+
+Status Volume::WriteMetaLocked() {
+  meta_.geo = *geo_;
+  meta_.present = RangesFromBitmap(received_);
+  meta_.finalized = finalized_;
+  return store_->WriteMeta(meta_);
+}
+
+Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* data, size_t size) {
+  counters_.bytes_received.fetch_add(size);
+  if (read_only()) return Status::Unsupported("the mount is read-only");
+
+  std::shared_ptr<Slab> slab;  // set when decoding straight into a slab
+  uint64_t slot = 0;
+  std::vector<uint8_t> scratch;
+  auto dest = [&](const SliceInfo& info) -> Result<uint8_t*> {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!geo_) {
+      // First slice of a new volume: decode aside; the geometry is defined
+      // only once this file has decoded completely.
+      // Refuse before decoding what could never fit one slab in the budget.
+      uint64_t bytes = info.width * info.height * DTypeSize(info.dtype);
+      uint64_t slab_z = options_.block ? (*options_.block)[0] : DefaultBlockShape(info.dtype)[0];
+      if (bytes * slab_z > options_.mem_budget) {
+        return Status::NoSpace("mem=" + HumanBytes(options_.mem_budget) +
+                               " is less than one slab (" + std::to_string(slab_z) +
+                               " slices of " + HumanBytes(bytes) + "); mount with -o mem=" +
+                               std::to_string(CeilDiv(2 * bytes * slab_z, 1 << 20)) + "M or more");
+      }
+      lock.unlock();
+      scratch.resize(bytes);
+      return scratch.data();
+    }
+    BRICKFS_RETURN_IF_ERROR(CheckSliceShapeLocked(info.width, info.height, info.dtype, name));
+    BRICKFS_ASSIGN_OR_RETURN(std::shared_ptr<Slab> s, AcquireSlabLocked(lock, z / geo_->block[0]));
+    uint64_t i = z % geo_->block[0];
+    if (!s->present[i] && !s->claimed[i]) {
+      s->claimed[i] = 1;
+      ++s->pins;
+      slab = s;
+      slot = i;
+      return s->buf.get() + i * geo_->slice_bytes();
+    }
+    lock.unlock();
+    scratch.resize(geo_->slice_bytes());
+    return scratch.data();
+  };
+
+  Result<SliceInfo> decoded = DecodeTiffSlice(data, size, dest);
+
+  std::unique_lock<std::mutex> lock(mu_);
+  if (slab) {
+    slab->claimed[slot] = 0;
+    --slab->pins;
+  }
+  Status s = decoded.status();
+  if (s.ok() && !slab) {
+    // Decoded aside (first slice, or a slice already present): define the
+    // geometry if needed, then copy into the slab.
+    const SliceInfo& info = *decoded;
+    if (!geo_) s = DefineGeometryLocked(info.width, info.height, info.dtype);
+    if (s.ok()) s = CheckSliceShapeLocked(info.width, info.height, info.dtype, name);
+    if (s.ok()) {
+      auto acquired = AcquireSlabLocked(lock, z / geo_->block[0]);
+      if (acquired.ok()) {
+        slab = *acquired;
+        slot = z % geo_->block[0];
+        std::memcpy(slab->buf.get() + slot * geo_->slice_bytes(), scratch.data(),
+                    geo_->slice_bytes());
+      } else {
+        s = acquired.status();
+      }
+    }
+  }
+  if (!s.ok()) {
+    if (slab && !slab->present[slot] && slab->buf) {
+      std::memset(slab->buf.get() + slot * geo_->slice_bytes(), 0, geo_->slice_bytes());
+    }
+    if (slab) MaybeCompleteLocked(slab);
+    cv_.notify_all();
+    lock.unlock();
+    Status named = s.WithContext(name);
+    RecordError(name, named.message());
+    return named;
+  }
+
+  if (!slab->present[slot]) {
+    slab->present[slot] = 1;
+    ++slab->count;
+  }
+  Geometry& g = *geo_;
+  if (z >= g.shape[0]) g.shape[0] = z + 1;
+  if (received_.size() < g.shape[0]) {
+    received_.resize(g.shape[0], false);
+    committed_.resize(g.shape[0], false);
+  }
+  received_[z] = true;
+  counters_.slices_received.fetch_add(1);
+  if (!meta_dirty_) {
+    // First change since mount: the store is no longer final until unmount.
+    meta_dirty_ = true;
+    finalized_ = false;
+    Status m = WriteMetaLocked();
+    if (!m.ok()) LogError("writing metadata: " + m.ToString());
+  }
+  MaybeCompleteLocked(slab);
+  return Status::Ok();
+}
+
+void Volume::MaybeCompleteLocked(const std::shared_ptr<Slab>& slab) {
+  if (slab->state != Slab::State::kFilling || slab->pins) return;
+  if (slab->count < SlotsInSlabLocked(slab->index)) return;
+  StartFlushLocked(slab);
+}
+
+void Volume::StartFlushLocked(const std::shared_ptr<Slab>& slab) {
+  slab->state = Slab::State::kFlushing;
+  {
+    std::lock_guard<std::mutex> g(slab->err_mu);
+    slab->flush_error = Status::Ok();
+  }
+  Shape3 grid = geo_->brick_grid();
+  uint64_t n = grid[1] * grid[2];
+  slab->pending_bricks = n;
+  for (uint64_t by = 0; by < grid[1]; ++by) {
+    for (uint64_t bx = 0; bx < grid[2]; ++bx) {
+      pool_->Submit([this, slab, by, bx] {
+        FlushBrick(slab, by, bx);
+        if (slab->pending_bricks.fetch_sub(1) == 1) FinishFlush(slab);
+      });
+    }
+  }
+}
+
+void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uint64_t brick_x) {
+  // The geometry's block/brick/dtype never change; shape[1,2] neither.
+  Geometry g;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    g = *geo_;
+  }
+  const uint32_t vb = g.voxel_bytes();
+  const Shape3 nb = g.blocks_per_brick();
+  const Shape3 grid = g.block_grid();
+  const uint64_t bz = slab->index;
+  const uint64_t Y = g.shape[1], X = g.shape[2];
+  const uint8_t* buf = slab->buf.get();
+
+  thread_local std::vector<uint8_t> block;
+  thread_local std::string encoded;
+  block.resize(g.block_bytes());
+  encoded.clear();
+  struct Pending {
+    uint64_t index_in_brick;
+    size_t begin, end;  // into `encoded`; begin == end: an empty (fill) block
+  };
+  std::vector<Pending> pending;
+  auto index_in_brick = [&](uint64_t by, uint64_t bx) {
+    return g.BlockIndexInBrick({bz, by, bx});
+  };
+  auto existing = shards_->GetIndex({bz / nb[0], brick_y, brick_x});
+  Status s = existing.status();
+  uint64_t raw = 0;
+  for (uint64_t by = brick_y * nb[1]; s.ok() && by < std::min(grid[1], (brick_y + 1) * nb[1]); ++by) {
+    for (uint64_t bx = brick_x * nb[2]; bx < std::min(grid[2], (brick_x + 1) * nb[2]); ++bx) {
+      // Gather the block from the slab: rows of x, zero-padded at the edges.
+      const uint64_t y0 = by * g.block[1], x0 = bx * g.block[2];
+      const uint64_t ny = std::min(g.block[1], Y - y0), nx = std::min(g.block[2], X - x0);
+      if (ny < g.block[1] || nx < g.block[2]) std::fill(block.begin(), block.end(), 0);
+      for (uint64_t zi = 0; zi < g.block[0]; ++zi) {
+        for (uint64_t yi = 0; yi < ny; ++yi) {
+          std::memcpy(block.data() + ((zi * g.block[1] + yi) * g.block[2]) * vb,
+                      buf + ((zi * Y + y0 + yi) * X + x0) * vb, nx * vb);
+        }
+      }
+      raw += g.block_bytes();
+      uint64_t idx = index_in_brick(by, bx);
+      if (IsAllZero(block.data(), block.size())) {
+        counters_.blocks_fill.fetch_add(1);
+        // Only an entry that held data needs clearing (a rewrite).
+        if (!(*existing)->at(idx).empty()) pending.push_back({idx, encoded.size(), encoded.size()});
+        continue;
+      }
+      size_t begin = encoded.size();
+      s = ThreadCodec(meta_.zstd_level).Encode(block.data(), block.size(), &encoded);
+      if (!s.ok()) break;
+      pending.push_back({idx, begin, encoded.size()});
+    }
+  }
+  if (s.ok() && !pending.empty()) {
+    std::vector<EncodedBlock> blocks;
+    blocks.reserve(pending.size());
+    for (const auto& p : pending) {
+      blocks.push_back({p.index_in_brick, std::string_view(encoded).substr(p.begin, p.end - p.begin)});
+    }
+    AppendStats stats;
+    s = shards_->Append({bz / nb[0], brick_y, brick_x}, blocks, &stats);
+    if (s.ok()) {
+      counters_.bytes_written.fetch_add(stats.bytes_written);
+      counters_.block_bytes_written.fetch_add(stats.block_bytes);
+      counters_.blocks_written.fetch_add(blocks.size());
+    }
+  }
+  if (s.ok()) counters_.raw_bytes_flushed.fetch_add(raw);
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> lock(slab->err_mu);
+    if (slab->flush_error.ok()) slab->flush_error = s;
+  }
+}
+
+void Volume::FinishFlush(const std::shared_ptr<Slab>& slab) {
+  Status err;
+  {
+    std::lock_guard<std::mutex> g(slab->err_mu);
+    err = slab->flush_error;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  const Geometry& g = *geo_;
+  if (!err.ok()) {
+    // Keep the slab in memory; it is retried by the next slice or Finalize.
+    slab->state = Slab::State::kFilling;
+    errors_.emplace_back("slab " + std::to_string(slab->index),
+                         "flush failed, kept in memory for retry: " + err.ToString());
+    ++errors_total_;
+    LogError("flush of slab " + std::to_string(slab->index) + " failed: " + err.ToString());
+    cv_.notify_all();
+    return;
+  }
+  for (uint64_t i = 0; i < g.block[0]; ++i) {
+    uint64_t z = slab->index * g.block[0] + i;
+    if (slab->present[i] && z < committed_.size()) committed_[z] = true;
+  }
+  std::vector<BlockKey> keys;
+  Shape3 grid = g.block_grid();
+  keys.reserve(grid[1] * grid[2]);
+  for (uint64_t by = 0; by < grid[1]; ++by) {
+    for (uint64_t bx = 0; bx < grid[2]; ++bx) keys.push_back({0, slab->index, by, bx});
+  }
+  cache_->Invalidate(keys);
+  slab->state = Slab::State::kCommitted;
+  slabs_.erase(slab->index);
+  counters_.slabs_flushed.fetch_add(1);
+  cv_.notify_all();
+}
+
+Status Volume::Finalize() {
+  if (read_only()) return Status::Ok();
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!geo_) return Status::Ok();  // nothing was ever written
+  for (int attempt = 0;; ++attempt) {
+    // Wait for writers and flushes in progress.
+    for (;;) {
+      bool busy = false;
+      for (auto& [i, s] : slabs_) {
+        busy = busy || s->state == Slab::State::kFlushing || s->state == Slab::State::kLoading ||
+               s->pins;
+      }
+      if (!busy) break;
+      cv_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+    if (slabs_.empty()) break;
+    if (attempt >= 3) {
+      return Status::IOError("finalize: " + std::to_string(slabs_.size()) +
+                             " slabs could not be written (see status errors)", EIO);
+    }
+    // Flush every remaining slab, partial ones too (missing slices = fill).
+    std::vector<std::shared_ptr<Slab>> todo;
+    for (auto& [i, s] : slabs_) todo.push_back(s);
+    for (auto& s : todo) {
+      auto acquired = AcquireSlabLocked(lock, s->index);  // unspools
+      if (!acquired.ok()) return acquired.status().WithContext("finalize");
+      if ((*acquired)->state == Slab::State::kFilling && !(*acquired)->pins) {
+        StartFlushLocked(*acquired);
+      }
+      // Wait so at most one unspooled slab is held beyond the budget.
+      while ((*acquired)->state == Slab::State::kFlushing) {
+        cv_.wait_for(lock, std::chrono::milliseconds(20));
+      }
+    }
+  }
+  lock.unlock();
+  BRICKFS_RETURN_IF_ERROR(shards_->SyncDirty());
+  lock.lock();
+  finalized_ = true;
+  meta_dirty_ = false;
+  BRICKFS_RETURN_IF_ERROR(WriteMetaLocked());
+  ::rmdir((store_->path() + "/.brickfs/spool").c_str());
+  LogInfo("finalized " + store_->path());
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+// Read path.
+
+uint64_t Volume::PlaneCount(Axis axis) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!geo_) return 0;
+  return geo_->shape[static_cast<int>(axis)];
+}
+
+std::shared_ptr<const VirtualTiffLayout> Volume::LayoutFor(Axis axis, const Geometry& g) const {
+  std::lock_guard<std::mutex> lock(layout_mu_);
+  if (layout_shape_ != g.shape) {
+    for (auto& l : layouts_) l.reset();
+    layout_shape_ = g.shape;
+  }
+  int a = static_cast<int>(axis);
+  if (!layouts_[a]) {
+    VirtualTiffParams p;
+    p.dtype = g.dtype;
+    switch (axis) {
+      case Axis::kZ: p.width = g.shape[2]; p.height = g.shape[1]; break;
+      case Axis::kY: p.width = g.shape[2]; p.height = g.shape[0]; break;
+      case Axis::kX: p.width = g.shape[1]; p.height = g.shape[0]; break;
+    }
+    p.description = std::string("brickfs ") + BRICKFS_VERSION + " " + AxisName(axis) +
+                    "-plane of " + ShapeToString(g.shape) + " " + std::string(DTypeName(g.dtype));
+    layouts_[a] = std::make_shared<VirtualTiffLayout>(p);
+  }
+  return layouts_[a];
+}
+
+uint64_t Volume::VirtualFileSize(Axis axis) const {
+  auto g = geometry();
+  if (!g || g->shape[0] == 0) return 0;
+  return LayoutFor(axis, *g)->file_size();
+}
+
+Result<size_t> Volume::ReadVirtualFile(Axis axis, uint64_t index, uint64_t offset, size_t len,
+                                       uint8_t* out) {
+  auto g = geometry();
+  if (!g || g->shape[0] == 0 || index >= g->shape[static_cast<int>(axis)]) {
+    return Status::NotFound(std::string(AxisName(axis)) + " plane " + std::to_string(index) +
+                            " does not exist");
+  }
+  auto layout = LayoutFor(axis, *g);
+  const uint64_t size = layout->file_size();
+  if (offset >= size) return size_t{0};
+  len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
+  const uint64_t po = layout->pixel_offset();
+  size_t done = 0;
+  if (offset < po) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(len, po - offset));
+    std::memcpy(out, layout->header().data() + offset, n);
+    done = n;
+  }
+  if (done == len) return len;
+  const uint64_t rb = layout->row_bytes();
+  const uint64_t p0 = offset + done - po, p1 = offset + len - po;
+  const uint64_t r0 = p0 / rb, r1 = CeilDiv(p1, rb);
+  if (p0 % rb == 0 && p1 % rb == 0) {
+    BRICKFS_RETURN_IF_ERROR(ReadPlaneRows(axis, index, r0, r1 - r0, out + done));
+  } else {
+    std::vector<uint8_t> rows((r1 - r0) * rb);
+    BRICKFS_RETURN_IF_ERROR(ReadPlaneRows(axis, index, r0, r1 - r0, rows.data()));
+    std::memcpy(out + done, rows.data() + (p0 - r0 * rb), p1 - p0);
+  }
+  return len;
+}
+
+Status Volume::ReadPlaneRows(Axis axis, uint64_t index, uint64_t row0, uint64_t nrows,
+                             uint8_t* out) {
+  auto gopt = geometry();
+  if (!gopt) return Status::NotFound("volume has no slices yet");
+  const Geometry& g = *gopt;
+  const uint64_t vb = g.voxel_bytes(), Y = g.shape[1], X = g.shape[2];
+  Region r;
+  switch (axis) {
+    case Axis::kZ:
+      r = {{index, row0, 0}, {index + 1, row0 + nrows, X}, {0, X * vb, vb}};
+      break;
+    case Axis::kY:
+      r = {{row0, index, 0}, {row0 + nrows, index + 1, X}, {X * vb, 0, vb}};
+      break;
+    case Axis::kX:
+      r = {{row0, 0, index}, {row0 + nrows, Y, index + 1}, {Y * vb, vb, 0}};
+      break;
+  }
+  return ReadRegion(g, r, out, /*from_store_only=*/false);
+}
+
+Status Volume::ReadRegion(const Geometry& g, const Region& r, uint8_t* out, bool from_store_only) {
+  const uint32_t vb = g.voxel_bytes();
+  const uint64_t Y = g.shape[1], X = g.shape[2];
+  const uint64_t bzs = g.block[0];
+  for (uint64_t bz = r.lo[0] / bzs; bz * bzs < r.hi[0]; ++bz) {
+    Region part = r;
+    part.lo[0] = std::max(r.lo[0], bz * bzs);
+    part.hi[0] = std::min(r.hi[0], (bz + 1) * bzs);
+    uint8_t* part_out = out + (part.lo[0] - r.lo[0]) * r.stride[0];
+    uint64_t epoch = 0;
+    if (!from_store_only) {
+      std::unique_lock<std::mutex> lock(mu_);
+      epoch = cache_->epoch();
+      auto it = slabs_.find(bz);
+      if (it != slabs_.end()) {
+        Slab& slab = *it->second;
+        bool from_spool = !slab.buf && slab.spool_valid;
+        if (slab.buf || from_spool) {
+          // Served from memory (or the spool file) — read your own writes.
+          std::shared_ptr<uint8_t> buf = slab.buf;
+          std::vector<uint8_t> present = slab.present;
+          int fd = -1;
+          if (from_spool) {
+            fd = ::open(SpoolPath(bz).c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) return Status::IOError("open spool " + SpoolPath(bz), errno);
+          } else {
+            lock.unlock();
+          }
+          Status s;
+          std::vector<uint8_t> row;
+          for (uint64_t z = part.lo[0]; z < part.hi[0]; ++z) {
+            uint64_t slot = z - bz * bzs;
+            for (uint64_t y = part.lo[1]; y < part.hi[1]; ++y) {
+              uint8_t* dst = part_out + (z - part.lo[0]) * r.stride[0] + (y - r.lo[1]) * r.stride[1];
+              uint64_t n = part.hi[2] - part.lo[2];
+              uint64_t src_off = ((slot * Y + y) * X + part.lo[2]) * vb;
+              if (!present[slot]) {
+                ZeroRun(dst, r.stride[2], n, vb);
+              } else if (buf) {
+                CopyRun(dst, r.stride[2], buf.get() + src_off, n, vb);
+              } else {
+                row.resize(n * vb);
+                s = PreadAll(fd, row.data(), n * vb, src_off, SpoolPath(bz));
+                if (!s.ok()) break;
+                CopyRun(dst, r.stride[2], row.data(), n, vb);
+              }
+            }
+            if (!s.ok()) break;
+          }
+          if (fd >= 0) ::close(fd);
+          BRICKFS_RETURN_IF_ERROR(s);
+          continue;
+        }
+      }
+    }
+    BRICKFS_RETURN_IF_ERROR(ReadBlocksOfRegion(g, part, part_out, epoch));
+    (void)r;
+  }
+  return Status::Ok();
+}
+
+Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* out,
+                                  uint64_t epoch) {
+  // `r` lies within one block row bz; `out` points at voxel r.lo.
+  const uint32_t vb = g.voxel_bytes();
+  const Shape3 B = g.block;
+  const uint64_t bz = r.lo[0] / B[0];
+  const uint64_t by0 = r.lo[1] / B[1], by1 = (r.hi[1] - 1) / B[1];
+  const uint64_t bx0 = r.lo[2] / B[2], bx1 = (r.hi[2] - 1) / B[2];
+  const uint64_t nby = by1 - by0 + 1, nbx = bx1 - bx0 + 1;
+  std::vector<BlockData> blocks(nby * nbx);
+  std::vector<uint8_t> have(nby * nbx, 0);
+
+  // 1. Cache lookups; misses grouped by brick.
+  const Shape3 nb = g.blocks_per_brick();
+  std::map<Shape3, std::vector<size_t>> misses;  // brick -> slots in `blocks`
+  for (uint64_t i = 0; i < nby; ++i) {
+    for (uint64_t j = 0; j < nbx; ++j) {
+      size_t slot = i * nbx + j;
+      BlockKey key{0, bz, by0 + i, bx0 + j};
+      if (cache_ && cache_->Lookup(key, &blocks[slot])) {
+        have[slot] = 1;
+      } else {
+        misses[{bz / nb[0], (by0 + i) / nb[1], (bx0 + j) / nb[2]}].push_back(slot);
+      }
+    }
+  }
+  // 2. Read encoded misses brick by brick, then decode them in parallel.
+  if (!misses.empty()) {
+    struct Job {
+      size_t slot;
+      std::string enc;
+    };
+    std::vector<Job> jobs;
+    for (auto& [brick, slots] : misses) {
+      std::vector<uint64_t> idx;
+      for (size_t slot : slots) {
+        idx.push_back(g.BlockIndexInBrick({bz, by0 + slot / nbx, bx0 + slot % nbx}));
+      }
+      std::vector<std::string> enc;
+      BRICKFS_RETURN_IF_ERROR(shards_->ReadBlocks(brick, idx, &enc));
+      for (size_t k = 0; k < slots.size(); ++k) {
+        if (enc[k].empty()) {
+          have[slots[k]] = 1;  // fill block: null data
+          if (cache_) cache_->Insert({0, bz, by0 + slots[k] / nbx, bx0 + slots[k] % nbx}, nullptr, epoch);
+        } else {
+          jobs.push_back({slots[k], std::move(enc[k])});
+        }
+      }
+    }
+    std::vector<Status> errs(jobs.size());
+    auto decode = [&](size_t k) {
+      auto data = std::make_shared<std::vector<uint8_t>>(g.block_bytes());
+      size_t slot = jobs[k].slot;
+      Shape3 b{bz, by0 + slot / nbx, bx0 + slot % nbx};
+      errs[k] = ThreadCodec(meta_.zstd_level)
+                    .Decode(reinterpret_cast<const uint8_t*>(jobs[k].enc.data()), jobs[k].enc.size(),
+                            data->data(), data->size(),
+                            shards_->BrickPath(g.BrickOfBlock(b)) + " block " +
+                                std::to_string(g.BlockIndexInBrick(b)));
+      if (errs[k].ok()) blocks[slot] = std::move(data);
+    };
+    if (pool_ && jobs.size() > 1) {
+      pool_->ParallelFor(jobs.size(), decode);
+    } else {
+      for (size_t k = 0; k < jobs.size(); ++k) decode(k);
+    }
+    for (size_t k = 0; k < jobs.size(); ++k) {
+      if (!errs[k].ok()) return errs[k];
+      size_t slot = jobs[k].slot;
+      have[slot] = 1;
+      if (cache_) cache_->Insert({0, bz, by0 + slot / nbx, bx0 + slot % nbx}, blocks[slot], epoch);
+    }
+  }
+  // 3. Copy the region out of the blocks.
+  for (uint64_t i = 0; i < nby; ++i) {
+    for (uint64_t j = 0; j < nbx; ++j) {
+      const BlockData& data = blocks[i * nbx + j];
+      const uint64_t y0 = (by0 + i) * B[1], x0 = (bx0 + j) * B[2];
+      const uint64_t ylo = std::max(r.lo[1], y0), yhi = std::min(r.hi[1], y0 + B[1]);
+      const uint64_t xlo = std::max(r.lo[2], x0), xhi = std::min(r.hi[2], x0 + B[2]);
+      const uint64_t n = xhi - xlo;
+      for (uint64_t z = r.lo[0]; z < r.hi[0]; ++z) {
+        const uint64_t zi = z - bz * B[0];
+        for (uint64_t y = ylo; y < yhi; ++y) {
+          uint8_t* dst = out + (z - r.lo[0]) * r.stride[0] + (y - r.lo[1]) * r.stride[1] +
+                         (xlo - r.lo[2]) * r.stride[2];
+          if (!data) {
+            ZeroRun(dst, r.stride[2], n, vb);
+          } else {
+            CopyRun(dst, r.stride[2],
+                    data->data() + ((zi * B[1] + (y - y0)) * B[2] + (xlo - x0)) * vb, n, vb);
+          }
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+
+void Volume::RecordError(const std::string& file, const std::string& message) {
+  LogWarning(file + ": " + message);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++errors_total_;
+  errors_.emplace_back(file, message);
+  if (errors_.size() > 100) errors_.erase(errors_.begin());  // keep the latest
+}
+
+std::string Volume::StatusJson() const {
+  std::unique_lock<std::mutex> lock(mu_);
+  Json doc = Json::MakeObject();
+  doc.Set("store", store_->path());
+  doc.Set("pid", static_cast<int64_t>(::getpid()));
+  doc.Set("version", BRICKFS_VERSION);
+  doc.Set("read_only", read_only());
+  if (geo_) {
+    doc.Set("shape", Json(Json::Array{Json(geo_->shape[0]), Json(geo_->shape[1]), Json(geo_->shape[2])}));
+    doc.Set("dtype", std::string(DTypeName(geo_->dtype)));
+    doc.Set("block", Json(Json::Array{Json(geo_->block[0]), Json(geo_->block[1]), Json(geo_->block[2])}));
+    doc.Set("brick", Json(Json::Array{Json(geo_->brick[0]), Json(geo_->brick[1]), Json(geo_->brick[2])}));
+  } else {
+    doc.Set("shape", Json());
+    doc.Set("dtype", Json());
+  }
+  uint64_t present = 0;
+  for (bool b : received_) present += b;
+  Json slices = Json::MakeObject();
+  slices.Set("present", present);
+  slices.Set("received", counters_.slices_received.load());
+  slices.Set("expected", geo_ && meta_.fixed_shape ? Json(geo_->shape[0]) : Json());
+  Json missing = Json::MakeArray();
+  for (const auto& [a, b] : MissingRanges(received_, geo_ ? geo_->shape[0] : 0)) {
+    missing.Push(Json(Json::Array{Json(a), Json(b)}));
+  }
+  slices.Set("missing", std::move(missing));
+  doc.Set("slices", std::move(slices));
+  uint64_t buffered = 0, flushing = 0, spooled = 0;
+  for (const auto& [i, s] : slabs_) {
+    if (s->state == Slab::State::kFlushing) ++flushing;
+    else if (s->state == Slab::State::kSpooled) ++spooled;
+    else ++buffered;
+  }
+  Json slabs = Json::MakeObject();
+  slabs.Set("buffered", buffered);
+  slabs.Set("flushing", flushing);
+  slabs.Set("spooled", spooled);
+  slabs.Set("flushed", counters_.slabs_flushed.load());
+  slabs.Set("spooled_total", counters_.slabs_spooled.load());
+  doc.Set("slabs", std::move(slabs));
+  Json mem = Json::MakeObject();
+  mem.Set("used", slab_pool_ ? slab_pool_->in_use_bytes() : uint64_t{0});
+  mem.Set("allocated", slab_pool_ ? slab_pool_->allocated_bytes() : uint64_t{0});
+  mem.Set("peak", slab_pool_ ? slab_pool_->peak_bytes() : uint64_t{0});
+  mem.Set("budget", options_.mem_budget);
+  mem.Set("slab_bytes", geo_ ? geo_->slab_bytes() : uint64_t{0});
+  if (cache_) {
+    auto cs = cache_->GetStats();
+    mem.Set("cache_used", cs.bytes);
+    mem.Set("cache_budget", cs.budget);
+    mem.Set("cache_hits", cs.hits);
+    mem.Set("cache_misses", cs.misses);
+  }
+  doc.Set("memory", std::move(mem));
+  Json bytes = Json::MakeObject();
+  uint64_t written = counters_.bytes_written.load();
+  uint64_t compressed = counters_.block_bytes_written.load();
+  uint64_t raw = counters_.raw_bytes_flushed.load();
+  bytes.Set("received", counters_.bytes_received.load());
+  bytes.Set("written", written);
+  bytes.Set("compressed", compressed);
+  bytes.Set("raw_flushed", raw);
+  bytes.Set("write_amplification", compressed ? static_cast<double>(written) / compressed : 0.0);
+  bytes.Set("compression_ratio", compressed ? static_cast<double>(raw) / compressed : 0.0);
+  doc.Set("bytes", std::move(bytes));
+  Json blocks = Json::MakeObject();
+  blocks.Set("written", counters_.blocks_written.load());
+  blocks.Set("fill", counters_.blocks_fill.load());
+  doc.Set("blocks", std::move(blocks));
+  doc.Set("elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  doc.Set("finalized", finalized_);
+  Json errors = Json::MakeArray();
+  for (const auto& [f, m] : errors_) errors.Push(Json::MakeObject().Set("file", f).Set("message", m));
+  doc.Set("errors", std::move(errors));
+  doc.Set("errors_total", errors_total_);
+  return doc.Dump(2) + "\n";
+}
+
+}  // namespace brickfs

@@ -1,0 +1,193 @@
+// The brickfs engine: one volume, its slab buffers, its block cache, and the
+// read and write paths. No FUSE here; mount/ translates requests into calls.
+//
+// Write path (DESIGN.md §5): IngestSlice decodes a TIFF held in memory into
+// the slab buffer of its z. When every slice of a slab is present the slab is
+// cut into blocks, compressed on the worker pool, and each brick it touches
+// gets ONE append (new blocks + fresh index). Blocks are never read back,
+// except when a slice of an already committed slab is rewritten (then that
+// slab's stored slices are loaded once to re-encode it). Slab memory is
+// bounded by options.mem_budget: when full, the least complete slab is parked
+// in a spool file under STORE/.brickfs/spool/ and brought back when needed.
+//
+// Read path (DESIGN.md §6): virtual TIFF files of planes along z, y and x.
+// Pixels come from slab buffers for slabs still in memory, else from the
+// decoded-block cache, else from the store (blocks of one read are decoded in
+// parallel on the pool).
+//
+// Thread-safety: all public methods are thread-safe. Lock order: mu_, then
+// ShardStore's locks, then BlockCache's. mu_ is never held while decoding a
+// TIFF, compressing, or reading blocks from disk (spooling excepted: it is a
+// rare, bounded path and keeps the slab table consistent).
+#ifndef BRICKFS_VOLUME_VOLUME_H_
+#define BRICKFS_VOLUME_VOLUME_H_
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brickfs/geometry.h"
+#include "brickfs/status.h"
+#include "common/thread_pool.h"
+#include "format/volume_meta.h"
+#include "store/shard_store.h"
+#include "store/store.h"
+#include "tiff/virtual_tiff.h"
+#include "volume/block_cache.h"
+
+namespace brickfs {
+
+enum class Axis { kZ = 0, kY = 1, kX = 2 };
+const char* AxisName(Axis a);  // "z", "y", "x"
+
+struct VolumeOptions {
+  uint64_t mem_budget = 0;              // slab buffer bytes; 0: a quarter of RAM
+  uint64_t cache_budget = 512ull << 20;  // decoded block cache bytes
+  uint64_t first_index = 0;             // z = number in name - first_index
+  size_t threads = 0;                   // worker threads; 0: number of CPUs
+  // For a volume whose first slice has not arrived yet:
+  std::optional<Shape3> block;          // default: DefaultBlockShape(dtype)
+  std::optional<Shape3> brick;          // default: 256^3
+  int zstd_level = 1;
+};
+
+class Volume {
+ public:
+  ~Volume();
+  Volume(const Volume&) = delete;
+  Volume& operator=(const Volume&) = delete;
+
+  // Takes ownership of an opened store. Does not start threads (so a daemon
+  // can fork after this); call Start() before any other method.
+  static Result<std::unique_ptr<Volume>> Open(std::unique_ptr<Store> store,
+                                              const VolumeOptions& options);
+  void Start();
+
+  const std::string& store_path() const { return store_->path(); }
+  bool read_only() const { return store_->read_only(); }
+  const VolumeOptions& options() const { return options_; }
+
+  // Level-0 geometry; nullopt until the first slice of a new volume.
+  std::optional<Geometry> geometry() const;
+
+  // The z a file written under `name` goes to. InvalidArgument when the
+  // name has no number, is below first_index, or lies outside a fixed shape.
+  Result<uint64_t> SliceIndexForName(const std::string& name) const;
+  // True when slice z has been received (buffered or stored).
+  bool SlicePresent(uint64_t z) const;
+
+  // Decodes the TIFF data[0,size) written as `name` and stores it as slice z.
+  // On any error nothing stored or buffered changes, and the error (naming
+  // the file) is recorded in the status. Errors: InvalidArgument (bad TIFF,
+  // wrong size or dtype), NoSpace (mem budget below one slab), IOError.
+  Status IngestSlice(const std::string& name, uint64_t z, const uint8_t* data, size_t size);
+
+  // Number of virtual files along `axis` (Z, Y or X), 0 before the first slice.
+  uint64_t PlaneCount(Axis axis) const;
+  // Size in bytes of every virtual TIFF along `axis`; 0 before the first slice.
+  uint64_t VirtualFileSize(Axis axis) const;
+  // Reads [offset, offset+len) of the virtual TIFF of plane `index` along
+  // `axis` into out. Returns the number of bytes read: len, or fewer at EOF.
+  // Corruption/IOError if stored blocks fail validation or can't be read.
+  Result<size_t> ReadVirtualFile(Axis axis, uint64_t index, uint64_t offset, size_t len,
+                                 uint8_t* out);
+
+  // Reads rows [row0, row0+nrows) of a plane into out (row-major, x or y
+  // fastest, little-endian). REQUIRES: geometry known, indices in range.
+  Status ReadPlaneRows(Axis axis, uint64_t index, uint64_t row0, uint64_t nrows, uint8_t* out);
+
+  // Records an error about `file` for the status page.
+  void RecordError(const std::string& file, const std::string& message);
+
+  // The .brickfs/status document (see README).
+  std::string StatusJson() const;
+
+  // Flushes every slab (partial ones with fill for missing slices), waits
+  // for all flushes, fsyncs shards, writes final metadata. Idempotent.
+  Status Finalize();
+
+ private:
+  struct Slab;
+  class SlabPool;
+  struct Region;
+
+  explicit Volume(std::unique_ptr<Store> store, const VolumeOptions& options);
+
+  // Geometry setup from the first slice. REQUIRES: mu_ held.
+  Status DefineGeometryLocked(uint64_t width, uint64_t height, DType dtype);
+  Status CheckSliceShapeLocked(uint64_t width, uint64_t height, DType dtype,
+                               const std::string& name) const;
+  uint64_t SlotsInSlabLocked(uint64_t slab) const;
+
+  // Returns the in-memory slab for `slab`, creating (and loading stored or
+  // spooled data) as needed; may wait for memory. REQUIRES: lock held.
+  Result<std::shared_ptr<Slab>> AcquireSlabLocked(std::unique_lock<std::mutex>& lock,
+                                                  uint64_t slab);
+  // Finds a buffer for a new slab within the budget, spooling or waiting.
+  Result<std::shared_ptr<uint8_t>> AllocateBufferLocked(std::unique_lock<std::mutex>& lock,
+                                                        uint64_t for_slab);
+  Status SpoolLocked(Slab* slab);
+  Status UnspoolLocked(Slab* slab);
+  std::string SpoolPath(uint64_t slab) const;
+
+  // Hands a slab to the pool. REQUIRES: mu_ held, slab filling, not pinned.
+  void StartFlushLocked(const std::shared_ptr<Slab>& slab);
+  void FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uint64_t brick_x);
+  void FinishFlush(const std::shared_ptr<Slab>& slab);
+  void MaybeCompleteLocked(const std::shared_ptr<Slab>& slab);
+
+  // Reads a box of level-0 voxels into out with the given byte strides.
+  Status ReadRegion(const Geometry& geo, const Region& r, uint8_t* out, bool from_store_only);
+  Status ReadBlocksOfRegion(const Geometry& geo, const Region& r, uint8_t* out, uint64_t epoch);
+
+  Status WriteMetaLocked();
+  std::shared_ptr<const VirtualTiffLayout> LayoutFor(Axis axis, const Geometry& geo) const;
+
+  std::unique_ptr<Store> store_;
+  const VolumeOptions options_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<BlockCache> cache_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // slab state changes, memory freed
+  std::optional<Geometry> geo_;                 // guarded by mu_
+  VolumeMeta meta_;                             // guarded by mu_ (present kept in bitmaps)
+  std::unique_ptr<ShardStore> shards_;          // set once with geo_
+  std::unique_ptr<SlabPool> slab_pool_;         // set once with geo_
+  std::map<uint64_t, std::shared_ptr<Slab>> slabs_;  // guarded by mu_
+  std::vector<bool> received_;   // slices received (buffered or stored); guarded by mu_
+  std::vector<bool> committed_;  // slices whose slab is in the store; guarded by mu_
+  bool meta_dirty_ = false;      // store metadata not yet marked unfinalized
+  bool finalized_ = false;
+
+  // Virtual TIFF layouts per axis, rebuilt when the shape changes.
+  mutable std::mutex layout_mu_;
+  mutable std::shared_ptr<const VirtualTiffLayout> layouts_[3];
+  mutable Shape3 layout_shape_{0, 0, 0};
+
+  struct Counters {
+    std::atomic<uint64_t> slices_received{0};
+    std::atomic<uint64_t> bytes_received{0};
+    std::atomic<uint64_t> bytes_written{0};
+    std::atomic<uint64_t> block_bytes_written{0};
+    std::atomic<uint64_t> raw_bytes_flushed{0};
+    std::atomic<uint64_t> slabs_flushed{0};
+    std::atomic<uint64_t> slabs_spooled{0};
+    std::atomic<uint64_t> blocks_written{0};
+    std::atomic<uint64_t> blocks_fill{0};
+  } counters_;
+  std::vector<std::pair<std::string, std::string>> errors_;  // guarded by mu_
+  uint64_t errors_total_ = 0;                                // guarded by mu_
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace brickfs
+
+#endif  // BRICKFS_VOLUME_VOLUME_H_
