@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -479,6 +481,18 @@ bool ParseShapeOption(const std::string& v, Shape3* out) {
   return true;
 }
 
+uint64_t PeakRssKb() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  uint64_t kb = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::strncmp(line, "VmHWM:", 6) == 0) kb = std::strtoull(line + 6, nullptr, 10);
+  }
+  std::fclose(f);
+  return kb;
+}
+
 }  // namespace
 
 Status ParseMountOptions(const std::string& opts, MountConfig* config) {
@@ -629,7 +643,7 @@ int RunMount(const MountConfig& config) {
     return 2;
   }
   if (!log_file.empty()) SetLogFile(log_file);
-  LogInfo("mounted " + config.store + " on " + config.mountpoint);
+  LogAlways("mounted " + config.store + " on " + config.mountpoint);
   vol->Start();
   fuse_session* se = fuse_get_session(f);
   fuse_set_signal_handlers(se);
@@ -642,6 +656,8 @@ int RunMount(const MountConfig& config) {
   LogInfo("unmounted; finalizing " + config.store);
   Status fin = vol->Finalize();
   fuse_destroy(f);
+  LogAlways(std::string(fin.ok() ? "finalized" : "FINALIZE FAILED") + " " + config.store +
+            " peak_rss_kb=" + std::to_string(PeakRssKb()) + " status=" + vol->StatusJson(false));
   if (!fin.ok()) {
     LogError("finalize failed: " + fin.ToString());
     std::cerr << "brickfs: finalize failed: " << fin.ToString() << "\n";

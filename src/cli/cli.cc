@@ -379,9 +379,12 @@ int CmdInfo(const std::vector<std::string>& args) {
   }
   ZRanges missing = MissingRanges(present, g.shape[0]);
   ShardStore shards((*store)->ArrayDir(0), g, true);
-  auto usage = shards.ScanUsage();
+  auto scanned = shards.ScanUsage(g.brick_grid());
+  if (!scanned.ok()) return Fail(scanned.status().ToString() + " (run brickfs fsck)");
+  const ShardStore::Usage& usage = *scanned;
   uint64_t raw = Product(g.shape) * g.voxel_bytes();
   double ratio = usage.file_bytes ? static_cast<double>(raw) / usage.file_bytes : 0.0;
+  uint64_t dead = usage.file_bytes - usage.live_block_bytes - usage.index_bytes;
   if (json) {
     Json doc = Json::MakeObject();
     auto shape = [](const Shape3& s) { return Json(Json::Array{Json(s[0]), Json(s[1]), Json(s[2])}); };
@@ -398,6 +401,9 @@ int CmdInfo(const std::vector<std::string>& args) {
     doc.Set("missing", std::move(mj));
     doc.Set("shard_files", usage.files);
     doc.Set("bytes_stored", usage.file_bytes);
+    doc.Set("bytes_live_blocks", usage.live_block_bytes);
+    doc.Set("blocks_stored", usage.live_blocks);
+    doc.Set("bytes_dead", dead);
     doc.Set("bytes_raw", raw);
     doc.Set("compression_ratio", ratio);
     doc.Set("finalized", m.finalized);
@@ -419,6 +425,9 @@ int CmdInfo(const std::vector<std::string>& args) {
             << "missing z:    " << RangesToString(missing) << "\n"
             << "stored:       " << HumanBytes(usage.file_bytes) << " in " << usage.files
             << " shard files (raw " << HumanBytes(raw) << ", ratio " << ratio_s << ")\n"
+            << "blocks:       " << usage.live_blocks << " stored ("
+            << HumanBytes(usage.live_block_bytes) << "), " << HumanBytes(dead)
+            << " dead bytes (superseded indexes and blocks)\n"
             << "finalized:    " << (m.finalized ? "yes" : "no (still mounted, or the daemon died)")
             << "\n";
   return kExitOk;

@@ -27,8 +27,8 @@ bool SetLogFile(const std::string& path) {
   return true;
 }
 
-void Log(LogLevel level, const std::string& message) {
-  if (static_cast<int>(level) > g_level.load()) return;
+namespace {
+void WriteLine(LogLevel level, const std::string& message) {
   static const char* kNames[] = {"E", "W", "I", "D"};
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
@@ -41,5 +41,13 @@ void Log(LogLevel level, const std::string& message) {
   ssize_t rc = ::write(g_fd.load(), line.data(), line.size());
   (void)rc;
 }
+}  // namespace
+
+void Log(LogLevel level, const std::string& message) {
+  if (static_cast<int>(level) > g_level.load()) return;
+  WriteLine(level, message);
+}
+
+void LogAlways(const std::string& message) { WriteLine(LogLevel::kInfo, message); }
 
 }  // namespace brickfs

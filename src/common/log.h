@@ -13,6 +13,8 @@ void SetLogLevel(LogLevel level);
 // Appends to `path` from now on (empty: stderr). Returns false if it can't.
 bool SetLogFile(const std::string& path);
 void Log(LogLevel level, const std::string& message);
+// Written whatever the level: lifecycle lines (mounted, finalized + totals).
+void LogAlways(const std::string& message);
 
 inline void LogError(const std::string& m) { Log(LogLevel::kError, m); }
 inline void LogWarning(const std::string& m) { Log(LogLevel::kWarning, m); }

@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/filesystem.hpp>
 #include <cerrno>
 
 #include "codec/block_codec.h"
@@ -195,16 +194,20 @@ Status ShardStore::SyncDirty() {
   return first;
 }
 
-ShardStore::Usage ShardStore::ScanUsage() const {
+Result<ShardStore::Usage> ShardStore::ScanUsage(const Shape3& brick_grid) {
   Usage u;
-  boost::system::error_code ec;
-  boost::filesystem::path root(dir_ + "/c");
-  if (!boost::filesystem::is_directory(root, ec)) return u;
-  for (boost::filesystem::recursive_directory_iterator it(root, ec), end; !ec && it != end;
-       it.increment(ec)) {
-    if (boost::filesystem::is_regular_file(it->path(), ec)) {
-      ++u.files;
-      u.file_bytes += boost::filesystem::file_size(it->path(), ec);
+  for (uint64_t z = 0; z < brick_grid[0]; ++z) {
+    for (uint64_t y = 0; y < brick_grid[1]; ++y) {
+      for (uint64_t x = 0; x < brick_grid[2]; ++x) {
+        struct stat sb;
+        if (::stat(BrickPath({z, y, x}).c_str(), &sb) != 0) continue;
+        BRICKFS_ASSIGN_OR_RETURN(auto index, GetIndex({z, y, x}));
+        ++u.files;
+        u.file_bytes += static_cast<uint64_t>(sb.st_size);
+        u.live_block_bytes += index->live_bytes();
+        u.live_blocks += index->live_blocks();
+        u.index_bytes += ShardIndex::EncodedSize(index->size());
+      }
     }
   }
   return u;

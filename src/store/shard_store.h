@@ -65,13 +65,17 @@ class ShardStore {
   // created. Returns the first error.
   Status SyncDirty();
 
-  // Sum over the bricks of live encoded bytes and all bytes on disk (scans the
-  // directory tree). For `info`.
+  // Shard files, their bytes on disk, and the bytes their current indexes
+  // point at (live blocks), over every brick of `brick_grid`. The difference
+  // is dead bytes: superseded indexes and rewritten blocks. For `info`.
   struct Usage {
     uint64_t files = 0;
     uint64_t file_bytes = 0;
+    uint64_t live_block_bytes = 0;
+    uint64_t live_blocks = 0;
+    uint64_t index_bytes = 0;  // the current index of each file
   };
-  Usage ScanUsage() const;
+  Result<Usage> ScanUsage(const Shape3& brick_grid);
 
   std::string BrickPath(const Shape3& brick) const;
   uint64_t max_block_nbytes() const { return max_block_nbytes_; }

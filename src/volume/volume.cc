@@ -966,7 +966,7 @@ void Volume::RecordError(const std::string& file, const std::string& message) {
   if (errors_.size() > 100) errors_.erase(errors_.begin());  // keep the latest
 }
 
-std::string Volume::StatusJson() const {
+std::string Volume::StatusJson(bool pretty) const {
   std::unique_lock<std::mutex> lock(mu_);
   Json doc = Json::MakeObject();
   doc.Set("store", store_->path());
@@ -1042,7 +1042,7 @@ std::string Volume::StatusJson() const {
   for (const auto& [f, m] : errors_) errors.Push(Json::MakeObject().Set("file", f).Set("message", m));
   doc.Set("errors", std::move(errors));
   doc.Set("errors_total", errors_total_);
-  return doc.Dump(2) + "\n";
+  return pretty ? doc.Dump(2) + "\n" : doc.Dump();
 }
 
 }  // namespace brickfs

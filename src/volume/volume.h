@@ -106,8 +106,8 @@ class Volume {
   // Records an error about `file` for the status page.
   void RecordError(const std::string& file, const std::string& message);
 
-  // The .brickfs/status document (see README).
-  std::string StatusJson() const;
+  // The .brickfs/status document (see README); pretty or one line.
+  std::string StatusJson(bool pretty = true) const;
 
   // Flushes every slab (partial ones with fill for missing slices), waits
   // for all flushes, fsyncs shards, writes final metadata. Idempotent.
