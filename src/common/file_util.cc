@@ -24,9 +24,18 @@ Result<std::string> ReadFileToString(const std::string& path, uint64_t max_bytes
                                    " bytes, more than the " + std::to_string(max_bytes) +
                                    " allowed");
   }
-  std::string data(static_cast<size_t>(st.st_size), '\0');
+  // Read to EOF, not to st_size: virtual files (a FUSE status page) may
+  // grow between stat and read.
+  std::string data(static_cast<size_t>(st.st_size) + 4096, '\0');
   size_t got = 0;
-  while (got < data.size()) {
+  for (;;) {
+    if (got == data.size()) {
+      if (data.size() > max_bytes) {
+        return Status::InvalidArgument(path + " grew past the " + std::to_string(max_bytes) +
+                                       " bytes allowed");
+      }
+      data.resize(data.size() * 2);
+    }
     ssize_t r = ::read(fd, data.data() + got, data.size() - got);
     if (r < 0) {
       if (errno == EINTR) continue;
