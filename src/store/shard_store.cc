@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "codec/block_codec.h"
@@ -97,7 +98,9 @@ Status ShardStore::Append(const Shape3& brick, const std::vector<EncodedBlock>& 
   buf.reserve(total);
   uint64_t offset = st->file_size;
   for (const auto& b : blocks) {
-    index->Set(b.index_in_brick, BlockLocation{offset + buf.size(), b.bytes.size()});
+    // An empty view clears the entry (the block became fill value).
+    index->Set(b.index_in_brick, b.bytes.empty() ? BlockLocation{}
+                                                 : BlockLocation{offset + buf.size(), b.bytes.size()});
     buf.append(b.bytes);
   }
   uint64_t block_bytes = buf.size();
@@ -138,23 +141,44 @@ Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& 
     file_size = st->file_size;
   }
   out->assign(indices.size(), std::string());
-  int fd = -1;
-  std::string path = BrickPath(brick);
-  ScopeGuard close_fd([&fd] {
-    if (fd >= 0) ::close(fd);
-  });
+  // Blocks written by one slab flush are adjacent in the file: read runs of
+  // nearby blocks with one pread (gaps up to kMaxGap are read and dropped).
+  constexpr uint64_t kMaxGap = 256 << 10, kMaxRun = 16 << 20;
+  std::vector<size_t> order;
   for (size_t i = 0; i < indices.size(); ++i) {
     const BlockLocation& loc = index->at(indices[i]);
     if (loc.empty()) continue;
     if (loc.offset + loc.nbytes > file_size) {
-      return Status::Corruption(path + ": block " + std::to_string(indices[i]) + " lies past the end of the shard");
+      return Status::Corruption(BrickPath(brick) + ": block " + std::to_string(indices[i]) +
+                                " lies past the end of the shard");
     }
-    if (fd < 0) {
-      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return Status::IOError("open " + path, errno);
+    order.push_back(i);
+  }
+  if (order.empty()) return Status::Ok();
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return index->at(indices[a]).offset < index->at(indices[b]).offset;
+  });
+  std::string path = BrickPath(brick);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("open " + path, errno);
+  ScopeGuard close_fd([fd] { ::close(fd); });
+  std::string run;
+  for (size_t k = 0; k < order.size();) {
+    const uint64_t begin = index->at(indices[order[k]]).offset;
+    uint64_t end = begin + index->at(indices[order[k]]).nbytes;
+    size_t m = k + 1;
+    while (m < order.size()) {
+      const BlockLocation& next = index->at(indices[order[m]]);
+      if (next.offset > end + kMaxGap || next.offset + next.nbytes - begin > kMaxRun) break;
+      end = std::max(end, next.offset + next.nbytes);
+      ++m;
     }
-    (*out)[i].resize(loc.nbytes);
-    BRICKFS_RETURN_IF_ERROR(PreadAll(fd, (*out)[i].data(), loc.nbytes, loc.offset, path));
+    run.resize(end - begin);
+    BRICKFS_RETURN_IF_ERROR(PreadAll(fd, run.data(), run.size(), begin, path));
+    for (; k < m; ++k) {
+      const BlockLocation& loc = index->at(indices[order[k]]);
+      (*out)[order[k]].assign(run, loc.offset - begin, loc.nbytes);
+    }
   }
   return Status::Ok();
 }

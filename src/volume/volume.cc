@@ -149,6 +149,24 @@ inline void ZeroRun(uint8_t* dst, uint64_t dst_stride, uint64_t n, uint32_t vb) 
   for (uint64_t i = 0; i < n; ++i) std::memset(dst + i * dst_stride, 0, vb);
 }
 
+// dst[i] = src[i * src_stride] for n voxels of vb bytes.
+inline void GatherColumn(uint8_t* dst, const uint8_t* src, uint64_t n, uint64_t src_stride,
+                         uint32_t vb) {
+  switch (vb) {
+    case 1:
+      for (uint64_t i = 0; i < n; ++i) dst[i] = src[i * src_stride];
+      break;
+    case 2:
+      for (uint64_t i = 0; i < n; ++i) std::memcpy(dst + 2 * i, src + i * src_stride, 2);
+      break;
+    case 4:
+      for (uint64_t i = 0; i < n; ++i) std::memcpy(dst + 4 * i, src + i * src_stride, 4);
+      break;
+    default:
+      for (uint64_t i = 0; i < n; ++i) std::memcpy(dst + vb * i, src + i * src_stride, vb);
+  }
+}
+
 BlockCodec& ThreadCodec(int level) {
   thread_local std::unique_ptr<BlockCodec> codec;
   thread_local int codec_level = -1000;
@@ -513,6 +531,7 @@ Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* d
   }
   received_[z] = true;
   counters_.slices_received.fetch_add(1);
+  generation_.fetch_add(1);
   if (!meta_dirty_) {
     // First change since mount: the store is no longer final until unmount.
     meta_dirty_ = true;
@@ -656,6 +675,7 @@ void Volume::FinishFlush(const std::shared_ptr<Slab>& slab) {
   cache_->Invalidate(keys);
   slab->state = Slab::State::kCommitted;
   slabs_.erase(slab->index);
+  generation_.fetch_add(1);
   counters_.slabs_flushed.fetch_add(1);
   cv_.notify_all();
 }
@@ -867,7 +887,6 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
   const uint64_t bx0 = r.lo[2] / B[2], bx1 = (r.hi[2] - 1) / B[2];
   const uint64_t nby = by1 - by0 + 1, nbx = bx1 - bx0 + 1;
   std::vector<BlockData> blocks(nby * nbx);
-  std::vector<uint8_t> have(nby * nbx, 0);
 
   // 1. Cache lookups; misses grouped by brick.
   const Shape3 nb = g.blocks_per_brick();
@@ -876,58 +895,50 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
     for (uint64_t j = 0; j < nbx; ++j) {
       size_t slot = i * nbx + j;
       BlockKey key{0, bz, by0 + i, bx0 + j};
-      if (cache_ && cache_->Lookup(key, &blocks[slot])) {
-        have[slot] = 1;
-      } else {
+      if (!cache_ || !cache_->Lookup(key, &blocks[slot])) {
         misses[{bz / nb[0], (by0 + i) / nb[1], (bx0 + j) / nb[2]}].push_back(slot);
       }
     }
   }
-  // 2. Read encoded misses brick by brick, then decode them in parallel.
+  // 2. Misses: each brick's blocks are read (coalesced preads) and decoded
+  //    by one task; bricks are spread over the pool and this thread.
   if (!misses.empty()) {
-    struct Job {
-      size_t slot;
-      std::string enc;
-    };
-    std::vector<Job> jobs;
-    for (auto& [brick, slots] : misses) {
+    std::vector<std::pair<Shape3, std::vector<size_t>>> bricks(misses.begin(), misses.end());
+    std::vector<Status> errs(bricks.size());
+    auto load_brick = [&](size_t k) {
+      const Shape3& brick = bricks[k].first;
+      const std::vector<size_t>& slots = bricks[k].second;
       std::vector<uint64_t> idx;
+      idx.reserve(slots.size());
       for (size_t slot : slots) {
         idx.push_back(g.BlockIndexInBrick({bz, by0 + slot / nbx, bx0 + slot % nbx}));
       }
       std::vector<std::string> enc;
-      BRICKFS_RETURN_IF_ERROR(shards_->ReadBlocks(brick, idx, &enc));
-      for (size_t k = 0; k < slots.size(); ++k) {
-        if (enc[k].empty()) {
-          have[slots[k]] = 1;  // fill block: null data
-          if (cache_) cache_->Insert({0, bz, by0 + slots[k] / nbx, bx0 + slots[k] % nbx}, nullptr, epoch);
-        } else {
-          jobs.push_back({slots[k], std::move(enc[k])});
+      errs[k] = shards_->ReadBlocks(brick, idx, &enc);
+      if (!errs[k].ok()) return;
+      BlockCodec& codec = ThreadCodec(meta_.zstd_level);
+      for (size_t i = 0; i < slots.size(); ++i) {
+        if (enc[i].empty()) continue;  // never written: fill (null)
+        auto data = std::make_shared<std::vector<uint8_t>>(g.block_bytes());
+        errs[k] = codec.Decode(reinterpret_cast<const uint8_t*>(enc[i].data()), enc[i].size(),
+                               data->data(), data->size(),
+                               shards_->BrickPath(brick) + " block " + std::to_string(idx[i]));
+        if (!errs[k].ok()) return;
+        blocks[slots[i]] = std::move(data);
+      }
+    };
+    if (pool_ && bricks.size() > 1) {
+      pool_->ParallelFor(bricks.size(), load_brick);
+    } else {
+      for (size_t k = 0; k < bricks.size(); ++k) load_brick(k);
+    }
+    for (size_t k = 0; k < bricks.size(); ++k) {
+      if (!errs[k].ok()) return errs[k];
+      for (size_t slot : bricks[k].second) {
+        if (cache_) {
+          cache_->Insert({0, bz, by0 + slot / nbx, bx0 + slot % nbx}, blocks[slot], epoch);
         }
       }
-    }
-    std::vector<Status> errs(jobs.size());
-    auto decode = [&](size_t k) {
-      auto data = std::make_shared<std::vector<uint8_t>>(g.block_bytes());
-      size_t slot = jobs[k].slot;
-      Shape3 b{bz, by0 + slot / nbx, bx0 + slot % nbx};
-      errs[k] = ThreadCodec(meta_.zstd_level)
-                    .Decode(reinterpret_cast<const uint8_t*>(jobs[k].enc.data()), jobs[k].enc.size(),
-                            data->data(), data->size(),
-                            shards_->BrickPath(g.BrickOfBlock(b)) + " block " +
-                                std::to_string(g.BlockIndexInBrick(b)));
-      if (errs[k].ok()) blocks[slot] = std::move(data);
-    };
-    if (pool_ && jobs.size() > 1) {
-      pool_->ParallelFor(jobs.size(), decode);
-    } else {
-      for (size_t k = 0; k < jobs.size(); ++k) decode(k);
-    }
-    for (size_t k = 0; k < jobs.size(); ++k) {
-      if (!errs[k].ok()) return errs[k];
-      size_t slot = jobs[k].slot;
-      have[slot] = 1;
-      if (cache_) cache_->Insert({0, bz, by0 + slot / nbx, bx0 + slot % nbx}, blocks[slot], epoch);
     }
   }
   // 3. Copy the region out of the blocks.
@@ -938,6 +949,16 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
       const uint64_t ylo = std::max(r.lo[1], y0), yhi = std::min(r.hi[1], y0 + B[1]);
       const uint64_t xlo = std::max(r.lo[2], x0), xhi = std::min(r.hi[2], x0 + B[2]);
       const uint64_t n = xhi - xlo;
+      if (data && n == 1 && r.stride[1] == vb) {
+        // A YZ plane: one voxel per (z, y), gathered down the block's rows.
+        for (uint64_t z = r.lo[0]; z < r.hi[0]; ++z) {
+          const uint64_t zi = z - bz * B[0];
+          uint8_t* dst = out + (z - r.lo[0]) * r.stride[0] + (ylo - r.lo[1]) * vb;
+          const uint8_t* src = data->data() + ((zi * B[1] + (ylo - y0)) * B[2] + (xlo - x0)) * vb;
+          GatherColumn(dst, src, yhi - ylo, B[2] * vb, vb);
+        }
+        continue;
+      }
       for (uint64_t z = r.lo[0]; z < r.hi[0]; ++z) {
         const uint64_t zi = z - bz * B[0];
         for (uint64_t y = ylo; y < yhi; ++y) {

@@ -103,6 +103,11 @@ class Volume {
   // fastest, little-endian). REQUIRES: geometry known, indices in range.
   Status ReadPlaneRows(Axis axis, uint64_t index, uint64_t row0, uint64_t nrows, uint8_t* out);
 
+  // Changes whenever what any virtual file reads may have changed (a slice
+  // received, a slab committed). Equal values: identical contents, so the
+  // kernel may keep its page cache.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
   // Records an error about `file` for the status page.
   void RecordError(const std::string& file, const std::string& message);
 
@@ -164,6 +169,7 @@ class Volume {
   std::map<uint64_t, std::shared_ptr<Slab>> slabs_;  // guarded by mu_
   std::vector<bool> received_;   // slices received (buffered or stored); guarded by mu_
   std::vector<bool> committed_;  // slices whose slab is in the store; guarded by mu_
+  std::atomic<uint64_t> generation_{0};
   bool meta_dirty_ = false;      // store metadata not yet marked unfinalized
   bool finalized_ = false;
 
