@@ -485,6 +485,7 @@ bool ParseShapeOption(const std::string& v, Shape3* out) {
   int i = 0;
   while (std::getline(ss, part, ',')) {
     if (i >= 3 || part.empty() || part.find_first_not_of("0123456789") != std::string::npos) return false;
+    if (part.size() > 12) return false;
     s[i++] = std::stoull(part);
   }
   if (i != 3) return false;
@@ -534,6 +535,7 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
     };
     auto uint_opt = [&](uint64_t* out) -> Status {
       if (val.empty() || val.find_first_not_of("0123456789") != std::string::npos) return bad("expected a number");
+      if (val.size() > 15) return bad("number too large");
       *out = std::stoull(val);
       return Status::Ok();
     };
@@ -554,11 +556,13 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
       if (!ParseShapeOption(val, &s)) return bad("expected Z,Y,X");
       (key == "block" ? config->volume.block : config->volume.brick) = s;
     } else if (key == "zstd_level") {
+      size_t used = 0;
       try {
-        config->volume.zstd_level = std::stoi(val);
+        config->volume.zstd_level = std::stoi(val, &used);
       } catch (...) {
-        return bad("expected a number");
+        used = 0;
       }
+      if (used == 0 || used != val.size()) return bad("expected a number");
     } else if (key == "ro") {
       config->read_only = true;
     } else if (key == "rw") {
@@ -664,6 +668,14 @@ int RunMount(const MountConfig& config) {
     return 2;
   }
   if (!log_file.empty()) SetLogFile(log_file);
+  if (!config.read_only) {  // the lock names the daemon: this process, after the fork
+    std::string pid = std::to_string(::getpid()) + "\n", lock = config.store + "/.brickfs/lock";
+    int fd = ::open(lock.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
+      LogError("cannot write the pid to " + lock);
+    }
+    if (fd >= 0) ::close(fd);
+  }
   LogAlways("mounted " + config.store + " on " + config.mountpoint);
   vol->Start();
   fuse_session* se = fuse_get_session(f);

@@ -178,7 +178,7 @@ class JsonParser {
   }
 
   Status ParseValue(Json* out, int depth) {
-    if (depth > 64) return Error("nesting deeper than 64");
+    if (depth >= 64) return Error("nesting deeper than 64");
     SkipWs();
     if (pos_ >= s_.size()) return Error("unexpected end");
     char c = s_[pos_];
@@ -214,6 +214,18 @@ class JsonParser {
       }
     }
     std::string text = s_.substr(start, pos_ - start);
+    // RFC 8259: no leading zeros, digits after '.', digits in the exponent.
+    size_t lead = text[0] == '-' ? 1 : 0;
+    if (text.size() > lead + 1 && text[lead] == '0' && isdigit(static_cast<unsigned char>(text[lead + 1]))) {
+      return Error("number with a leading zero");
+    }
+    for (size_t i = 0; i < text.size(); ++i) {
+      if ((text[i] == '.' || text[i] == 'e' || text[i] == 'E') &&
+          (i + 1 >= text.size() || !(isdigit(static_cast<unsigned char>(text[i + 1])) ||
+                                     (text[i] != '.' && (text[i + 1] == '+' || text[i + 1] == '-'))))) {
+        return Error("malformed number '" + text + "'");
+      }
+    }
     errno = 0;
     if (integer) {
       char* end = nullptr;

@@ -110,6 +110,7 @@ struct Volume::Slab {
   uint64_t pins = 0;                  // writers decoding into buf
   uint64_t last_touch = 0;
   bool spool_valid = false;           // the spool file holds the data
+  bool dirty = false;                 // holds a slice the store does not have
   // ... except these, used by flush tasks:
   std::atomic<uint64_t> pending_bricks{0};
   std::mutex err_mu;
@@ -511,14 +512,24 @@ Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* d
     if (slab && !slab->present[slot] && slab->buf) {
       std::memset(slab->buf.get() + slot * geo_->slice_bytes(), 0, geo_->slice_bytes());
     }
-    if (slab) MaybeCompleteLocked(slab);
+    if (!slab && geo_) {
+      auto it = slabs_.find(z / geo_->block[0]);
+      if (it != slabs_.end()) slab = it->second;
+    }
+    if (slab && !slab->dirty && !slab->pins && slab->state == Slab::State::kFilling) {
+      // Loaded (or created) only for this slice: nothing new to keep.
+      slabs_.erase(slab->index);
+    } else if (slab) {
+      MaybeCompleteLocked(slab);
+    }
     cv_.notify_all();
     lock.unlock();
-    Status named = s.WithContext(name);
+    Status named = s.message().find(name) == std::string::npos ? s.WithContext(name) : s;
     RecordError(name, named.message());
     return named;
   }
 
+  slab->dirty = true;
   if (!slab->present[slot]) {
     slab->present[slot] = 1;
     ++slab->count;
@@ -544,7 +555,7 @@ Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* d
 }
 
 void Volume::MaybeCompleteLocked(const std::shared_ptr<Slab>& slab) {
-  if (slab->state != Slab::State::kFilling || slab->pins) return;
+  if (slab->state != Slab::State::kFilling || slab->pins || !slab->dirty) return;
   if (slab->count < SlotsInSlabLocked(slab->index)) return;
   StartFlushLocked(slab);
 }
@@ -702,7 +713,14 @@ Status Volume::Finalize() {
     }
     // Flush every remaining slab, partial ones too (missing slices = fill).
     std::vector<std::shared_ptr<Slab>> todo;
-    for (auto& [i, s] : slabs_) todo.push_back(s);
+    for (auto it = slabs_.begin(); it != slabs_.end();) {
+      if (!it->second->dirty) {
+        it = slabs_.erase(it);  // nothing the store lacks
+      } else {
+        todo.push_back(it->second);
+        ++it;
+      }
+    }
     for (auto& s : todo) {
       auto acquired = AcquireSlabLocked(lock, s->index);  // unspools
       if (!acquired.ok()) return acquired.status().WithContext("finalize");
@@ -833,7 +851,10 @@ Status Volume::ReadRegion(const Geometry& g, const Region& r, uint8_t* out, bool
       if (it != slabs_.end()) {
         Slab& slab = *it->second;
         bool from_spool = !slab.buf && slab.spool_valid;
-        if (slab.buf || from_spool) {
+        // A slab being (re)loaded from the store is not yet the truth: the
+        // store is, until loading finishes.
+        bool reloading = slab.state == Slab::State::kLoading && !slab.spool_valid;
+        if (!reloading && (slab.buf || from_spool)) {
           // Served from memory (or the spool file) — read your own writes.
           std::shared_ptr<uint8_t> buf = slab.buf;
           std::vector<uint8_t> present = slab.present;

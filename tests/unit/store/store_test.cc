@@ -1,0 +1,250 @@
+// Tests for Store: creating and opening the Zarr group, the writer lock, and
+// the metadata documents it reads and writes.
+#include "store/store.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "brickfs/version.h"
+#include "format/json.h"
+
+namespace brickfs {
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteAll(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+bool IsDir(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+VolumeMeta SampleMeta() {
+  VolumeMeta m;
+  m.geo.shape = {13, 19, 23};
+  m.geo.block = {4, 8, 8};
+  m.geo.brick = {8, 16, 16};
+  m.geo.dtype = DType::kUint16;
+  m.fixed_shape = true;
+  m.present = {{0, 4}};
+  return m;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "brickfs_store_XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+    path_ = root_ + "/brain.zarr";
+  }
+  void TearDown() override {
+    std::string cmd = "rm -rf '" + root_ + "'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+  static StoreOpenOptions Writer(bool create = false) {
+    StoreOpenOptions o;
+    o.create_if_missing = create;
+    return o;
+  }
+  std::string root_, path_;
+};
+
+TEST_F(StoreTest, OpenWithCreateIfMissingMakesAnOmeZarrGroup) {
+  auto s = Store::Open(path_, Writer(true));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ((*s)->path(), path_);
+  EXPECT_FALSE((*s)->read_only());
+  EXPECT_FALSE((*s)->meta().has_value()) << "no array before the first slice";
+  EXPECT_EQ((*s)->ArrayDir(0), path_ + "/0");
+  EXPECT_TRUE(IsDir(path_ + "/.brickfs"));
+  std::string group = ReadAll(path_ + "/zarr.json");
+  EXPECT_TRUE(CheckGroupJson(group, "g").ok()) << group;
+  auto doc = Json::Parse(group);
+  ASSERT_TRUE(doc.ok());
+  const Json* ome = doc->Get("attributes")->Get("ome");
+  ASSERT_NE(ome, nullptr);
+  EXPECT_EQ(ome->Get("version")->as_string(), "0.5");
+  // The group is named after the store without its .zarr suffix.
+  EXPECT_EQ(ome->Get("multiscales")->as_array()[0].Get("name")->as_string(), "brain");
+}
+
+TEST_F(StoreTest, OpenMissingWithoutCreateIsNotFound) {
+  auto s = Store::Open(path_, Writer(false));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Status::Code::kNotFound);
+  EXPECT_NE(s.status().message().find(path_), std::string::npos);
+  EXPECT_FALSE(IsDir(path_)) << "a failed open must not create the store";
+}
+
+TEST_F(StoreTest, ReadOnlyOpenNeverCreates) {
+  StoreOpenOptions o;
+  o.create_if_missing = true;
+  o.read_only = true;
+  auto s = Store::Open(path_, o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Status::Code::kNotFound);
+  EXPECT_FALSE(IsDir(path_));
+}
+
+TEST_F(StoreTest, SecondWriterIsBusyUntilTheFirstCloses) {
+  auto first = Store::Open(path_, Writer(true));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  // The lock file names the holder.
+  std::string pid = ReadAll(path_ + "/.brickfs/lock");
+  EXPECT_EQ(pid, std::to_string(::getpid()) + "\n");
+
+  auto second = Store::Open(path_, Writer(false));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), Status::Code::kBusy);
+  EXPECT_NE(second.status().message().find(std::to_string(::getpid())), std::string::npos)
+      << second.status().message();
+
+  // A read-only open (shared lock) conflicts with the writer too...
+  StoreOpenOptions ro;
+  ro.read_only = true;
+  EXPECT_EQ(Store::Open(path_, ro).status().code(), Status::Code::kBusy);
+  // ...but inspection without the lock works.
+  StoreOpenOptions peek;
+  peek.read_only = true;
+  peek.take_lock = false;
+  EXPECT_TRUE(Store::Open(path_, peek).ok());
+
+  first->reset();  // releases the lock
+  auto third = Store::Open(path_, Writer(false));
+  EXPECT_TRUE(third.ok()) << third.status().ToString();
+}
+
+TEST_F(StoreTest, ReadersShareTheLockButExcludeAWriter) {
+  ASSERT_TRUE(Store::Open(path_, Writer(true)).ok());
+  StoreOpenOptions ro;
+  ro.read_only = true;
+  auto r1 = Store::Open(path_, ro);
+  auto r2 = Store::Open(path_, ro);
+  ASSERT_TRUE(r1.ok()) << r1.status().ToString();
+  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
+  EXPECT_TRUE((*r1)->read_only());
+  EXPECT_EQ(Store::Open(path_, Writer(false)).status().code(), Status::Code::kBusy);
+}
+
+TEST_F(StoreTest, PlainFileIsInvalidArgument) {
+  WriteAll(path_, "not a store");
+  auto s = Store::Open(path_, Writer(true));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.status().message().find(path_), std::string::npos);
+}
+
+TEST_F(StoreTest, DirectoryWithoutZarrJsonIsInvalidArgument) {
+  ASSERT_EQ(::mkdir(path_.c_str(), 0755), 0);
+  auto s = Store::Open(path_, Writer(true));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST_F(StoreTest, ArrayInsteadOfGroupIsRefused) {
+  ASSERT_EQ(::mkdir(path_.c_str(), 0755), 0);
+  WriteAll(path_ + "/zarr.json", SampleMeta().ArrayJson());
+  auto s = Store::Open(path_, Writer(false));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Status::Code::kUnsupported);
+}
+
+TEST_F(StoreTest, CreateWritesGroupAndArrayThatOpenReadsBack) {
+  ASSERT_TRUE(Store::Create(path_, SampleMeta()).ok());
+  EXPECT_TRUE(IsDir(path_ + "/.brickfs"));
+  auto s = Store::Open(path_, Writer(false));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_TRUE((*s)->meta().has_value());
+  const VolumeMeta& m = *(*s)->meta();
+  EXPECT_EQ(m.geo.shape, (Shape3{13, 19, 23}));
+  EXPECT_EQ(m.geo.block, (Shape3{4, 8, 8}));
+  EXPECT_EQ(m.geo.brick, (Shape3{8, 16, 16}));
+  EXPECT_TRUE(m.fixed_shape);
+  EXPECT_EQ(m.present, (ZRanges{{0, 4}}));
+  EXPECT_EQ(m.format_version, uint64_t{BRICKFS_FORMAT_VERSION});
+}
+
+TEST_F(StoreTest, CreateRefusesAnExistingPath) {
+  ASSERT_EQ(::mkdir(path_.c_str(), 0755), 0);
+  Status s = Store::Create(path_, SampleMeta());
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find(path_), std::string::npos);
+  const std::string file = root_ + "/file";
+  WriteAll(file, "x");
+  EXPECT_EQ(Store::Create(file, SampleMeta()).code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(ReadAll(file), "x");
+}
+
+TEST_F(StoreTest, CreateRefusesInvalidGeometry) {
+  VolumeMeta m = SampleMeta();
+  m.geo.brick = {8, 16, 12};
+  EXPECT_EQ(Store::Create(path_, m).code(), Status::Code::kInvalidArgument);
+  EXPECT_FALSE(IsDir(path_));
+}
+
+TEST_F(StoreTest, WriteMetaReplacesArrayDocument) {
+  auto s = Store::Open(path_, Writer(true));
+  ASSERT_TRUE(s.ok());
+  VolumeMeta m = SampleMeta();
+  m.finalized = true;
+  ASSERT_TRUE((*s)->WriteMeta(m).ok());
+  m.present = {{0, 12}};
+  ASSERT_TRUE((*s)->WriteMeta(m).ok());
+  s->reset();
+  auto again = Store::Open(path_, Writer(false));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  ASSERT_TRUE((*again)->meta().has_value());
+  EXPECT_TRUE((*again)->meta()->finalized);
+  EXPECT_EQ((*again)->meta()->present, (ZRanges{{0, 12}}));
+  EXPECT_TRUE(CheckGroupJson(ReadAll(path_ + "/zarr.json"), "g").ok());
+}
+
+TEST_F(StoreTest, ReadOnlyStoreRefusesWriteMeta) {
+  ASSERT_TRUE(Store::Create(path_, SampleMeta()).ok());
+  StoreOpenOptions ro;
+  ro.read_only = true;
+  auto s = Store::Open(path_, ro);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  const std::string before = ReadAll(path_ + "/0/zarr.json");
+  EXPECT_EQ((*s)->WriteMeta(SampleMeta()).code(), Status::Code::kUnsupported);
+  EXPECT_EQ(ReadAll(path_ + "/0/zarr.json"), before);
+}
+
+TEST_F(StoreTest, CorruptArrayMetadataIsCorruption) {
+  ASSERT_TRUE(Store::Create(path_, SampleMeta()).ok());
+  WriteAll(path_ + "/0/zarr.json", "{\"zarr_format\": 3, \"node_type\": \"arr");
+  auto s = Store::Open(path_, Writer(false));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(s.status().message().find(path_ + "/0/zarr.json"), std::string::npos)
+      << s.status().message();
+}
+
+TEST_F(StoreTest, NewerFormatIsUnsupported) {
+  ASSERT_TRUE(Store::Create(path_, SampleMeta()).ok());
+  std::string doc = ReadAll(path_ + "/0/zarr.json");
+  const std::string key = "\"format_version\": " + std::to_string(BRICKFS_FORMAT_VERSION);
+  size_t at = doc.find(key);
+  ASSERT_NE(at, std::string::npos) << doc;
+  doc.replace(at, key.size(), "\"format_version\": 99");
+  WriteAll(path_ + "/0/zarr.json", doc);
+  EXPECT_EQ(Store::Open(path_, Writer(false)).status().code(), Status::Code::kUnsupported);
+}
+
+}  // namespace
+}  // namespace brickfs

@@ -1,0 +1,892 @@
+// End-to-end tests of the engine without FUSE: TIFF slices written with
+// libtiff go in through IngestSlice, in any order, and come back out through
+// ReadPlaneRows / ReadVirtualFile along z, y and x, before and after
+// Finalize and after reopening the store. Also the error paths (bad TIFF,
+// wrong size), rewrites of committed slabs, and spooling under a tight
+// memory budget.
+#include "volume/volume.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <tiffio.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/log.h"
+#include "format/json.h"
+#include "format/shard_index.h"
+#include "store/shard_store.h"
+#include "tiff/tiff_decode.h"
+
+namespace brickfs {
+namespace {
+
+constexpr uint64_t kZ = 13, kY = 19, kX = 23;
+constexpr Shape3 kBlock{4, 8, 8};
+constexpr Shape3 kBrick{8, 16, 16};
+constexpr uint64_t kSlabBytes = kBlock[0] * kY * kX * 2;  // uint16
+
+using Bytes = std::vector<uint8_t>;
+
+// A z,y,x uint16 volume held as one slice (Y*X little-endian samples) per z.
+struct Source {
+  uint64_t nz, ny, nx;
+  std::vector<std::vector<uint16_t>> slices;
+  uint16_t at(uint64_t z, uint64_t y, uint64_t x) const { return slices[z][y * nx + x]; }
+};
+
+// Every voxel non-zero and distinct enough to catch any misplaced row,
+// column or slice. `version` changes every value (for rewrites).
+Source MakeSource(uint64_t nz, uint64_t ny, uint64_t nx, uint32_t version = 0) {
+  Source s{nz, ny, nx, {}};
+  for (uint64_t z = 0; z < nz; ++z) {
+    std::vector<uint16_t> v(ny * nx);
+    for (uint64_t y = 0; y < ny; ++y) {
+      for (uint64_t x = 0; x < nx; ++x) {
+        v[y * nx + x] = static_cast<uint16_t>(1 + z * 1009 + y * 67 + x * 3 + version * 7919);
+      }
+    }
+    s.slices.push_back(std::move(v));
+  }
+  return s;
+}
+
+std::string TempPath(const std::string& stem) {
+  static std::atomic<int> counter{0};
+  return ::testing::TempDir() + "brickfs_volume_test_" + std::to_string(::getpid()) + "_" +
+         std::to_string(counter++) + "_" + stem;
+}
+
+Bytes ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(in), {});
+}
+
+// A one-image TIFF of `width` x `height` samples written by libtiff.
+Bytes MakeTiff(const void* pixels, uint32_t width, uint32_t height, uint16_t bits,
+               uint16_t compression = COMPRESSION_NONE) {
+  const std::string path = TempPath("slice.tif");
+  TIFF* tif = TIFFOpen(path.c_str(), "w");
+  EXPECT_NE(tif, nullptr);
+  if (!tif) return {};
+  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, width);
+  TIFFSetField(tif, TIFFTAG_IMAGELENGTH, height);
+  TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, bits);
+  TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT);
+  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
+  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(tif, TIFFTAG_COMPRESSION, compression);
+  TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 4);
+  const size_t row_bytes = size_t{width} * bits / 8;
+  Bytes row(row_bytes);
+  for (uint32_t y = 0; y < height; ++y) {
+    std::memcpy(row.data(), static_cast<const uint8_t*>(pixels) + y * row_bytes, row_bytes);
+    EXPECT_EQ(TIFFWriteScanline(tif, row.data(), y, 0), 1);
+  }
+  TIFFClose(tif);
+  Bytes bytes = ReadFileBytes(path);
+  std::remove(path.c_str());
+  return bytes;
+}
+
+Bytes SliceTiff(const Source& s, uint64_t z, uint16_t compression = COMPRESSION_NONE) {
+  return MakeTiff(s.slices[z].data(), static_cast<uint32_t>(s.nx), static_cast<uint32_t>(s.ny),
+                  16, compression);
+}
+
+// A TIFF of slice z whose header and strip table are valid but whose
+// deflate data is garbage: it fails only while the pixels are decoded.
+Bytes GarbledTiff(const Source& s, uint64_t z) {
+  Bytes tif = SliceTiff(s, z, COMPRESSION_ADOBE_DEFLATE);
+  std::mt19937 rng(static_cast<uint32_t>(z) + 77);
+  // libtiff writes strips right after the 8-byte header, the IFD last.
+  for (size_t i = 8; i < tif.size() / 2; ++i) tif[i] = static_cast<uint8_t>(rng());
+  return tif;
+}
+
+std::string SliceName(uint64_t z) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "img_%04llu.tif", static_cast<unsigned long long>(z));
+  return buf;
+}
+
+// The expected bytes of plane `index` along `axis`: rows of the virtual TIFF.
+Bytes ExpectedPlane(const Source& s, Axis axis, uint64_t index) {
+  std::vector<uint16_t> v;
+  switch (axis) {
+    case Axis::kZ:  // rows y, columns x
+      v = s.slices[index];
+      break;
+    case Axis::kY:  // rows z, columns x
+      for (uint64_t z = 0; z < s.nz; ++z) {
+        for (uint64_t x = 0; x < s.nx; ++x) v.push_back(s.at(z, index, x));
+      }
+      break;
+    case Axis::kX:  // rows z, columns y
+      for (uint64_t z = 0; z < s.nz; ++z) {
+        for (uint64_t y = 0; y < s.ny; ++y) v.push_back(s.at(z, y, index));
+      }
+      break;
+  }
+  Bytes out(v.size() * 2);
+  std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+uint64_t Rows(const Source& s, Axis axis) { return axis == Axis::kZ ? s.ny : s.nz; }
+uint64_t Planes(const Source& s, Axis axis) {
+  return axis == Axis::kZ ? s.nz : axis == Axis::kY ? s.ny : s.nx;
+}
+
+Json ParseStatus(const Volume& v) {
+  auto j = Json::Parse(v.StatusJson());
+  EXPECT_TRUE(j.ok()) << j.status().ToString();
+  return j.ok() ? *j : Json();
+}
+
+class VolumeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SetLogLevel(LogLevel::kError);  // rejected slices log warnings by design
+    std::string tmpl = ::testing::TempDir() + "brickfs_volume_XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+    store_path_ = root_ + "/vol.zarr";
+  }
+  void TearDown() override {
+    std::string cmd = "rm -rf '" + root_ + "'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+
+  VolumeOptions Options(uint64_t mem_slabs = 3) const {
+    VolumeOptions o;
+    o.mem_budget = mem_slabs * kSlabBytes;
+    o.cache_budget = 16 * 1024;  // ~25 decoded blocks: eviction happens
+    o.threads = 2;
+    o.block = kBlock;
+    o.brick = kBrick;
+    o.zstd_level = 3;
+    return o;
+  }
+
+  std::unique_ptr<Volume> Open(const VolumeOptions& o, bool read_only = false) {
+    StoreOpenOptions so;
+    so.create_if_missing = !read_only;
+    so.read_only = read_only;
+    auto store = Store::Open(store_path_, so);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) return nullptr;
+    auto v = Volume::Open(std::move(*store), o);
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
+    if (!v.ok()) return nullptr;
+    (*v)->Start();
+    return std::move(*v);
+  }
+
+  void Ingest(Volume* v, const Source& s, uint64_t z) {
+    Bytes tif = SliceTiff(s, z, z % 2 ? COMPRESSION_ADOBE_DEFLATE : COMPRESSION_NONE);
+    const std::string name = SliceName(z);
+    auto idx = v->SliceIndexForName(name);
+    ASSERT_TRUE(idx.ok()) << idx.status().ToString();
+    ASSERT_EQ(*idx, z);
+    Status st = v->IngestSlice(name, z, tif.data(), tif.size());
+    ASSERT_TRUE(st.ok()) << name << ": " << st.ToString();
+  }
+
+  // Compares every plane along every axis, whole and in row ranges.
+  void ExpectVolumeEquals(Volume* v, const Source& s, const std::string& when) {
+    SCOPED_TRACE(when);
+    ASSERT_TRUE(v->geometry().has_value());
+    EXPECT_EQ(v->geometry()->shape, (Shape3{s.nz, s.ny, s.nx}));
+    for (Axis axis : {Axis::kZ, Axis::kY, Axis::kX}) {
+      ASSERT_EQ(v->PlaneCount(axis), Planes(s, axis));
+      const uint64_t rows = Rows(s, axis);
+      for (uint64_t i = 0; i < Planes(s, axis); ++i) {
+        const Bytes want = ExpectedPlane(s, axis, i);
+        const uint64_t row_bytes = want.size() / rows;
+        Bytes got(want.size(), 0xEE);
+        Status st = v->ReadPlaneRows(axis, i, 0, rows, got.data());
+        ASSERT_TRUE(st.ok()) << AxisName(axis) << i << ": " << st.ToString();
+        ASSERT_TRUE(got == want) << AxisName(axis) << " plane " << i << " differs";
+        // A row range starting mid-block.
+        const uint64_t r0 = rows / 3, n = rows - r0 - 1;
+        Bytes part(n * row_bytes, 0xEE);
+        ASSERT_TRUE(v->ReadPlaneRows(axis, i, r0, n, part.data()).ok());
+        ASSERT_TRUE(std::equal(part.begin(), part.end(), want.begin() + r0 * row_bytes))
+            << AxisName(axis) << " plane " << i << " rows " << r0 << "+" << n;
+      }
+    }
+  }
+
+  std::string root_, store_path_;
+};
+
+std::vector<uint64_t> Shuffled(uint64_t n, uint32_t seed) {
+  std::vector<uint64_t> order(n);
+  for (uint64_t i = 0; i < n; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937(seed));
+  return order;
+}
+
+bool Exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
+
+TEST_F(VolumeTest, ShuffledIngestReadsBackAlongEveryAxisBeforeAndAfterFinalizeAndReopen) {
+  const Source src = MakeSource(kZ, kY, kX);
+  {
+    auto v = Open(Options(/*mem_slabs=*/4));  // every slab fits: no spooling
+    ASSERT_NE(v, nullptr);
+    EXPECT_FALSE(v->geometry().has_value());
+    EXPECT_EQ(v->PlaneCount(Axis::kZ), 0u);
+    EXPECT_EQ(v->VirtualFileSize(Axis::kZ), 0u);
+    for (uint64_t z : Shuffled(kZ, 1)) Ingest(v.get(), src, z);
+    for (uint64_t z = 0; z < kZ; ++z) EXPECT_TRUE(v->SlicePresent(z)) << z;
+    EXPECT_FALSE(v->SlicePresent(kZ));
+    // The last slab (z = 12 only) is still buffered: reads mix memory and store.
+    ExpectVolumeEquals(v.get(), src, "before finalize");
+    ASSERT_TRUE(v->Finalize().ok());
+    ExpectVolumeEquals(v.get(), src, "after finalize");
+    ASSERT_TRUE(v->Finalize().ok()) << "Finalize is idempotent";
+
+    Json st = ParseStatus(*v);
+    EXPECT_TRUE(st.Get("finalized")->as_bool());
+    EXPECT_EQ(st.Get("slices")->Get("present")->as_uint(), kZ);
+    EXPECT_TRUE(st.Get("slices")->Get("missing")->as_array().empty());
+    EXPECT_EQ(st.Get("errors_total")->as_uint(), 0u);
+    EXPECT_EQ(st.Get("slabs")->Get("flushed")->as_uint(), 4u);
+    EXPECT_EQ(st.Get("slabs")->Get("spooled_total")->as_uint(), 0u);
+    EXPECT_EQ(st.Get("shape")->Dump(), "[13,19,23]");
+    EXPECT_EQ(st.Get("dtype")->as_string(), "uint16");
+  }
+
+  // Store metadata: finalized, every slice present.
+  StoreOpenOptions peek;
+  peek.read_only = true;
+  auto store = Store::Open(store_path_, peek);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  ASSERT_TRUE((*store)->meta().has_value());
+  const VolumeMeta meta = *(*store)->meta();
+  store->reset();
+  EXPECT_TRUE(meta.finalized);
+  EXPECT_EQ(meta.present, (ZRanges{{0, kZ - 1}}));
+  EXPECT_EQ(meta.geo.shape, (Shape3{kZ, kY, kX}));
+  EXPECT_EQ(meta.geo.block, kBlock);
+  EXPECT_EQ(meta.geo.brick, kBrick);
+  EXPECT_EQ(meta.geo.dtype, DType::kUint16);
+  EXPECT_EQ(meta.zstd_level, 3);
+
+  // One valid shard per brick: 2 x 2 x 2 bricks, every block non-fill.
+  ShardStore shards(store_path_ + "/0", meta.geo, true);
+  const Shape3 grid = meta.geo.brick_grid();
+  ASSERT_EQ(grid, (Shape3{2, 2, 2}));
+  uint64_t live = 0;
+  for (uint64_t z = 0; z < grid[0]; ++z) {
+    for (uint64_t y = 0; y < grid[1]; ++y) {
+      for (uint64_t x = 0; x < grid[2]; ++x) {
+        const std::string path = store_path_ + "/0/c/" + std::to_string(z) + "/" +
+                                 std::to_string(y) + "/" + std::to_string(x);
+        EXPECT_TRUE(Exists(path)) << path;
+        auto idx = shards.GetIndex({z, y, x});
+        ASSERT_TRUE(idx.ok()) << idx.status().ToString();
+        live += (*idx)->live_blocks();
+      }
+    }
+  }
+  EXPECT_EQ(live, Product(meta.geo.block_grid()));  // 4 * 3 * 3
+  EXPECT_FALSE(Exists(store_path_ + "/.brickfs/spool")) << "spool dir left behind";
+
+  // Reopen: everything comes from the store now.
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  ExpectVolumeEquals(v.get(), src, "after reopen");
+  for (uint64_t z = 0; z < kZ; ++z) EXPECT_TRUE(v->SlicePresent(z));
+}
+
+TEST_F(VolumeTest, BytesWrittenEqualBytesOnDiskAndShardsAreValid) {
+  const Source src = MakeSource(kZ, kY, kX, 3);
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  for (uint64_t z : Shuffled(kZ, 2)) Ingest(v.get(), src, z);
+  ASSERT_TRUE(v->Finalize().ok());
+  Json st = ParseStatus(*v);
+  const uint64_t written = st.Get("bytes")->Get("written")->as_uint();
+  const uint64_t compressed = st.Get("bytes")->Get("compressed")->as_uint();
+  EXPECT_GT(compressed, 0u);
+  EXPECT_GE(written, compressed);
+  EXPECT_EQ(st.Get("blocks")->Get("written")->as_uint(), 36u);
+  EXPECT_EQ(st.Get("bytes")->Get("raw_flushed")->as_uint(), 36u * 512);
+
+  ShardStore shards(store_path_ + "/0", *v->geometry(), true);
+  auto usage = shards.ScanUsage(v->geometry()->brick_grid());
+  ASSERT_TRUE(usage.ok()) << usage.status().ToString();
+  // Appends only: every byte written is on disk, nothing else is.
+  EXPECT_EQ(usage->file_bytes, written);
+  EXPECT_EQ(usage->live_block_bytes, compressed) << "no block was written twice";
+  EXPECT_EQ(usage->live_blocks, 36u);
+}
+
+TEST_F(VolumeTest, ReadVirtualFileAtRandomOffsetsMatchesHeaderPlusPixels) {
+  const Source src = MakeSource(kZ, kY, kX, 1);
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  for (uint64_t z : Shuffled(kZ, 3)) Ingest(v.get(), src, z);
+  std::mt19937 rng(5);
+  for (int phase = 0; phase < 2; ++phase) {
+    if (phase == 1) {
+      ASSERT_TRUE(v->Finalize().ok());
+    }
+    for (Axis axis : {Axis::kZ, Axis::kY, Axis::kX}) {
+      const uint64_t size = v->VirtualFileSize(axis);
+      const Bytes pixels = ExpectedPlane(src, axis, 0);
+      ASSERT_GT(size, pixels.size());
+      for (uint64_t plane : {uint64_t{0}, Planes(src, axis) - 1}) {
+        SCOPED_TRACE(std::string(AxisName(axis)) + " plane " + std::to_string(plane));
+        const Bytes want_pixels = ExpectedPlane(src, axis, plane);
+        Bytes whole(size + 100, 0xEE);
+        auto n = v->ReadVirtualFile(axis, plane, 0, whole.size(), whole.data());
+        ASSERT_TRUE(n.ok()) << n.status().ToString();
+        ASSERT_EQ(*n, size) << "a read past EOF returns what there is";
+        whole.resize(size);
+        // header() + pixels: the file ends with the plane's rows.
+        EXPECT_TRUE(std::equal(want_pixels.begin(), want_pixels.end(),
+                               whole.end() - static_cast<long>(want_pixels.size())));
+        EXPECT_EQ(std::memcmp(whole.data(), "II*\0", 4), 0);
+        // And a TIFF reader sees exactly the plane.
+        Bytes decoded;
+        auto info = DecodeTiffSlice(whole.data(), whole.size(),
+                                    [&](const SliceInfo& si) -> Result<uint8_t*> {
+                                      decoded.resize(si.width * si.height * 2);
+                                      return decoded.data();
+                                    });
+        ASSERT_TRUE(info.ok()) << info.status().ToString();
+        EXPECT_EQ(info->dtype, DType::kUint16);
+        EXPECT_EQ(info->height, Rows(src, axis));
+        EXPECT_TRUE(decoded == want_pixels);
+        // Random windows, some straddling the header/pixel boundary, some
+        // mid-row, some running past EOF.
+        const uint64_t po = size - want_pixels.size();
+        for (int i = 0; i < 60; ++i) {
+          uint64_t off;
+          switch (i % 4) {
+            case 0: off = rng() % size; break;
+            case 1: off = po - 1 - rng() % std::min<uint64_t>(po, 64); break;
+            case 2: off = po + rng() % want_pixels.size(); break;
+            default: off = size - 1 - rng() % 50; break;
+          }
+          size_t len = 1 + rng() % 700;
+          Bytes buf(len, 0xEE);
+          auto r = v->ReadVirtualFile(axis, plane, off, len, buf.data());
+          ASSERT_TRUE(r.ok()) << r.status().ToString();
+          const size_t expect_n = static_cast<size_t>(std::min<uint64_t>(len, size - off));
+          ASSERT_EQ(*r, expect_n) << "offset " << off << " len " << len;
+          ASSERT_TRUE(std::equal(buf.begin(), buf.begin() + static_cast<long>(expect_n),
+                                 whole.begin() + static_cast<long>(off)))
+              << "offset " << off << " len " << len;
+        }
+        Bytes tail(10);
+        auto eof = v->ReadVirtualFile(axis, plane, size, 10, tail.data());
+        ASSERT_TRUE(eof.ok());
+        EXPECT_EQ(*eof, 0u);
+      }
+    }
+  }
+  Bytes buf(10);
+  EXPECT_EQ(v->ReadVirtualFile(Axis::kZ, kZ, 0, 10, buf.data()).status().code(),
+            Status::Code::kNotFound);
+  EXPECT_EQ(v->ReadVirtualFile(Axis::kX, kX, 0, 10, buf.data()).status().code(),
+            Status::Code::kNotFound);
+}
+
+TEST_F(VolumeTest, ZeroLengthReadsReturnZeroAnywhere) {
+  const Source src = MakeSource(kZ, kY, kX);
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  for (uint64_t z = 0; z < kZ; ++z) Ingest(v.get(), src, z);
+  ASSERT_TRUE(v->Finalize().ok());  // everything comes from the store
+  for (Axis axis : {Axis::kZ, Axis::kY, Axis::kX}) {
+    const uint64_t size = v->VirtualFileSize(axis);
+    const uint64_t po = size - ExpectedPlane(src, axis, 0).size();
+    const uint64_t rb = ExpectedPlane(src, axis, 0).size() / Rows(src, axis);
+    for (uint64_t off : {uint64_t{0}, po - 1, po, po + 1, po + rb, size - 1, size}) {
+      uint8_t buf[1] = {0xEE};
+      Result<size_t> n = Status::Unsupported("not run");
+      EXPECT_NO_THROW(n = v->ReadVirtualFile(axis, 0, off, 0, buf))
+          << AxisName(axis) << " offset " << off;
+      ASSERT_TRUE(n.ok()) << AxisName(axis) << " offset " << off << ": " << n.status().ToString();
+      EXPECT_EQ(*n, 0u) << AxisName(axis) << " offset " << off;
+      EXPECT_EQ(buf[0], 0xEE);
+    }
+  }
+}
+
+TEST_F(VolumeTest, BadTiffIsInvalidArgumentAndNothingStoredChanges) {
+  const Source src = MakeSource(kZ, kY, kX);
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+
+  // As the very first slice: the volume stays undefined.
+  Bytes junk(3000);
+  std::mt19937 rng(11);
+  for (auto& b : junk) b = static_cast<uint8_t>(rng());
+  Status s = v->IngestSlice("img_0002.tif", 2, junk.data(), junk.size());
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
+  EXPECT_NE(s.message().find("img_0002.tif"), std::string::npos) << s.message();
+  EXPECT_FALSE(v->geometry().has_value());
+  EXPECT_FALSE(v->SlicePresent(2));
+
+  for (uint64_t z = 0; z < 8; ++z) Ingest(v.get(), src, z);  // slabs 0, 1 committed
+  Ingest(v.get(), src, 9);                                   // slab 2 buffered
+  ASSERT_TRUE(v->Finalize().ok());
+  Ingest(v.get(), src, 10);
+  const std::string shard = store_path_ + "/0/c/0/0/0";
+  const Bytes shard_before = ReadFileBytes(shard);
+  ASSERT_FALSE(shard_before.empty());
+
+  // Junk, a truncated TIFF, and an empty file, over a committed slice, a
+  // buffered slice and a new slice.
+  Bytes good = SliceTiff(src, 1);
+  Bytes truncated(good.begin(), good.begin() + static_cast<long>(good.size() / 2));
+  // Valid header and strip table, garbage deflate data: fails only while
+  // decoding pixels, after the slab was chosen. (Over the committed z = 1
+  // this is covered by FailedDecodeOverCommittedSliceDoesNotRewriteItsSlab.)
+  Bytes garbled = GarbledTiff(src, 1);
+  for (uint64_t z : {uint64_t{10}, uint64_t{11}}) {
+    Status st = v->IngestSlice(SliceName(z), z, garbled.data(), garbled.size());
+    EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << z << ": " << st.ToString();
+  }
+  for (const Bytes* bad : {&junk, &truncated}) {
+    for (uint64_t z : {uint64_t{1}, uint64_t{10}, uint64_t{11}}) {
+      Status st = v->IngestSlice(SliceName(z), z, bad->data(), bad->size());
+      EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << z << ": " << st.ToString();
+      EXPECT_NE(st.message().find(SliceName(z)), std::string::npos) << st.message();
+    }
+  }
+  EXPECT_EQ(v->IngestSlice(SliceName(11), 11, nullptr, 0).code(), Status::Code::kInvalidArgument);
+  EXPECT_FALSE(v->SlicePresent(11));
+  EXPECT_TRUE(v->SlicePresent(10));
+  EXPECT_EQ(ReadFileBytes(shard), shard_before);
+  ASSERT_TRUE(v->Finalize().ok());
+  EXPECT_EQ(ReadFileBytes(shard), shard_before);
+
+  // Data as before: slices 0..7, 9, 10 present; others fill.
+  Source expect = src;
+  expect.nz = 11;
+  expect.slices.resize(11);
+  std::fill(expect.slices[8].begin(), expect.slices[8].end(), 0);
+  ExpectVolumeEquals(v.get(), expect, "after bad slices");
+
+  Json st = ParseStatus(*v);
+  EXPECT_GE(st.Get("errors_total")->as_uint(), 10u);  // 1 + 2 + 2*3 + 1
+  const auto& errors = st.Get("errors")->as_array();
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors.front().Get("file")->as_string(), "img_0002.tif");
+}
+
+TEST_F(VolumeTest, FailedDecodeOverCommittedSliceDoesNotRewriteItsSlab) {
+  // IngestSlice promises that on any error nothing stored changes. A TIFF
+  // that fails only while decoding pixels, sent for a slice of a committed
+  // slab, must not leave that slab loaded and re-flushed (dead bytes,
+  // write amplification, memory held until Finalize).
+  const Source src = MakeSource(8, kY, kX);
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  for (uint64_t z = 0; z < 8; ++z) Ingest(v.get(), src, z);
+  ASSERT_TRUE(v->Finalize().ok());
+  const std::string shard = store_path_ + "/0/c/0/0/0";
+  const Bytes before = ReadFileBytes(shard);
+  const Bytes garbled = GarbledTiff(src, 1);
+  Status s = v->IngestSlice(SliceName(1), 1, garbled.data(), garbled.size());
+  ASSERT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
+  Json st = ParseStatus(*v);
+  EXPECT_EQ(st.Get("slabs")->Get("buffered")->as_uint(), 0u)
+      << "the committed slab stayed loaded after a failed slice";
+  ASSERT_TRUE(v->Finalize().ok());
+  EXPECT_EQ(ReadFileBytes(shard).size(), before.size())
+      << "a failed slice caused its committed slab to be written again";
+  ExpectVolumeEquals(v.get(), src, "after failed rewrite");
+}
+
+TEST_F(VolumeTest, WrongSizeOrDtypeSliceIsInvalidArgumentNamingTheFile) {
+  const Source src = MakeSource(kZ, kY, kX);
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  for (uint64_t z = 0; z < 3; ++z) Ingest(v.get(), src, z);
+
+  const Source narrow = MakeSource(1, kY, kX - 1);
+  Bytes tif = SliceTiff(narrow, 0);
+  Status s = v->IngestSlice("narrow_0003.tif", 3, tif.data(), tif.size());
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
+  EXPECT_NE(s.message().find("narrow_0003.tif"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("22x19"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("23x19"), std::string::npos) << s.message();
+  EXPECT_FALSE(v->SlicePresent(3));
+
+  // Over a slice already present: it keeps its data.
+  const Source tall = MakeSource(1, kY + 1, kX);
+  tif = SliceTiff(tall, 0);
+  EXPECT_EQ(v->IngestSlice("tall_0001.tif", 1, tif.data(), tif.size()).code(),
+            Status::Code::kInvalidArgument);
+
+  std::vector<uint8_t> u8(kY * kX, 5);
+  tif = MakeTiff(u8.data(), kX, kY, 8);
+  s = v->IngestSlice("bytes_0004.tif", 4, tif.data(), tif.size());
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
+  EXPECT_NE(s.message().find("uint8"), std::string::npos) << s.message();
+
+  Source expect = src;
+  expect.nz = 3;
+  expect.slices.resize(3);
+  ExpectVolumeEquals(v.get(), expect, "after wrong-size slices");
+}
+
+TEST_F(VolumeTest, RewritingASliceOfACommittedSlabReplacesOnlyThatSlice) {
+  Source src = MakeSource(8, kY, kX);
+  const Source v2 = MakeSource(8, kY, kX, 42);
+  {
+    auto v = Open(Options());
+    ASSERT_NE(v, nullptr);
+    for (uint64_t z = 0; z < 8; ++z) Ingest(v.get(), src, z);
+    ASSERT_TRUE(v->Finalize().ok());
+    ExpectVolumeEquals(v.get(), src, "first version");
+
+    Ingest(v.get(), v2, 1);
+    src.slices[1] = v2.slices[1];
+    ExpectVolumeEquals(v.get(), src, "rewrite before finalize");
+    ASSERT_TRUE(v->Finalize().ok());
+    ExpectVolumeEquals(v.get(), src, "rewrite after finalize");
+
+    // Rewriting twice more, one slab at a time.
+    Ingest(v.get(), v2, 6);
+    src.slices[6] = v2.slices[6];
+    ASSERT_TRUE(v->Finalize().ok());
+    Ingest(v.get(), v2, 1);  // same content again
+    ASSERT_TRUE(v->Finalize().ok());
+    ExpectVolumeEquals(v.get(), src, "second rewrite");
+    Json st = ParseStatus(*v);
+    EXPECT_EQ(st.Get("slices")->Get("present")->as_uint(), 8u);
+    EXPECT_EQ(st.Get("errors_total")->as_uint(), 0u);
+  }
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  ExpectVolumeEquals(v.get(), src, "rewrite after reopen");
+}
+
+TEST_F(VolumeTest, RewriteThatMakesABlockAllFillSurvivesReopen) {
+  // Slices 0, 2, 3 are zero in the first 8x8 block column; slice 1 is not.
+  // Rewriting slice 1 with zeros there turns block (0,0,0) into fill, so its
+  // shard entry must be cleared, and the shard must stay valid on disk.
+  Source src = MakeSource(4, kY, kX);
+  for (uint64_t z : {0u, 2u, 3u}) {
+    for (uint64_t y = 0; y < 8; ++y) {
+      for (uint64_t x = 0; x < 8; ++x) src.slices[z][y * kX + x] = 0;
+    }
+  }
+  {
+    auto v = Open(Options());
+    ASSERT_NE(v, nullptr);
+    for (uint64_t z = 0; z < 4; ++z) Ingest(v.get(), src, z);
+    ASSERT_TRUE(v->Finalize().ok());
+    for (uint64_t y = 0; y < 8; ++y) {
+      for (uint64_t x = 0; x < 8; ++x) src.slices[1][y * kX + x] = 0;
+    }
+    Ingest(v.get(), src, 1);
+    ASSERT_TRUE(v->Finalize().ok());
+    ExpectVolumeEquals(v.get(), src, "after rewrite to fill");
+  }
+  // A new mount must read it back (it validates every shard index it loads).
+  {
+    auto v = Open(Options());
+    ASSERT_NE(v, nullptr);
+    ExpectVolumeEquals(v.get(), src, "after reopen");
+  }
+  ShardStore shards(store_path_ + "/0", [] {
+    Geometry g;
+    g.shape = {4, kY, kX};
+    g.block = kBlock;
+    g.brick = kBrick;
+    g.dtype = DType::kUint16;
+    return g;
+  }(), true);
+  auto idx = shards.GetIndex({0, 0, 0});
+  ASSERT_TRUE(idx.ok()) << idx.status().ToString();
+  EXPECT_TRUE((*idx)->at(0).empty()) << "block (0,0,0) is fill: its entry must be 2^64-1";
+}
+
+TEST_F(VolumeTest, OneSlabBudgetWithRoundRobinSlicesSpoolsAndStaysCorrect) {
+  const Source src = MakeSource(12, kY, kX, 9);
+  auto v = Open(Options(/*mem_slabs=*/1));
+  ASSERT_NE(v, nullptr);
+  // z = 0, 4, 8, 1, 5, 9, ...: every slice lands in a different slab than
+  // the one before, with three slabs open at once.
+  std::vector<uint64_t> order;
+  for (uint64_t i = 0; i < 4; ++i) {
+    for (uint64_t slab = 0; slab < 3; ++slab) order.push_back(slab * 4 + i);
+  }
+  for (size_t k = 0; k < order.size(); ++k) {
+    Ingest(v.get(), src, order[k]);
+    if (k == 5) {
+      // Mid-way: spooled slabs still read back (from the spool file).
+      Source partial = src;  // z = 0, 1, 4, 5, 8, 9 received: depth 10
+      partial.nz = 10;
+      partial.slices.resize(10);
+      for (uint64_t z = 0; z < 10; ++z) {
+        if (std::find(order.begin(), order.begin() + 6, z) == order.begin() + 6) {
+          std::fill(partial.slices[z].begin(), partial.slices[z].end(), 0);
+        }
+      }
+      ExpectVolumeEquals(v.get(), partial, "while spooled");
+      Json st = ParseStatus(*v);
+      EXPECT_GE(st.Get("slabs")->Get("spooled")->as_uint(), 1u);
+      EXPECT_LE(st.Get("memory")->Get("used")->as_uint(), kSlabBytes);
+    }
+  }
+  Json st = ParseStatus(*v);
+  EXPECT_GT(st.Get("slabs")->Get("spooled_total")->as_uint(), 0u);
+  EXPECT_LE(st.Get("memory")->Get("peak")->as_uint(), kSlabBytes);
+  ExpectVolumeEquals(v.get(), src, "after spooling");
+  ASSERT_TRUE(v->Finalize().ok());
+  ExpectVolumeEquals(v.get(), src, "after finalize");
+  EXPECT_FALSE(Exists(store_path_ + "/.brickfs/spool"));
+  v.reset();
+  v = Open(Options(1));
+  ASSERT_NE(v, nullptr);
+  ExpectVolumeEquals(v.get(), src, "after reopen");
+}
+
+TEST_F(VolumeTest, MissingSlicesReadAsFillAndAreReported) {
+  Source src = MakeSource(kZ, kY, kX);
+  {
+    auto v = Open(Options());
+    ASSERT_NE(v, nullptr);
+    for (uint64_t z = 0; z < kZ; ++z) {
+      if (z != 5 && z != 6) Ingest(v.get(), src, z);
+    }
+    ASSERT_TRUE(v->Finalize().ok());
+    Json st = ParseStatus(*v);
+    EXPECT_EQ(st.Get("slices")->Get("missing")->Dump(), "[[5,6]]");
+    EXPECT_EQ(st.Get("slices")->Get("present")->as_uint(), kZ - 2);
+  }
+  std::fill(src.slices[5].begin(), src.slices[5].end(), 0);
+  std::fill(src.slices[6].begin(), src.slices[6].end(), 0);
+  StoreOpenOptions peek;
+  peek.read_only = true;
+  peek.take_lock = false;
+  auto store = Store::Open(store_path_, peek);
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->meta()->present, (ZRanges{{0, 4}, {7, kZ - 1}}));
+  store->reset();
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  EXPECT_FALSE(v->SlicePresent(5));
+  EXPECT_TRUE(v->SlicePresent(7));
+  ExpectVolumeEquals(v.get(), src, "reopened with holes");
+  // Filling the hole later works and leaves the rest alone.
+  const Source full = MakeSource(kZ, kY, kX);
+  Ingest(v.get(), full, 5);
+  Ingest(v.get(), full, 6);
+  ASSERT_TRUE(v->Finalize().ok());
+  ExpectVolumeEquals(v.get(), full, "holes filled");
+}
+
+TEST_F(VolumeTest, FixedShapeVolumeFlushesItsShortLastSlabWithoutFinalize) {
+  VolumeMeta meta;
+  meta.geo.shape = {kZ, kY, kX};
+  meta.geo.block = kBlock;
+  meta.geo.brick = kBrick;
+  meta.geo.dtype = DType::kUint16;
+  meta.fixed_shape = true;
+  ASSERT_TRUE(Store::Create(store_path_, meta).ok());
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  auto outside = v->SliceIndexForName(SliceName(kZ));
+  EXPECT_EQ(outside.status().code(), Status::Code::kInvalidArgument);
+  const Source src = MakeSource(kZ, kY, kX, 5);
+  for (uint64_t z : Shuffled(kZ, 8)) Ingest(v.get(), src, z);
+  // Every slab, the one-slice last slab included, is complete: all flush.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  Json st;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    st = ParseStatus(*v);
+  } while (st.Get("slabs")->Get("flushed")->as_uint() < 4 &&
+           std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(st.Get("slabs")->Get("flushed")->as_uint(), 4u);
+  EXPECT_EQ(st.Get("slices")->Get("expected")->as_uint(), kZ);
+  ExpectVolumeEquals(v.get(), src, "fixed shape");
+  ASSERT_TRUE(v->Finalize().ok());
+}
+
+TEST_F(VolumeTest, MemBudgetBelowOneSlabIsNoSpace) {
+  VolumeOptions o = Options();
+  o.mem_budget = kSlabBytes - 1;
+  auto v = Open(o);
+  ASSERT_NE(v, nullptr);
+  const Source src = MakeSource(1, kY, kX);
+  Bytes tif = SliceTiff(src, 0);
+  Status s = v->IngestSlice(SliceName(0), 0, tif.data(), tif.size());
+  EXPECT_EQ(s.code(), Status::Code::kNoSpace) << s.ToString();
+  EXPECT_FALSE(v->geometry().has_value());
+}
+
+TEST_F(VolumeTest, InvalidOptionsAreInvalidArgument) {
+  VolumeOptions o = Options();
+  o.zstd_level = 23;
+  auto store = Store::Open(store_path_, [] {
+    StoreOpenOptions so;
+    so.create_if_missing = true;
+    return so;
+  }());
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ(Volume::Open(std::move(*store), o).status().code(), Status::Code::kInvalidArgument);
+
+  // A brick that is not a multiple of the block is refused with the first
+  // slice, which is then not stored.
+  o = Options();
+  o.brick = Shape3{8, 16, 12};
+  auto v = Open(o);
+  ASSERT_NE(v, nullptr);
+  const Source src = MakeSource(1, kY, kX);
+  Bytes tif = SliceTiff(src, 0);
+  Status s = v->IngestSlice(SliceName(0), 0, tif.data(), tif.size());
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
+  EXPECT_FALSE(v->geometry().has_value());
+  EXPECT_FALSE(v->SlicePresent(0));
+}
+
+TEST_F(VolumeTest, ReadOnlyVolumeRefusesSlicesButServesReads) {
+  const Source src = MakeSource(kZ, kY, kX);
+  {
+    auto v = Open(Options());
+    ASSERT_NE(v, nullptr);
+    for (uint64_t z = 0; z < kZ; ++z) Ingest(v.get(), src, z);
+    ASSERT_TRUE(v->Finalize().ok());
+  }
+  auto v = Open(Options(), /*read_only=*/true);
+  ASSERT_NE(v, nullptr);
+  EXPECT_TRUE(v->read_only());
+  Bytes tif = SliceTiff(src, 0);
+  EXPECT_EQ(v->IngestSlice(SliceName(0), 0, tif.data(), tif.size()).code(),
+            Status::Code::kUnsupported);
+  ExpectVolumeEquals(v.get(), src, "read-only");
+  EXPECT_TRUE(v->Finalize().ok());
+}
+
+TEST_F(VolumeTest, FirstIndexShiftsNames) {
+  VolumeOptions o = Options();
+  o.first_index = 1;
+  auto v = Open(o);
+  ASSERT_NE(v, nullptr);
+  auto z = v->SliceIndexForName("img_0001.tif");
+  ASSERT_TRUE(z.ok());
+  EXPECT_EQ(*z, 0u);
+  EXPECT_EQ(v->SliceIndexForName("img_0000.tif").status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(v->SliceIndexForName("scan.tif").status().code(), Status::Code::kInvalidArgument);
+  EXPECT_EQ(v->SliceIndexForName("img_99999999.tif").status().code(),
+            Status::Code::kInvalidArgument)
+      << "more than 2^24 slices";
+}
+
+TEST_F(VolumeTest, CommittedSlicesStayReadableWhileTheirSlabIsReloadedForARewrite) {
+  // Rewriting slice 1 reloads slab 0 (slices 0..3) from the store into a
+  // fresh buffer. A reader of slice 0 during that reload must still get
+  // slice 0, never the zeroed buffer.
+  const Source src = MakeSource(8, kY, kX);
+  const Source v2 = MakeSource(8, kY, kX, 5);
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  for (uint64_t z = 0; z < 8; ++z) Ingest(v.get(), src, z);
+  ASSERT_TRUE(v->Finalize().ok());
+  const Bytes tif_a = SliceTiff(src, 1), tif_b = SliceTiff(v2, 1);
+  const Bytes want = ExpectedPlane(src, Axis::kZ, 0);
+  std::atomic<bool> done{false};
+  std::atomic<int> wrong{0}, reads{0};
+  std::thread reader([&] {
+    Bytes got(want.size());
+    while (!done.load()) {
+      Status s = v->ReadPlaneRows(Axis::kZ, 0, 0, kY, got.data());
+      if (!s.ok() || got != want) ++wrong;
+      ++reads;
+    }
+  });
+  for (int i = 0; i < 100 && wrong.load() == 0; ++i) {
+    const Bytes& tif = i % 2 ? tif_a : tif_b;
+    ASSERT_TRUE(v->IngestSlice(SliceName(1), 1, tif.data(), tif.size()).ok());
+  }
+  done = true;
+  reader.join();
+  EXPECT_EQ(wrong.load(), 0) << "slice 0 read wrong " << wrong.load() << " times in "
+                             << reads.load() << " reads";
+  ASSERT_TRUE(v->Finalize().ok());
+  Source expect = src;
+  if (v->SlicePresent(1)) {
+    Bytes z1(want.size());
+    ASSERT_TRUE(v->ReadPlaneRows(Axis::kZ, 1, 0, kY, z1.data()).ok());
+    if (z1 == ExpectedPlane(v2, Axis::kZ, 1)) expect.slices[1] = v2.slices[1];
+  }
+  ExpectVolumeEquals(v.get(), expect, "after the rewrites");
+}
+
+TEST_F(VolumeTest, ConcurrentWritersAndReadersSeeWholeSlicesOrFill) {
+  const Source src = MakeSource(kZ, kY, kX, 2);
+  std::vector<Bytes> tifs;
+  for (uint64_t z = 0; z < kZ; ++z) tifs.push_back(SliceTiff(src, z));
+  auto v = Open(Options(2));
+  ASSERT_NE(v, nullptr);
+  // Define the geometry first so readers have something to read.
+  ASSERT_TRUE(v->IngestSlice(SliceName(12), 12, tifs[12].data(), tifs[12].size()).ok());
+  std::atomic<bool> done{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&, r] {
+      std::mt19937 rng(static_cast<uint32_t>(r));
+      const Bytes zero(kY * kX * 2, 0);
+      while (!done.load()) {
+        uint64_t z = rng() % kZ;
+        Bytes got(kY * kX * 2);
+        if (!v->ReadPlaneRows(Axis::kZ, z, 0, kY, got.data()).ok()) {
+          ++failures;
+          continue;
+        }
+        if (got != zero && got != ExpectedPlane(src, Axis::kZ, z)) ++failures;
+        Bytes col(kZ * kY * 2);
+        if (!v->ReadPlaneRows(Axis::kX, rng() % kX, 0, kZ, col.data()).ok()) ++failures;
+      }
+    });
+  }
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 3; ++w) {
+    writers.emplace_back([&, w] {
+      for (uint64_t z = static_cast<uint64_t>(w); z < 12; z += 3) {
+        Status s = v->IngestSlice(SliceName(z), z, tifs[z].data(), tifs[z].size());
+        if (!s.ok()) {
+          ADD_FAILURE() << s.ToString();
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  ExpectVolumeEquals(v.get(), src, "after concurrent ingest");
+  ASSERT_TRUE(v->Finalize().ok());
+  ExpectVolumeEquals(v.get(), src, "after concurrent ingest and finalize");
+}
+
+}  // namespace
+}  // namespace brickfs
