@@ -143,7 +143,7 @@ Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& 
   out->assign(indices.size(), std::string());
   // Blocks written by one slab flush are adjacent in the file: read runs of
   // nearby blocks with one pread (gaps up to kMaxGap are read and dropped).
-  constexpr uint64_t kMaxGap = 256 << 10, kMaxRun = 16 << 20;
+  constexpr uint64_t kMaxGap = 64 << 10, kMaxRun = 16 << 20;
   std::vector<size_t> order;
   for (size_t i = 0; i < indices.size(); ++i) {
     const BlockLocation& loc = index->at(indices[i]);

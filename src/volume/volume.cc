@@ -1,6 +1,7 @@
 #include "volume/volume.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,7 +37,7 @@ class Volume::SlabPool {
   SlabPool(uint64_t slab_bytes, uint64_t max_buffers)
       : slab_bytes_(slab_bytes), max_buffers_(max_buffers) {}
   ~SlabPool() {
-    for (uint8_t* p : free_) delete[] p;
+    for (uint8_t* p : free_) ::munmap(p, slab_bytes_);
   }
 
   // A zeroed buffer of slab_bytes, or null when max_buffers are in use.
@@ -55,8 +56,22 @@ class Volume::SlabPool {
       ++in_use_;
       peak_ = std::max(peak_, in_use_);
     }
-    if (!p) p = new uint8_t[slab_bytes_];
-    std::memset(p, 0, slab_bytes_);
+    if (!p) {
+      // Fresh anonymous memory is zero; ask for huge pages, since faulting in
+      // 4 KiB pages is what makes first use of a buffer slow.
+      void* m = ::mmap(nullptr, slab_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+      if (m == MAP_FAILED) {
+        std::lock_guard<std::mutex> lock(mu_);
+        --allocated_;
+        --in_use_;
+        return nullptr;
+      }
+      ::madvise(m, slab_bytes_, MADV_HUGEPAGE);
+      p = static_cast<uint8_t*>(m);
+    } else {
+      std::memset(p, 0, slab_bytes_);
+    }
     return std::shared_ptr<uint8_t>(p, [this](uint8_t* q) { Release(q); });
   }
 
