@@ -570,6 +570,10 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
     } else if (key == "log") {
       if (val.empty()) return bad("expected a file name");
       config->log_file = val;
+    } else if (key == "nojournal") {
+      config->volume.journal = false;
+    } else if (key == "journal") {
+      config->volume.journal = true;
     } else if (key == "verbose") {
       config->verbose = true;
     } else if (key == "noauto" || key == "auto" || key == "nofail" || key == "user" ||
@@ -633,6 +637,13 @@ int RunMount(const MountConfig& config) {
     return 2;
   }
   Volume* vol = volume->get();
+  if (vol->recovery().needed) {
+    const RecoveryReport& r = vol->recovery();
+    std::cerr << "brickfs: " << config.store << " was not unmounted cleanly; recovered "
+              << r.slices_committed << " committed slices, cut " << r.shards_truncated
+              << " torn shard tails. Slices to copy again: " << RangesToString(r.lost)
+              << " (brickfs info lists every missing slice)\n";
+  }
   BrickFs fs(vol, ::time(nullptr));
 
   // libfuse splits -o at commas; a store path may contain them (escape with \).
@@ -677,6 +688,12 @@ int RunMount(const MountConfig& config) {
     if (fd >= 0) ::close(fd);
   }
   LogAlways("mounted " + config.store + " on " + config.mountpoint);
+  if (vol->recovery().needed) {
+    LogAlways("recovered after an unclean shutdown: " +
+              std::to_string(vol->recovery().slices_committed) + " committed slices kept, " +
+              std::to_string(vol->recovery().shards_truncated) + " torn shard tails cut; lost: " +
+              RangesToString(vol->recovery().lost));
+  }
   vol->Start();
   fuse_session* se = fuse_get_session(f);
   fuse_set_signal_handlers(se);

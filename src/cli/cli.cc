@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <sys/mount.h>
 
+#include <algorithm>
 #include <boost/filesystem.hpp>
 #include <chrono>
 #include <cstdio>
@@ -20,6 +21,7 @@
 #include "format/json.h"
 #include "format/volume_meta.h"
 #include "mount/fuse_mount.h"
+#include "store/journal.h"
 #include "store/shard_store.h"
 #include "store/store.h"
 
@@ -368,15 +370,25 @@ int CmdInfo(const std::vector<std::string>& args) {
     return kExitOk;
   }
   const VolumeMeta& m = *(*store)->meta();
-  const Geometry& g = m.geo;
-  std::vector<bool> present(g.shape[0], false);
-  uint64_t npresent = 0;
-  for (const auto& [a, b] : m.present) {
-    for (uint64_t z = a; z <= b && z < present.size(); ++z) {
-      present[z] = true;
-      ++npresent;
-    }
+  Geometry g = m.geo;
+  // An unclean shutdown leaves a journal: what it committed is present too,
+  // and every slice it received counts toward the shape (lost ones missing).
+  auto journal = ReadJournal(path);
+  if (!journal.ok()) return Fail(journal.status().ToString());
+  const bool recovery_pending = journal->frames > 0;
+  if (recovery_pending && !m.fixed_shape) {
+    for (uint64_t z : journal->received) g.shape[0] = std::max(g.shape[0], z + 1);
+    for (uint64_t z : journal->committed_slices) g.shape[0] = std::max(g.shape[0], z + 1);
   }
+  std::vector<bool> present(g.shape[0], false);
+  for (const auto& [a, b] : m.present) {
+    for (uint64_t z = a; z <= b && z < present.size(); ++z) present[z] = true;
+  }
+  for (uint64_t z : journal->committed_slices) {
+    if (z < present.size()) present[z] = true;
+  }
+  uint64_t npresent = 0;
+  for (bool b : present) npresent += b;
   ZRanges missing = MissingRanges(present, g.shape[0]);
   ShardStore shards((*store)->ArrayDir(0), g, true);
   auto scanned = shards.ScanUsage(g.brick_grid());
@@ -406,7 +418,8 @@ int CmdInfo(const std::vector<std::string>& args) {
     doc.Set("bytes_dead", dead);
     doc.Set("bytes_raw", raw);
     doc.Set("compression_ratio", ratio);
-    doc.Set("finalized", m.finalized);
+    doc.Set("finalized", m.finalized && !recovery_pending);
+    doc.Set("recovery_pending", recovery_pending);
     doc.Set("format_version", m.format_version);
     std::cout << doc.Dump(2) << "\n";
     return kExitOk;
@@ -428,7 +441,12 @@ int CmdInfo(const std::vector<std::string>& args) {
             << "blocks:       " << usage.live_blocks << " stored ("
             << HumanBytes(usage.live_block_bytes) << "), " << HumanBytes(dead)
             << " dead bytes (superseded indexes and blocks)\n"
-            << "finalized:    " << (m.finalized ? "yes" : "no (still mounted, or the daemon died)")
+            << "finalized:    "
+            << (m.finalized && !recovery_pending
+                    ? "yes"
+                    : recovery_pending ? "no: not unmounted cleanly (or still mounted); mounting it "
+                                         "read-write recovers it"
+                                       : "no (still mounted, or the daemon died)")
             << "\n";
   return kExitOk;
 }
@@ -514,6 +532,7 @@ int RunCli(int argc, char** argv) {
     std::vector<std::string> margs;
     for (const auto& a : args) {
       if (a == "-s" || a == "-n" || a == "-v") continue;  // sloppy, no-mtab, verbose
+      if (a == "-f") return kExitOk;  // mount -f: fake, do not mount
       margs.push_back(a);
     }
     return CmdMount(margs);
@@ -538,6 +557,24 @@ int RunCli(int argc, char** argv) {
   if (cmd == "umount" || cmd == "unmount") return CmdUmount(rest);
   if (cmd == "info") return CmdInfo(rest);
   if (cmd == "status") return CmdStatus(rest);
+  // mount.fuse3 (`mount -t fuse.brickfs`, fstab type fuse.brickfs) runs
+  // `brickfs STORE MOUNT -o OPTIONS`: no subcommand, exactly two paths, and -o
+  // or a STORE that exists or has a '/' (so a mistyped command is not a mount).
+  size_t paths = 0;
+  bool opts = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "-o") {
+      opts = true;
+      ++i;
+    } else if (!args[i].empty() && args[i][0] != '-') {
+      ++paths;
+    }
+  }
+  struct stat cmd_st;
+  if (paths == 2 && cmd[0] != '-' &&
+      (opts || cmd.find('/') != std::string::npos || ::stat(cmd.c_str(), &cmd_st) == 0)) {
+    return CmdMount(args);
+  }
   std::cerr << "brickfs: unknown command \"" << cmd << "\"\n\n" << kMainHelp;
   return kExitUsage;
 }

@@ -88,6 +88,7 @@ Status ShardStore::Append(const Shape3& brick, const std::vector<EncodedBlock>& 
       BRICKFS_RETURN_IF_ERROR(MakeDirs(parent));
       g.lock();
       made_dirs_.insert(parent);
+      unsynced_dirs_.insert(parent);
     }
   }
 
@@ -123,6 +124,7 @@ Status ShardStore::Append(const Shape3& brick, const std::vector<EncodedBlock>& 
   if (stats) {
     stats->bytes_written += buf.size();
     stats->block_bytes += block_bytes;
+    stats->file_size = st->file_size;
   }
   std::lock_guard<std::mutex> g(mu_);
   dirty_.insert(brick);
@@ -180,6 +182,42 @@ Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& 
       (*out)[order[k]].assign(run, loc.offset - begin, loc.nbytes);
     }
   }
+  return Status::Ok();
+}
+
+Result<uint64_t> ShardStore::FileSize(const Shape3& brick) {
+  BrickState* st = State(brick);
+  std::lock_guard<std::mutex> lock(st->mu);
+  BRICKFS_RETURN_IF_ERROR(LoadLocked(brick, st));
+  return st->file_size;
+}
+
+Status ShardStore::SyncBricks(const std::vector<Shape3>& bricks) {
+  std::set<std::string> dirs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    dirs.swap(unsynced_dirs_);
+  }
+  for (const auto& b : bricks) {
+    std::string path = BrickPath(b);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::IOError("open " + path, errno);
+    int rc = ::fdatasync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return Status::IOError("fsync " + path, err);
+  }
+  // New directories: each and its parents up to the array directory.
+  std::set<std::string> all;
+  for (std::string d : dirs) {
+    while (d.size() > dir_.size()) {
+      all.insert(d);
+      d = d.substr(0, d.find_last_of('/'));
+    }
+    all.insert(dir_);
+    all.insert(dir_.substr(0, dir_.find_last_of('/')));
+  }
+  for (const auto& d : all) BRICKFS_RETURN_IF_ERROR(SyncDir(d));
   return Status::Ok();
 }
 

@@ -40,6 +40,7 @@ struct EncodedBlock {
 struct AppendStats {
   uint64_t bytes_written = 0;  // blocks + index
   uint64_t block_bytes = 0;    // blocks only
+  uint64_t file_size = 0;      // the brick's length after the append
 };
 
 class ShardStore {
@@ -64,6 +65,11 @@ class ShardStore {
   // fsyncs every shard appended to since the last call, and the directories
   // created. Returns the first error.
   Status SyncDirty();
+  // fsyncs the given bricks' files (and directories created so far).
+  Status SyncBricks(const std::vector<Shape3>& bricks);
+
+  // The brick's current file length (0 when it has no file).
+  Result<uint64_t> FileSize(const Shape3& brick);
 
   // Shard files, their bytes on disk, and the bytes their current indexes
   // point at (live blocks), over every brick of `brick_grid`. The difference
@@ -100,6 +106,7 @@ class ShardStore {
   std::map<Shape3, std::unique_ptr<BrickState>> bricks_;  // guarded by mu_
   std::set<Shape3> dirty_;                                // guarded by mu_
   std::set<std::string> made_dirs_;                       // guarded by mu_
+  std::set<std::string> unsynced_dirs_;                   // guarded by mu_
 };
 
 }  // namespace brickfs

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -126,10 +127,12 @@ struct Volume::Slab {
   uint64_t last_touch = 0;
   bool spool_valid = false;           // the spool file holds the data
   bool dirty = false;                 // holds a slice the store does not have
+  bool retry = false;                 // its last flush failed; RetryLoop retries it
   // ... except these, used by flush tasks:
   std::atomic<uint64_t> pending_bricks{0};
   std::mutex err_mu;
   Status flush_error;  // guarded by err_mu
+  std::vector<std::pair<Shape3, uint64_t>> appended;  // brick, new length; guarded by err_mu
 };
 
 // A box of voxels [lo, hi) and the byte strides of the output per axis.
@@ -201,6 +204,12 @@ Volume::Volume(std::unique_ptr<Store> store, const VolumeOptions& options)
     : store_(std::move(store)), options_(options) {}
 
 Volume::~Volume() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (retry_thread_.joinable()) retry_thread_.join();
   pool_.reset();  // joins workers: no flush task runs after this
   std::lock_guard<std::mutex> lock(mu_);
   slabs_.clear();  // buffers return to slab_pool_ before it goes
@@ -216,8 +225,24 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
                                    " is outside -7..22");
   }
   std::unique_ptr<Volume> v(new Volume(std::move(store), opts));
-  if (v->store_->meta()) {
-    const VolumeMeta& m = *v->store_->meta();
+  if (opts.journal || v->read_only()) {
+    BRICKFS_ASSIGN_OR_RETURN(JournalState js, ReadJournal(v->store_->path()));
+    if (js.frames > 0) {
+      if (v->read_only()) {
+        return Status::Unsupported(v->store_->path() +
+                                   " was not unmounted cleanly; mount it read-write once to "
+                                   "recover it (or run brickfs fsck --repair)");
+      }
+      BRICKFS_RETURN_IF_ERROR(v->Recover(js));
+    }
+  }
+  if (!v->read_only() && opts.journal) {
+    BRICKFS_ASSIGN_OR_RETURN(v->journal_, Journal::Open(v->store_->path(), 0));
+  }
+  const std::optional<VolumeMeta> recovered_meta =
+      v->recovery_.needed ? std::optional<VolumeMeta>(v->meta_) : v->store_->meta();
+  if (recovered_meta) {
+    const VolumeMeta& m = *recovered_meta;
     v->meta_ = m;
     v->geo_ = m.geo;
     v->received_.assign(m.geo.shape[0], false);
@@ -234,10 +259,104 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
   return v;
 }
 
+Status Volume::Recover(const JournalState& js) {
+  // 1. Cut every shard back to its last committed length.
+  std::optional<Geometry> g;
+  if (store_->meta()) g = store_->meta()->geo;
+  if (js.geometry) {
+    if (!g) g = js.geometry;
+    g->shape[0] = std::max(g->shape[0], js.geometry->shape[0]);
+  }
+  if (!g) return Status::Ok();  // nothing was ever written
+  std::set<BrickId> ids;
+  for (const auto& [id, len] : js.base) ids.insert(id);
+  for (const auto& [id, len] : js.committed) ids.insert(id);
+  recovery_.needed = true;
+  for (const BrickId& id : ids) {
+    uint64_t len = *js.RecoveredLength(id);
+    std::string path = store_->ArrayDir(id.level) + "/c/" + std::to_string(id.brick[0]) + "/" +
+                       std::to_string(id.brick[1]) + "/" + std::to_string(id.brick[2]);
+    struct stat sb;
+    if (::stat(path.c_str(), &sb) != 0) continue;
+    uint64_t size = static_cast<uint64_t>(sb.st_size);
+    if (size > len) {
+      int rc = len == 0 ? ::unlink(path.c_str()) : ::truncate(path.c_str(), static_cast<off_t>(len));
+      if (rc != 0) return Status::IOError("recovery: truncate " + path, errno);
+      ++recovery_.shards_truncated;
+      recovery_.bytes_truncated += size - len;
+    } else if (size < len) {
+      LogError("recovery: " + path + " is " + std::to_string(size) + " bytes, shorter than its " +
+               "committed length " + std::to_string(len) + "; run brickfs fsck");
+    }
+  }
+  // 2. Present = what was final before + what the journal committed; the
+  //    shape covers every slice ever received, so lost ones show as missing.
+  VolumeMeta m = store_->meta() ? *store_->meta() : VolumeMeta{};
+  m.geo = *g;
+  std::vector<bool> present(m.geo.shape[0], false);
+  for (const auto& [a, b] : m.present) {
+    for (uint64_t z = a; z <= b; ++z) present[z] = true;
+  }
+  uint64_t z_end = m.geo.shape[0];
+  for (uint64_t z : js.received) z_end = std::max(z_end, z + 1);
+  for (uint64_t z : js.committed_slices) z_end = std::max(z_end, z + 1);
+  if (m.fixed_shape) z_end = m.geo.shape[0];
+  present.resize(z_end, false);
+  for (uint64_t z : js.committed_slices) {
+    if (z < z_end) present[z] = true;
+  }
+  recovery_.slices_committed = js.committed_slices.size();
+  std::vector<bool> lost(z_end, false);
+  for (uint64_t z : js.received) {
+    if (z < z_end && !present[z]) lost[z] = true;
+  }
+  recovery_.lost = RangesFromBitmap(lost);
+  m.geo.shape[0] = z_end;
+  m.present = RangesFromBitmap(present);
+  m.finalized = false;
+  BRICKFS_RETURN_IF_ERROR(store_->WriteMeta(m));
+  meta_ = m;
+  LogInfo("recovered " + store_->path() + " after an unclean shutdown: " +
+            std::to_string(recovery_.slices_committed) + " slices committed since the last "
+            "finalize, " + std::to_string(recovery_.shards_truncated) + " torn shard tails cut (" +
+            std::to_string(recovery_.bytes_truncated) + " bytes); lost (copy again): " +
+            RangesToString(recovery_.lost));
+  return Status::Ok();
+}
+
+Status Volume::JournalBrickBase(const Shape3& brick) {
+  if (!journal_) return Status::Ok();
+  std::lock_guard<std::mutex> lock(journal_mu_);
+  if (journaled_bricks_.count(brick)) return Status::Ok();
+  BRICKFS_ASSIGN_OR_RETURN(uint64_t length, shards_->FileSize(brick));
+  std::string frame;
+  AppendBrickBase(BrickId{0, brick}, length, &frame);
+  BRICKFS_RETURN_IF_ERROR(journal_->Append(frame, /*sync=*/true));
+  journaled_bricks_.insert(brick);
+  return Status::Ok();
+}
+
+void Volume::RetryLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::seconds(1));
+    if (stopping_) break;
+    std::vector<std::shared_ptr<Slab>> failed;
+    for (auto& [i, slab] : slabs_) {
+      if (slab->retry && slab->state == Slab::State::kFilling && !slab->pins) failed.push_back(slab);
+    }
+    for (auto& slab : failed) {
+      LogInfo("retrying the flush of slab " + std::to_string(slab->index));
+      StartFlushLocked(slab);
+    }
+  }
+}
+
 void Volume::Start() {
   pool_ = std::make_unique<ThreadPool>(options_.threads);
   cache_ = std::make_unique<BlockCache>(options_.cache_budget);
   started_ = std::chrono::steady_clock::now();
+  if (!read_only()) retry_thread_ = std::thread([this] { RetryLoop(); });
 }
 
 std::optional<Geometry> Volume::geometry() const {
@@ -566,6 +685,27 @@ Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* d
     if (!m.ok()) LogError("writing metadata: " + m.ToString());
   }
   MaybeCompleteLocked(slab);
+  Status sticky = sticky_error_;
+  sticky_error_ = Status::Ok();
+  const bool new_geometry = counters_.slices_received.load() == 1;
+  const Geometry geo_now = *geo_;
+  lock.unlock();
+  if (journal_) {
+    std::string frames;
+    if (new_geometry) AppendGeometry(geo_now, &frames);
+    AppendReceived(z, &frames);
+    Status j = journal_->Append(frames, /*sync=*/false);
+    if (!j.ok()) LogError("journal: " + j.ToString());
+  }
+  if (!sticky.ok()) {
+    // The slice is buffered; the error is about an earlier slab, which stays
+    // in memory and is retried. Say so to the writer now.
+    Status told = Status::IOError(name + " was accepted, but an earlier flush failed and is "
+                                  "being retried: " + sticky.message(),
+                                  sticky.err() ? sticky.err() : EIO);
+    RecordError(name, told.message());
+    return told;
+  }
   return Status::Ok();
 }
 
@@ -580,7 +720,9 @@ void Volume::StartFlushLocked(const std::shared_ptr<Slab>& slab) {
   {
     std::lock_guard<std::mutex> g(slab->err_mu);
     slab->flush_error = Status::Ok();
+    slab->appended.clear();
   }
+  slab->retry = false;
   Shape3 grid = geo_->brick_grid();
   uint64_t n = grid[1] * grid[2];
   slab->pending_bricks = n;
@@ -656,11 +798,15 @@ void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uin
       blocks.push_back({p.index_in_brick, std::string_view(encoded).substr(p.begin, p.end - p.begin)});
     }
     AppendStats stats;
-    s = shards_->Append({bz / nb[0], brick_y, brick_x}, blocks, &stats);
+    const Shape3 brick{bz / nb[0], brick_y, brick_x};
+    s = JournalBrickBase(brick);
+    if (s.ok()) s = shards_->Append(brick, blocks, &stats);
     if (s.ok()) {
       counters_.bytes_written.fetch_add(stats.bytes_written);
       counters_.block_bytes_written.fetch_add(stats.block_bytes);
       counters_.blocks_written.fetch_add(blocks.size());
+      std::lock_guard<std::mutex> lock(slab->err_mu);
+      slab->appended.emplace_back(brick, stats.file_size);
     }
   }
   if (s.ok()) counters_.raw_bytes_flushed.fetch_add(raw);
@@ -672,15 +818,39 @@ void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uin
 
 void Volume::FinishFlush(const std::shared_ptr<Slab>& slab) {
   Status err;
+  std::vector<std::pair<Shape3, uint64_t>> appended;
   {
     std::lock_guard<std::mutex> g(slab->err_mu);
     err = slab->flush_error;
+    appended = slab->appended;
+  }
+  if (err.ok() && journal_) {
+    // Commit: the appends are made durable first, then the journal says so.
+    std::vector<Shape3> bricks;
+    std::string frames;
+    for (const auto& [brick, length] : appended) {
+      bricks.push_back(brick);
+      AppendBrickLength(BrickId{0, brick}, length, &frames);
+    }
+    std::vector<uint64_t> slices;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (uint64_t i = 0; i < geo_->block[0]; ++i) {
+        if (slab->present[i]) slices.push_back(slab->index * geo_->block[0] + i);
+      }
+    }
+    AppendSlabCommit(0, slab->index, slices, &frames);
+    err = shards_->SyncBricks(bricks);
+    if (err.ok()) err = journal_->Append(frames, /*sync=*/true);
   }
   std::unique_lock<std::mutex> lock(mu_);
   const Geometry& g = *geo_;
   if (!err.ok()) {
-    // Keep the slab in memory; it is retried by the next slice or Finalize.
+    // Keep the slab in memory; RetryLoop retries it every second, Finalize
+    // at unmount, and the next close() reports the error.
     slab->state = Slab::State::kFilling;
+    slab->retry = true;
+    sticky_error_ = err;
     errors_.emplace_back("slab " + std::to_string(slab->index),
                          "flush failed, kept in memory for retry: " + err.ToString());
     ++errors_total_;
@@ -754,6 +924,7 @@ Status Volume::Finalize() {
   finalized_ = true;
   meta_dirty_ = false;
   BRICKFS_RETURN_IF_ERROR(WriteMetaLocked());
+  if (journal_) BRICKFS_RETURN_IF_ERROR(journal_->Reset());
   ::rmdir((store_->path() + "/.brickfs/spool").c_str());
   LogInfo("finalized " + store_->path());
   return Status::Ok();

@@ -1,0 +1,94 @@
+// Records of the write-ahead journal STORE/.brickfs/journal.
+//
+// The journal makes acknowledged work survive a crash (kill -9, power loss):
+// a slab's shard appends are fsynced, then its commit is appended to the
+// journal and the journal is fsynced. On the next mount the journal is
+// replayed: every shard is truncated to its last committed length (a torn
+// append disappears), committed slices are kept, and slices that were only
+// received are reported missing. A clean unmount writes the final zarr.json
+// and then empties the journal.
+//
+// On disk the journal is a sequence of frames, all little-endian:
+//   length   u32   bytes of payload
+//   crc32c   u32   CRC-32C of the payload
+//   payload        type u8, then the fields of that type:
+//     kBrickBase    level u8, bz u64, by u64, bx u64, length u64
+//                   the brick's file length before this session's first
+//                   append to it (fsynced before that append is issued)
+//     kBrickLength  level u8, bz u64, by u64, bx u64, length u64
+//                   the brick's length after an append (part of a commit)
+//     kSlabCommit   level u8, slab u64, count u32, then count x z u64
+//                   every kBrickLength since the previous commit is durable;
+//                   the listed slices are now in the store. A brick's
+//                   recovered length is the longest committed one: slabs
+//                   may commit out of order, files only grow.
+//     kReceived     z u64    a slice was accepted into a slab buffer
+//     kGeometry     Z u64, Y u64, X u64, dtype u8, block 3 x u64, brick 3 x u64
+// Replay stops at the first frame that is short or fails its checksum (a
+// torn tail); frames after it are ignored.
+//
+// Thread-safety: values and pure functions.
+#ifndef BRICKFS_FORMAT_JOURNAL_H_
+#define BRICKFS_FORMAT_JOURNAL_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "brickfs/geometry.h"
+#include "brickfs/status.h"
+
+namespace brickfs {
+
+enum class JournalType : uint8_t {
+  kBrickBase = 1,
+  kBrickLength = 2,
+  kSlabCommit = 3,
+  kReceived = 4,
+  kGeometry = 5,
+};
+
+struct BrickId {
+  uint8_t level = 0;
+  Shape3 brick{0, 0, 0};
+  bool operator<(const BrickId& o) const {
+    return level != o.level ? level < o.level : brick < o.brick;
+  }
+  bool operator==(const BrickId& o) const { return level == o.level && brick == o.brick; }
+};
+
+// Encoders: each appends one complete frame to *out.
+void AppendBrickBase(const BrickId& id, uint64_t length, std::string* out);
+void AppendBrickLength(const BrickId& id, uint64_t length, std::string* out);
+void AppendSlabCommit(uint8_t level, uint64_t slab, const std::vector<uint64_t>& slices,
+                      std::string* out);
+void AppendReceived(uint64_t z, std::string* out);
+void AppendGeometry(const Geometry& g, std::string* out);
+
+// What a journal says, replayed.
+struct JournalState {
+  std::optional<Geometry> geometry;        // the last kGeometry record
+  std::map<BrickId, uint64_t> base;        // length before this session's appends
+  std::map<BrickId, uint64_t> committed;   // longest committed length
+  std::set<uint64_t> committed_slices;     // level 0
+  std::set<uint64_t> received;             // accepted, committed or not
+  uint64_t valid_bytes = 0;                // prefix of whole, valid frames
+  uint64_t torn_bytes = 0;                 // bytes after it (ignored)
+  uint64_t frames = 0;
+
+  // The length a brick's file must have: committed, else base, else none
+  // (not touched by this journal).
+  std::optional<uint64_t> RecoveredLength(const BrickId& id) const;
+};
+
+// Replays journal bytes. Never fails on a torn or corrupt tail (that is
+// recorded in torn_bytes); fails with Corruption only for a frame that is
+// intact (checksum right) but malformed, naming `where` and the offset.
+Result<JournalState> ReplayJournal(const std::string& bytes, const std::string& where);
+
+}  // namespace brickfs
+
+#endif  // BRICKFS_FORMAT_JOURNAL_H_

@@ -1,0 +1,47 @@
+// The journal file STORE/.brickfs/journal: appends frames (format in
+// src/format/journal.h), fsyncs on request, empties itself after a clean
+// finalize. Thread-safety: all methods are thread-safe (one mutex).
+#ifndef BRICKFS_STORE_JOURNAL_H_
+#define BRICKFS_STORE_JOURNAL_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "brickfs/status.h"
+#include "format/journal.h"
+
+namespace brickfs {
+
+class Journal {
+ public:
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  static std::string PathFor(const std::string& store) { return store + "/.brickfs/journal"; }
+
+  // Opens (creating) the journal for appending, after truncating it to
+  // `valid_bytes` (drops a torn tail found by replay).
+  static Result<std::unique_ptr<Journal>> Open(const std::string& store, uint64_t valid_bytes);
+
+  // Appends frames; with sync, returns once they are durable.
+  Status Append(const std::string& frames, bool sync);
+  // Empties the journal durably (after the store's metadata is final).
+  Status Reset();
+  uint64_t size() const;
+
+ private:
+  Journal() = default;
+  std::string path_;
+  int fd_ = -1;
+  mutable std::mutex mu_;
+  uint64_t size_ = 0;  // guarded by mu_
+};
+
+// Reads and replays STORE's journal; an absent journal replays as empty.
+Result<JournalState> ReadJournal(const std::string& store);
+
+}  // namespace brickfs
+
+#endif  // BRICKFS_STORE_JOURNAL_H_
