@@ -225,7 +225,9 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
                                    " is outside -7..22");
   }
   std::unique_ptr<Volume> v(new Volume(std::move(store), opts));
-  if (opts.journal || v->read_only()) {
+  {
+    // Replayed even under -o nojournal: a crashed journaled session must be
+    // recovered before anything is appended.
     BRICKFS_ASSIGN_OR_RETURN(JournalState js, ReadJournal(v->store_->path()));
     if (js.frames > 0) {
       if (v->read_only()) {
@@ -252,6 +254,12 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
     v->committed_ = v->received_;
     v->shards_ = std::make_unique<ShardStore>(v->store_->ArrayDir(0), m.geo, v->read_only());
     uint64_t slab = m.geo.slab_bytes();
+    if (slab > opts.mem_budget && !v->read_only()) {
+      return Status::NoSpace("mem=" + HumanBytes(opts.mem_budget) + " is less than one slab of " +
+                             v->store_->path() + " (" + std::to_string(m.geo.block[0]) +
+                             " slices = " + HumanBytes(slab) + "); mount with -o mem=" +
+                             std::to_string(CeilDiv(2 * slab, 1 << 20)) + "M or more");
+    }
     if (slab > 0) v->slab_pool_ = std::make_unique<SlabPool>(slab, std::max<uint64_t>(1, opts.mem_budget / slab));
   } else {
     v->meta_.zstd_level = opts.zstd_level;
