@@ -12,7 +12,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${BUILD_DIR:-$here/build}
 what=${1:-test}
 
-debs=(build-essential cmake ninja-build pkg-config
+debs=(build-essential cmake ninja-build pkg-config dpkg-dev man-db groff-base
       libfuse3-dev fuse3 libtiff-dev libtiff-tools libzstd-dev libboost-filesystem-dev
       libgtest-dev python3-numpy python3-tifffile python3-pil python3-zstandard
       nodejs npm)
