@@ -1,6 +1,7 @@
 #define FUSE_USE_VERSION 314
 #include "mount/fuse_mount.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <fuse3/fuse.h>
 #include <malloc.h>
@@ -570,6 +571,8 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
     } else if (key == "log") {
       if (val.empty()) return bad("expected a file name");
       config->log_file = val;
+    } else if (key == "nonempty") {
+      config->nonempty = true;
     } else if (key == "nojournal") {
       config->volume.journal = false;
     } else if (key == "journal") {
@@ -589,7 +592,7 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
   return Status::Ok();
 }
 
-Status CheckMountPoint(const std::string& mountpoint) {
+Status CheckMountPoint(const std::string& mountpoint, bool nonempty) {
   struct stat st, parent;
   if (::stat(mountpoint.c_str(), &st) != 0) {
     if (errno == ENOTCONN) {
@@ -603,6 +606,23 @@ Status CheckMountPoint(const std::string& mountpoint) {
   if (::stat(up.c_str(), &parent) == 0 && parent.st_dev != st.st_dev) {
     return Status::Busy(mountpoint + " is already a mount point; unmount it first (brickfs umount " +
                         mountpoint + ")");
+  }
+  if (!nonempty) {
+    if (DIR* d = ::opendir(mountpoint.c_str())) {
+      bool empty = true;
+      while (dirent* e = ::readdir(d)) {
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+          empty = false;
+          break;
+        }
+      }
+      ::closedir(d);
+      if (!empty) {
+        return Status::InvalidArgument("mount point " + mountpoint +
+                                       " is not empty; its files would be hidden while mounted. "
+                                       "Use an empty directory (or -o nonempty)");
+      }
+    }
   }
   if (::access("/dev/fuse", R_OK | W_OK) != 0) {
     return Status::Unsupported("/dev/fuse is missing or not accessible: load the fuse module "
@@ -618,7 +638,7 @@ int RunMount(const MountConfig& config) {
   // in costs several times a reuse (DESIGN §11).
   mallopt(M_MMAP_THRESHOLD, 8 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  Status s = CheckMountPoint(config.mountpoint);
+  Status s = CheckMountPoint(config.mountpoint, config.nonempty);
   if (!s.ok()) {
     std::cerr << "brickfs: " << s.message() << "\n";
     return 2;

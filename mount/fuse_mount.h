@@ -21,6 +21,7 @@ struct MountConfig {
   bool read_only = false;
   bool foreground = false;
   bool verbose = false;
+  bool nonempty = false;               // allow mounting over a non-empty directory
   std::string log_file;                // empty: STORE/.brickfs/daemon.log (stderr with -f)
   std::vector<std::string> fuse_opts;  // passed through to libfuse (allow_other, ...)
 };
@@ -33,8 +34,9 @@ struct MountConfig {
 Status ParseMountOptions(const std::string& opts, MountConfig* config);
 
 // Checks that precede mounting (mount point exists, is a directory, is not
-// already a mount; /dev/fuse present). Messages say what to do.
-Status CheckMountPoint(const std::string& mountpoint);
+// already a mount, is empty unless `nonempty`; /dev/fuse present). Messages
+// say what to do.
+Status CheckMountPoint(const std::string& mountpoint, bool nonempty = false);
 
 // Mounts and serves. Returns the process exit code: 0 after a clean
 // finalize, 1 if finalize failed, 2 on a setup error (printed to stderr).

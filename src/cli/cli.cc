@@ -79,6 +79,8 @@ Usage:
   brickfs create STORE --shape Z,Y,X --dtype T   create a volume of fixed shape
   brickfs info   STORE|MOUNT [--json]            shape, blocks, missing slices, sizes
   brickfs status MOUNT [--watch]                 live progress of a mounted volume
+  brickfs fsck   STORE [--repair] [--json]       check (and repair) an unmounted store
+  brickfs compact STORE [--dry-run]              rewrite shards without their dead bytes
   brickfs --version | --help | COMMAND --help
 
 Example:
@@ -109,6 +111,9 @@ Options (-o, comma separated):
   brick=Z,Y,X     brick (shard) shape of a new volume (default 256,256,256)
   zstd_level=N    zstd level of a new volume (default 1)
   ro              read-only mount
+  nonempty        allow a mount point that is not empty
+  nojournal       no write-ahead journal (only to measure its cost: a crash
+                  may then leave torn shards for brickfs fsck --repair)
   log=FILE        daemon log (default STORE/.brickfs/daemon.log)
   verbose         log progress, not only warnings
   Other options (allow_other, ...) go to libfuse; fstab options (noauto,
@@ -557,6 +562,8 @@ int RunCli(int argc, char** argv) {
   if (cmd == "umount" || cmd == "unmount") return CmdUmount(rest);
   if (cmd == "info") return CmdInfo(rest);
   if (cmd == "status") return CmdStatus(rest);
+  if (cmd == "fsck") return CmdFsck(rest);
+  if (cmd == "compact") return CmdCompact(rest);
   // mount.fuse3 (`mount -t fuse.brickfs`, fstab type fuse.brickfs) runs
   // `brickfs STORE MOUNT -o OPTIONS`: no subcommand, exactly two paths, and -o
   // or a STORE that exists or has a '/' (so a mistyped command is not a mount).
