@@ -17,6 +17,7 @@
 #include <exception>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <unordered_map>
 #include <mutex>
 #include <sstream>
@@ -56,6 +57,9 @@ struct Handle {
   uint64_t size = 0;           // kWrite: file size so far
   bool dirty = false;          // kWrite: written since the last ingest
   std::string snapshot;        // kStatus
+  bool is_brick = false;       // kRead/kWrite of bricks/<name>
+  bool oversized = false;      // kWrite: a write went past the allowed size
+  Shape3 brick{0, 0, 0};       // its brick coordinates
 };
 
 // The file system: one instance per mount, reached through fuse_get_context.
@@ -84,6 +88,10 @@ class BrickFs {
   void FillFile(struct stat* st, mode_t mode, uint64_t size) const;
   void FillDir(struct stat* st, mode_t mode) const;
   int OpenWrite(const PathInfo& p, fuse_file_info* fi, bool truncate);
+  int OpenBrickWrite(const PathInfo& p, const Shape3& brick, fuse_file_info* fi);
+  // The brick a bricks/ name designates, if it is one of this volume's.
+  std::optional<Shape3> BrickOf(const PathInfo& p) const;
+  uint64_t MaxWriteBytes(const Handle& h) const;
   uint64_t MaxSliceFileBytes() const;
 
   Volume* const volume_;
@@ -139,6 +147,15 @@ int BrickFs::GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
     case PathInfo::Kind::kStateDir:
       FillDir(st, 0555);
       return 0;
+    case PathInfo::Kind::kBricksDir:
+      FillDir(st, volume_->read_only() ? 0555 : 0755);
+      return 0;
+    case PathInfo::Kind::kBrickFile:
+      if (auto b = BrickOf(p)) {
+        FillFile(st, file_mode, volume_->BrickFileSize(*b));
+        return 0;
+      }
+      break;
     case PathInfo::Kind::kStatusFile:
       FillFile(st, 0444, volume_->StatusJson().size());
       return 0;
@@ -182,8 +199,22 @@ int BrickFs::ReadDir(const char* path, void* buf, fuse_fill_dir_t filler) {
   fill("..");
   switch (p.kind) {
     case PathInfo::Kind::kRoot:
-      for (const char* n : {"z", "y", "x", ".brickfs"}) fill(n);
+      for (const char* n : {"z", "y", "x", "bricks", ".brickfs"}) fill(n);
       return 0;
+    case PathInfo::Kind::kBricksDir: {
+      auto g = volume_->geometry();
+      const Shape3 grid = volume_->BrickGrid();
+      if (!g) return 0;
+      const size_t width = BrickNameWidth(g->shape);
+      for (uint64_t z = 0; z < grid[0]; ++z) {
+        for (uint64_t y = 0; y < grid[1]; ++y) {
+          for (uint64_t x = 0; x < grid[2]; ++x) {
+            fill(BrickFileName({z * g->brick[0], y * g->brick[1], x * g->brick[2]}, width));
+          }
+        }
+      }
+      return 0;
+    }
     case PathInfo::Kind::kStateDir:
       fill("status");
       return 0;
@@ -195,6 +226,37 @@ int BrickFs::ReadDir(const char* path, void* buf, fuse_fill_dir_t filler) {
     default:
       return -ENOTDIR;
   }
+}
+
+std::optional<Shape3> BrickFs::BrickOf(const PathInfo& p) const {
+  if (p.kind != PathInfo::Kind::kBrickFile) return std::nullopt;
+  auto g = volume_->geometry();
+  if (!g) return std::nullopt;
+  const Shape3 grid = volume_->BrickGrid();
+  Shape3 b;
+  for (int a = 0; a < 3; ++a) {
+    if (p.offset[a] % g->brick[a] != 0) return std::nullopt;
+    b[a] = p.offset[a] / g->brick[a];
+    if (b[a] >= grid[a]) return std::nullopt;
+  }
+  return b;
+}
+
+uint64_t BrickFs::MaxWriteBytes(const Handle& h) const {
+  return h.is_brick ? volume_->BrickFileSize(h.brick) : MaxSliceFileBytes();
+}
+
+int BrickFs::OpenBrickWrite(const PathInfo& p, const Shape3& brick, fuse_file_info* fi) {
+  if (volume_->read_only()) return Refuse("write", ("/bricks/" + p.name).c_str(), EROFS);
+  auto h = std::make_unique<Handle>();
+  h->kind = Handle::Kind::kWrite;
+  h->is_brick = true;
+  h->brick = brick;
+  h->name = "bricks/" + p.name;
+  h->dirty = true;  // opening a brick for writing means replacing it whole
+  fi->direct_io = 1;
+  fi->fh = reinterpret_cast<uint64_t>(h.release());
+  return 0;
 }
 
 uint64_t BrickFs::MaxSliceFileBytes() const {
@@ -243,6 +305,18 @@ int BrickFs::Open(const char* path, fuse_file_info* fi) {
     fi->fh = reinterpret_cast<uint64_t>(h.release());
     return 0;
   }
+  if (p.kind == PathInfo::Kind::kBrickFile) {
+    auto b = BrickOf(p);
+    if (!b) return -ENOENT;
+    if (writing) return OpenBrickWrite(p, *b, fi);
+    auto h = std::make_unique<Handle>();
+    h->kind = Handle::Kind::kRead;
+    h->is_brick = true;
+    h->brick = *b;
+    fi->keep_cache = 0;
+    fi->fh = reinterpret_cast<uint64_t>(h.release());
+    return 0;
+  }
   if (writing) {
     if (p.axis == Axis::kZ &&
         (p.kind == PathInfo::Kind::kPlaneFile || p.kind == PathInfo::Kind::kSliceName)) {
@@ -279,6 +353,7 @@ int BrickFs::Open(const char* path, fuse_file_info* fi) {
 
 int BrickFs::Create(const char* path, fuse_file_info* fi) {
   PathInfo p = ParsePath(path);
+  if (auto b = BrickOf(p)) return OpenBrickWrite(p, *b, fi);
   if (p.axis == Axis::kZ &&
       (p.kind == PathInfo::Kind::kSliceName || p.kind == PathInfo::Kind::kPlaneFile)) {
     return OpenWrite(p, fi, true);
@@ -302,6 +377,15 @@ int BrickFs::Read(char* buf, size_t size, off_t off, fuse_file_info* fi) {
       return static_cast<int>(n);
     }
     case Handle::Kind::kRead: {
+      if (h->is_brick) {
+        auto n = volume_->ReadBrickFile(h->brick, static_cast<uint64_t>(off), size,
+                                        reinterpret_cast<uint8_t*>(buf));
+        if (!n.ok()) {
+          volume_->RecordError("bricks/" + ShapeToString(h->brick), "read failed: " + n.status().ToString());
+          return -ToErrno(n.status());
+        }
+        return static_cast<int>(*n);
+      }
       auto n = volume_->ReadVirtualFile(h->axis, h->index, static_cast<uint64_t>(off), size,
                                         reinterpret_cast<uint8_t*>(buf));
       if (!n.ok()) {
@@ -320,9 +404,11 @@ int BrickFs::Write(const char* buf, size_t size, off_t off, fuse_file_info* fi) 
   Handle* h = Get(fi);
   if (h->kind != Handle::Kind::kWrite) return -EBADF;
   uint64_t end = static_cast<uint64_t>(off) + size;
-  if (end > MaxSliceFileBytes()) {
-    volume_->RecordError(h->name, "file grows past " + std::to_string(MaxSliceFileBytes()) +
-                                      " bytes, more than a slice of this volume can be");
+  if (end > MaxWriteBytes(*h)) {
+    volume_->RecordError(h->name, "file grows past " + std::to_string(MaxWriteBytes(*h)) +
+                                      (h->is_brick ? " bytes, the size of this brick"
+                                                   : " bytes, more than a slice of this volume can be"));
+    h->oversized = true;
     return -EFBIG;
   }
   if (h->data.size() < end) {
@@ -339,6 +425,13 @@ int BrickFs::Flush(fuse_file_info* fi) {
   Handle* h = Get(fi);
   if (h->kind != Handle::Kind::kWrite || !h->dirty) return 0;
   h->dirty = false;
+  if (h->oversized) {
+    volume_->RecordError(h->name, "written past its size; nothing stored");
+    return -EFBIG;
+  }
+  if (h->is_brick) {
+    return -ToErrno(volume_->WriteBrick(h->brick, h->data.data(), h->size, h->name));
+  }
   if (h->size == 0) {
     volume_->RecordError(h->name, "empty file: not a TIFF");
     return -EINVAL;
@@ -373,7 +466,8 @@ int BrickFs::Truncate(const char* path, off_t size, fuse_file_info* fi) {
     return 0;
   }
   PathInfo p = ParsePath(path);
-  // Truncating a slice to 0 precedes rewriting it (open with O_TRUNC).
+  // Truncating a slice or brick to 0 precedes rewriting it (O_TRUNC).
+  if (size == 0 && BrickOf(p) && !volume_->read_only()) return 0;
   if (size == 0 && p.axis == Axis::kZ &&
       (p.kind == PathInfo::Kind::kPlaneFile || p.kind == PathInfo::Kind::kSliceName) &&
       !volume_->read_only()) {
@@ -385,7 +479,7 @@ int BrickFs::Truncate(const char* path, off_t size, fuse_file_info* fi) {
 int BrickFs::Refuse(const char* op, const char* path, int err) {
   volume_->RecordError(path, std::string(op) + " refused: " + std::strerror(err) +
                                  (err == EROFS ? " (read-only mount)"
-                                               : " (only z/ slice files can be written, whole)"));
+                                               : " (only z/ slices and bricks/ files can be written, whole)"));
   return -err;
 }
 

@@ -22,6 +22,17 @@ PathInfo ParsePath(const std::string& path) {
     else info.kind = PathInfo::Kind::kBadName;
     return info;
   }
+  if (top == "bricks") {
+    if (rest.empty()) {
+      info.kind = PathInfo::Kind::kBricksDir;
+    } else if (auto v = ParseBrickFileName(rest)) {
+      info.kind = PathInfo::Kind::kBrickFile;
+      info.offset = *v;
+    } else {
+      info.kind = PathInfo::Kind::kBadName;
+    }
+    return info;
+  }
   Axis axis;
   if (top == "z") axis = Axis::kZ;
   else if (top == "y") axis = Axis::kY;

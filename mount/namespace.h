@@ -5,6 +5,8 @@
 //   /z/NNNNN.tif ...     plane files (z: also the target of slice writes)
 //   /z/<any name>        a slice file being or having been written under the
 //                        writer's own name (its z is the last number in it)
+//   /bricks              one raw file per level-0 brick, named by its voxel
+//                        offsets: z0256_y0512_x0000.raw (read, whole-file write)
 //   /.brickfs/status     JSON status document
 //
 // ParsePath is pure (no volume access) so it is unit-tested without a mount.
@@ -26,6 +28,8 @@ struct PathInfo {
     kAxisDir,     // /z, /y, /x
     kPlaneFile,   // /A/NNNNN.tif (canonical name; index may be out of range)
     kSliceName,   // /z/<non-canonical name> (a writer's name)
+    kBricksDir,   // /bricks
+    kBrickFile,   // /bricks/zZ_yY_xX.raw (voxel offsets in `offset`)
     kStateDir,    // /.brickfs
     kStatusFile,  // /.brickfs/status
     kBadName,     // something in a directory that holds no such thing
@@ -34,6 +38,7 @@ struct PathInfo {
   Kind kind = Kind::kNotFound;
   Axis axis = Axis::kZ;
   uint64_t index = 0;   // kPlaneFile
+  Shape3 offset{0, 0, 0};  // kBrickFile: voxel offsets from the name
   std::string name;     // last component
 };
 

@@ -91,6 +91,10 @@ void AppendSlabCommit(uint8_t level, uint64_t slab, const std::vector<uint64_t>&
   w.FrameTo(out);
 }
 
+void AppendBrickReplace(const BrickId& id, uint64_t length, std::string* out) {
+  Writer(JournalType::kBrickReplace).U8(id.level).U64(id.brick[0]).U64(id.brick[1]).U64(id.brick[2]).U64(length).FrameTo(out);
+}
+
 void AppendReceived(uint64_t z, std::string* out) {
   Writer(JournalType::kReceived).U64(z).FrameTo(out);
 }
@@ -130,7 +134,8 @@ Result<JournalState> ReplayJournal(const std::string& bytes, const std::string& 
     r.U8(&type);
     switch (static_cast<JournalType>(type)) {
       case JournalType::kBrickBase:
-      case JournalType::kBrickLength: {
+      case JournalType::kBrickLength:
+      case JournalType::kBrickReplace: {
         BrickId id;
         uint64_t length = 0;
         if (!r.U8(&id.level) || !r.U64(&id.brick[0]) || !r.U64(&id.brick[1]) ||
@@ -139,6 +144,11 @@ Result<JournalState> ReplayJournal(const std::string& bytes, const std::string& 
         }
         if (static_cast<JournalType>(type) == JournalType::kBrickBase) {
           st.base.try_emplace(id, length);  // the first base of a session wins
+        } else if (static_cast<JournalType>(type) == JournalType::kBrickReplace) {
+          // A whole new file: earlier lengths of this brick no longer apply.
+          pending.erase(id);
+          st.base[id] = length;
+          st.committed[id] = length;
         } else {
           pending[id] = length;
         }

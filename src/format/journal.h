@@ -24,6 +24,11 @@
 //                   may commit out of order, files only grow.
 //     kReceived     z u64    a slice was accepted into a slab buffer
 //     kGeometry     Z u64, Y u64, X u64, dtype u8, block 3 x u64, brick 3 x u64
+//     kBrickReplace level u8, bz u64, by u64, bx u64, length u64
+//                   the brick's file is about to be replaced whole (a write
+//                   through bricks/: new file + rename); fsynced before the
+//                   rename. Its recovered length becomes `length`; a file
+//                   found shorter (the rename never happened) is left alone.
 // Replay stops at the first frame that is short or fails its checksum (a
 // torn tail); frames after it are ignored.
 //
@@ -49,6 +54,7 @@ enum class JournalType : uint8_t {
   kSlabCommit = 3,
   kReceived = 4,
   kGeometry = 5,
+  kBrickReplace = 6,
 };
 
 struct BrickId {
@@ -67,6 +73,7 @@ void AppendSlabCommit(uint8_t level, uint64_t slab, const std::vector<uint64_t>&
                       std::string* out);
 void AppendReceived(uint64_t z, std::string* out);
 void AppendGeometry(const Geometry& g, std::string* out);
+void AppendBrickReplace(const BrickId& id, uint64_t length, std::string* out);
 
 // What a journal says, replayed.
 struct JournalState {

@@ -131,6 +131,55 @@ Status ShardStore::Append(const Shape3& brick, const std::vector<EncodedBlock>& 
   return Status::Ok();
 }
 
+Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>& blocks,
+                           const std::function<Status(uint64_t)>& before_rename,
+                           AppendStats* stats) {
+  if (read_only_) return Status::Unsupported("store is mounted read-only");
+  BrickState* st = State(brick);
+  std::lock_guard<std::mutex> lock(st->mu);
+  BRICKFS_RETURN_IF_ERROR(LoadLocked(brick, st));
+  const std::string path = BrickPath(brick);
+  const std::string parent = path.substr(0, path.find_last_of('/'));
+  auto index = std::make_shared<ShardIndex>(geo_.blocks_in_brick());
+  if (blocks.empty()) {
+    BRICKFS_RETURN_IF_ERROR(before_rename(0));
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::IOError("remove " + path, errno);
+    if (st->file_size > 0) BRICKFS_RETURN_IF_ERROR(SyncDir(parent));
+    st->file_size = 0;
+    st->index = std::move(index);
+    return Status::Ok();
+  }
+  BRICKFS_RETURN_IF_ERROR(MakeDirs(parent));
+  std::string buf;
+  for (const auto& b : blocks) {
+    index->Set(b.index_in_brick, BlockLocation{buf.size(), b.bytes.size()});
+    buf.append(b.bytes);
+  }
+  const uint64_t block_bytes = buf.size();
+  index->EncodeTo(&buf);
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError("create " + tmp, errno);
+  Status s = PwriteAll(fd, buf.data(), buf.size(), 0, tmp);
+  if (s.ok() && ::fsync(fd) != 0) s = Status::IOError("fsync " + tmp, errno);
+  ::close(fd);
+  if (s.ok()) s = before_rename(buf.size());
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::IOError("rename " + tmp, errno);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  BRICKFS_RETURN_IF_ERROR(SyncDir(parent));
+  st->file_size = buf.size();
+  st->index = std::move(index);
+  if (stats) {
+    stats->bytes_written += buf.size();
+    stats->block_bytes += block_bytes;
+    stats->file_size = buf.size();
+  }
+  return Status::Ok();
+}
+
 Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& indices,
                               std::vector<std::string>* out) {
   BrickState* st = State(brick);

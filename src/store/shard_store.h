@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,6 +53,16 @@ class ShardStore {
   // Appends `blocks` (distinct index positions) to brick `brick` and writes
   // its new index. REQUIRES: !read_only.
   Status Append(const Shape3& brick, const std::vector<EncodedBlock>& blocks, AppendStats* stats);
+
+  // Replaces the brick's file whole: `blocks` (distinct index positions; all
+  // other entries empty) are written densely with a fresh index to
+  // BRICK.tmp, fsynced, and renamed over the brick (the directory fsynced),
+  // so readers see the old or the new brick, never a mix. No blocks: the
+  // file is removed. `before_rename(new_length)` runs after the new file is
+  // durable and before the rename (the volume journals it there).
+  // REQUIRES: !read_only.
+  Status Replace(const Shape3& brick, const std::vector<EncodedBlock>& blocks,
+                 const std::function<Status(uint64_t)>& before_rename, AppendStats* stats);
 
   // The brick's index (all empty when the file does not exist).
   Result<std::shared_ptr<const ShardIndex>> GetIndex(const Shape3& brick);

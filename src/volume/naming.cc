@@ -1,5 +1,6 @@
 #include "volume/naming.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace brickfs {
@@ -62,6 +63,42 @@ std::optional<uint64_t> ParseCanonicalName(const std::string& name) {
     if (!std::isdigit(static_cast<unsigned char>(name[i]))) return std::nullopt;
   }
   return std::stoull(name.substr(0, name.size() - 4));
+}
+
+std::string BrickFileName(const Shape3& v, size_t width) {
+  std::string out;
+  const char* axes = "zyx";
+  for (int a = 0; a < 3; ++a) {
+    std::string d = std::to_string(v[a]);
+    if (d.size() < width) d.insert(0, width - d.size(), '0');
+    if (a) out += '_';
+    out += axes[a];
+    out += d;
+  }
+  return out + ".raw";
+}
+
+size_t BrickNameWidth(const Shape3& shape) {
+  uint64_t m = std::max({shape[0], shape[1], shape[2]});
+  return std::max<size_t>(4, std::to_string(m).size());
+}
+
+std::optional<Shape3> ParseBrickFileName(const std::string& name) {
+  // z<digits>_y<digits>_x<digits>.raw
+  if (name.size() < 13 || name.compare(name.size() - 4, 4, ".raw") != 0) return std::nullopt;
+  Shape3 v{};
+  size_t pos = 0;
+  const char* axes = "zyx";
+  for (int a = 0; a < 3; ++a) {
+    if (a && (pos >= name.size() || name[pos++] != '_')) return std::nullopt;
+    if (pos >= name.size() || name[pos++] != axes[a]) return std::nullopt;
+    size_t start = pos;
+    while (pos < name.size() && std::isdigit(static_cast<unsigned char>(name[pos]))) ++pos;
+    if (pos == start || pos - start > 15) return std::nullopt;
+    v[a] = std::stoull(name.substr(start, pos - start));
+  }
+  if (pos != name.size() - 4) return std::nullopt;
+  return v;
 }
 
 }  // namespace brickfs

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "brickfs/geometry.h"
 #include "brickfs/status.h"
 
 namespace brickfs {
@@ -24,6 +25,14 @@ std::string CanonicalSliceName(uint64_t index, uint64_t count);
 
 // The index of a canonical name ("00007.tif" -> 7), or nullopt.
 std::optional<uint64_t> ParseCanonicalName(const std::string& name);
+
+// Brick file names say where the brick is, in voxels (z, y, x offsets of its
+// first voxel), zero-padded to `width` digits: "z0256_y0512_x0000.raw".
+std::string BrickFileName(const Shape3& voxel_offset, size_t width);
+// Digits used for a volume of this shape: max(4, digits of the largest dim).
+size_t BrickNameWidth(const Shape3& shape);
+// The voxel offsets in a brick file name (any zero padding), or nullopt.
+std::optional<Shape3> ParseBrickFileName(const std::string& name);
 
 }  // namespace brickfs
 

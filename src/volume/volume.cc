@@ -186,6 +186,22 @@ inline void GatherColumn(uint8_t* dst, const uint8_t* src, uint64_t n, uint64_t 
   }
 }
 
+// True when the bytes of `path` ending at `length` are a shard index whose
+// checksum holds, i.e. the file cut at `length` is a valid shard.
+bool EndsWithValidIndex(const std::string& path, uint64_t length, uint64_t blocks) {
+  const uint64_t n = ShardIndex::EncodedSize(blocks);
+  if (length < n) return false;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  std::string buf(n, '\0');
+  Status s = PreadAll(fd, buf.data(), n, length - n, path);
+  ::close(fd);
+  if (!s.ok()) return false;
+  return ShardIndex::Decode(reinterpret_cast<const uint8_t*>(buf.data()), n, blocks, length - n,
+                            ~uint64_t{0}, path)
+      .ok();
+}
+
 BlockCodec& ThreadCodec(int level) {
   thread_local std::unique_ptr<BlockCodec> codec;
   thread_local int codec_level = -1000;
@@ -287,6 +303,14 @@ Status Volume::Recover(const JournalState& js) {
     struct stat sb;
     if (::stat(path.c_str(), &sb) != 0) continue;
     uint64_t size = static_cast<uint64_t>(sb.st_size);
+    ::unlink((path + ".tmp").c_str());  // a replacement that never got renamed
+    if (size > len && len > 0 && !EndsWithValidIndex(path, len, g->blocks_in_brick())) {
+      // Not a length this brick's file ever had (a replacement recorded but
+      // not renamed): the file is left as it is, for fsck to judge.
+      LogError("recovery: " + path + " has no valid index at its journaled length " +
+               std::to_string(len) + "; left unchanged (run brickfs fsck)");
+      continue;
+    }
     if (size > len) {
       int rc = len == 0 ? ::unlink(path.c_str()) : ::truncate(path.c_str(), static_cast<off_t>(len));
       if (rc != 0) return Status::IOError("recovery: truncate " + path, errno);
@@ -1193,6 +1217,195 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
 }
 
 // ---------------------------------------------------------------------------
+// Bricks.
+
+Shape3 Volume::BrickGrid() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!geo_ || geo_->shape[0] == 0) return {0, 0, 0};
+  return geo_->brick_grid();
+}
+
+namespace {
+// The voxel box [lo, hi) of brick b, clipped at the volume edge.
+void BrickBox(const Geometry& g, const Shape3& b, Shape3* lo, Shape3* hi) {
+  for (int a = 0; a < 3; ++a) {
+    (*lo)[a] = b[a] * g.brick[a];
+    (*hi)[a] = std::min(g.shape[a], (*lo)[a] + g.brick[a]);
+  }
+}
+}  // namespace
+
+uint64_t Volume::BrickFileSize(const Shape3& b) const {
+  auto g = geometry();
+  if (!g) return 0;
+  Shape3 lo, hi;
+  BrickBox(*g, b, &lo, &hi);
+  return (hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2]) * g->voxel_bytes();
+}
+
+Result<size_t> Volume::ReadBrickFile(const Shape3& b, uint64_t offset, size_t len, uint8_t* out) {
+  auto gopt = geometry();
+  if (!gopt) return Status::NotFound("volume has no slices yet");
+  const Geometry& g = *gopt;
+  Shape3 lo, hi;
+  BrickBox(g, b, &lo, &hi);
+  if (lo[0] >= hi[0] || lo[1] >= hi[1] || lo[2] >= hi[2]) {
+    return Status::NotFound("brick " + ShapeToString(b) + " is outside the volume");
+  }
+  const uint64_t vb = g.voxel_bytes();
+  const uint64_t row = (hi[2] - lo[2]) * vb, plane = (hi[1] - lo[1]) * row;
+  const uint64_t size = plane * (hi[0] - lo[0]);
+  if (offset >= size) return size_t{0};
+  len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
+  const uint64_t z0 = offset / plane, z1 = CeilDiv(offset + len, plane);
+  std::vector<uint8_t> buf((z1 - z0) * plane);
+  Region r{{lo[0] + z0, lo[1], lo[2]}, {lo[0] + z1, hi[1], hi[2]}, {plane, row, vb}};
+  BRICKFS_RETURN_IF_ERROR(ReadRegion(g, r, buf.data(), /*from_store_only=*/false));
+  std::memcpy(out, buf.data() + (offset - z0 * plane), len);
+  return len;
+}
+
+Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
+                          const std::string& name) {
+  auto fail = [&](Status s) {
+    RecordError(name, s.message());
+    return s;
+  };
+  if (read_only()) return Status::Unsupported("the mount is read-only");
+  Geometry g;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!geo_ || geo_->shape[0] == 0) {
+      return fail(Status::InvalidArgument(
+          name + ": the volume has no shape yet; create it with brickfs create or copy a slice "
+                 "into z/ first"));
+    }
+    g = *geo_;
+  }
+  const Shape3 grid = g.brick_grid();
+  if (b[0] >= grid[0] || b[1] >= grid[1] || b[2] >= grid[2]) {
+    return fail(Status::InvalidArgument(name + ": brick " + ShapeToString(b) +
+                                        " is outside the volume's brick grid " +
+                                        ShapeToString(grid)));
+  }
+  Shape3 lo, hi;
+  BrickBox(g, b, &lo, &hi);
+  const uint64_t vb = g.voxel_bytes();
+  const uint64_t nz = hi[0] - lo[0], ny = hi[1] - lo[1], nx = hi[2] - lo[2];
+  if (size != nz * ny * nx * vb) {
+    return fail(Status::InvalidArgument(
+        name + ": a brick file must be written whole: got " + std::to_string(size) +
+        " bytes, expected " + std::to_string(nz * ny * nx * vb) + " (" + std::to_string(nz) +
+        "x" + std::to_string(ny) + "x" + std::to_string(nx) + " " +
+        std::string(DTypeName(g.dtype)) + ")"));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (uint64_t s = lo[0] / g.block[0]; s * g.block[0] < hi[0]; ++s) {
+      if (slabs_.count(s)) {
+        return fail(Status::Busy(name + ": slices " + std::to_string(s * g.block[0]) + "-" +
+                                 std::to_string((s + 1) * g.block[0] - 1) +
+                                 " of this brick are still buffered; write the brick after "
+                                 "they are flushed (e.g. after an unmount)"));
+      }
+    }
+    if (!meta_dirty_) {
+      meta_dirty_ = true;
+      finalized_ = false;
+      Status m = WriteMetaLocked();
+      if (!m.ok()) LogError("writing metadata: " + m.ToString());
+    }
+  }
+
+  // Encode every block of the brick; one task per block row in z.
+  const Shape3 B = g.block;
+  const Shape3 nb = g.blocks_per_brick();
+  const Shape3 first{b[0] * nb[0], b[1] * nb[1], b[2] * nb[2]};
+  const Shape3 block_grid = g.block_grid();
+  const uint64_t rows = std::min(nb[0], block_grid[0] - first[0]);
+  struct Encoded {
+    std::string bytes;
+    std::vector<std::pair<uint64_t, std::pair<size_t, size_t>>> blocks;  // index, [begin, end)
+    Status status;
+  };
+  std::vector<Encoded> encoded(rows);
+  auto encode_row = [&](size_t row) {
+    const uint64_t bz = first[0] + row;
+    std::vector<uint8_t> block(g.block_bytes());
+    BlockCodec& codec = ThreadCodec(meta_.zstd_level);
+    for (uint64_t by = first[1]; by < std::min(first[1] + nb[1], block_grid[1]); ++by) {
+      for (uint64_t bx = first[2]; bx < std::min(first[2] + nb[2], block_grid[2]); ++bx) {
+        std::fill(block.begin(), block.end(), 0);
+        const uint64_t z0 = bz * B[0], y0 = by * B[1], x0 = bx * B[2];
+        const uint64_t cz = std::min(B[0], hi[0] - z0), cy = std::min(B[1], hi[1] - y0),
+                       cx = std::min(B[2], hi[2] - x0);
+        for (uint64_t zi = 0; zi < cz; ++zi) {
+          for (uint64_t yi = 0; yi < cy; ++yi) {
+            std::memcpy(block.data() + ((zi * B[1] + yi) * B[2]) * vb,
+                        data + (((z0 + zi - lo[0]) * ny + (y0 + yi - lo[1])) * nx + (x0 - lo[2])) * vb,
+                        cx * vb);
+          }
+        }
+        if (IsAllZero(block.data(), block.size())) continue;
+        size_t begin = encoded[row].bytes.size();
+        encoded[row].status = codec.Encode(block.data(), block.size(), &encoded[row].bytes);
+        if (!encoded[row].status.ok()) return;
+        encoded[row].blocks.push_back(
+            {g.BlockIndexInBrick({bz, by, bx}), {begin, encoded[row].bytes.size()}});
+      }
+    }
+  };
+  if (pool_ && rows > 1) {
+    pool_->ParallelFor(rows, encode_row);
+  } else {
+    for (size_t row = 0; row < rows; ++row) encode_row(row);
+  }
+  std::vector<EncodedBlock> blocks;
+  for (const auto& e : encoded) {
+    if (!e.status.ok()) return fail(e.status.WithContext(name));
+    for (const auto& [idx, range] : e.blocks) {
+      blocks.push_back({idx, std::string_view(e.bytes).substr(range.first, range.second - range.first)});
+    }
+  }
+  auto journal_replace = [&](uint64_t length) -> Status {
+    if (!journal_) return Status::Ok();
+    std::lock_guard<std::mutex> lock(journal_mu_);
+    std::string frame;
+    AppendBrickReplace(BrickId{0, b}, length, &frame);
+    BRICKFS_RETURN_IF_ERROR(journal_->Append(frame, /*sync=*/true));
+    journaled_bricks_.insert(b);
+    return Status::Ok();
+  };
+  AppendStats stats;
+  Status s = shards_->Replace(b, blocks, journal_replace, &stats);
+  if (!s.ok()) return fail(s.WithContext(name));
+  counters_.bytes_written.fetch_add(stats.bytes_written);
+  counters_.block_bytes_written.fetch_add(stats.block_bytes);
+  counters_.blocks_written.fetch_add(blocks.size());
+  counters_.bricks_written.fetch_add(1);
+
+  std::vector<BlockKey> keys;
+  for (uint64_t bz = first[0]; bz < first[0] + rows; ++bz) {
+    for (uint64_t by = first[1]; by < std::min(first[1] + nb[1], block_grid[1]); ++by) {
+      for (uint64_t bx = first[2]; bx < std::min(first[2] + nb[2], block_grid[2]); ++bx) {
+        keys.push_back({0, bz, by, bx});
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cache_->Invalidate(keys);
+    // Its z range now holds written data: count those slices as present.
+    for (uint64_t z = lo[0]; z < hi[0] && z < received_.size(); ++z) {
+      received_[z] = true;
+      committed_[z] = true;
+    }
+    generation_.fetch_add(1);
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
 
 void Volume::RecordError(const std::string& file, const std::string& message) {
   LogWarning(file + ": " + message);
@@ -1269,6 +1482,7 @@ std::string Volume::StatusJson(bool pretty) const {
   bytes.Set("compression_ratio", compressed ? static_cast<double>(raw) / compressed : 0.0);
   doc.Set("bytes", std::move(bytes));
   Json blocks = Json::MakeObject();
+  blocks.Set("bricks_replaced", counters_.bricks_written.load());
   blocks.Set("written", counters_.blocks_written.load());
   blocks.Set("fill", counters_.blocks_fill.load());
   doc.Set("blocks", std::move(blocks));

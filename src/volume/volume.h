@@ -128,6 +128,22 @@ class Volume {
   // kernel may keep its page cache.
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
+  // Bricks of level 0 (DESIGN.md §7): files of raw voxels, C order (z, y, x),
+  // little-endian, clipped at the volume edge.
+  // Bricks along each axis; zeros before the first slice.
+  Shape3 BrickGrid() const;
+  // Bytes of brick `b`'s file. REQUIRES: b inside BrickGrid().
+  uint64_t BrickFileSize(const Shape3& b) const;
+  // Reads [offset, offset+len) of brick b's file; fewer bytes at EOF.
+  Result<size_t> ReadBrickFile(const Shape3& b, uint64_t offset, size_t len, uint8_t* out);
+  // Replaces brick b whole with data[0, size): encoded into a new shard file
+  // renamed over the old one; the block cache is invalidated. Errors:
+  // InvalidArgument (size is not exactly BrickFileSize, brick outside the
+  // volume, no geometry yet), Busy (slices of its z range are still in slab
+  // buffers), IOError. On error nothing stored changes. The brick's z range
+  // counts as present (slices received) afterwards.
+  Status WriteBrick(const Shape3& b, const uint8_t* data, size_t size, const std::string& name);
+
   // Records an error about `file` for the status page.
   void RecordError(const std::string& file, const std::string& message);
 
@@ -220,6 +236,7 @@ class Volume {
     std::atomic<uint64_t> slabs_spooled{0};
     std::atomic<uint64_t> blocks_written{0};
     std::atomic<uint64_t> blocks_fill{0};
+    std::atomic<uint64_t> bricks_written{0};
   } counters_;
   std::vector<std::pair<std::string, std::string>> errors_;  // guarded by mu_
   uint64_t errors_total_ = 0;                                // guarded by mu_
