@@ -1,6 +1,64 @@
 #include "volume/block_cache.h"
 
+#include <sys/mman.h>
+
+#include <cstring>
+
 namespace brickfs {
+
+std::shared_ptr<BlockBuffer> MakeHeapBlock(size_t n, uint8_t fill) {
+  auto* p = new uint8_t[n];
+  std::memset(p, fill, n);
+  return std::shared_ptr<BlockBuffer>(new BlockBuffer(p, n), [](BlockBuffer* b) {
+    delete[] b->data();
+    delete b;
+  });
+}
+
+std::shared_ptr<BlockPool> BlockPool::Create(size_t block_bytes) {
+  return std::shared_ptr<BlockPool>(new BlockPool(block_bytes));
+}
+
+BlockPool::~BlockPool() {
+  for (auto& [p, n] : regions_) ::munmap(p, n);
+}
+
+uint64_t BlockPool::mapped_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t n = 0;
+  for (const auto& r : regions_) n += r.second;
+  return n;
+}
+
+void BlockPool::Put(uint8_t* p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  free_.push_back(p);
+}
+
+std::shared_ptr<BlockBuffer> BlockPool::Get() {
+  uint8_t* p = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) {
+      constexpr size_t kRegion = 32u << 20;
+      const size_t stride = (block_bytes_ + 63) & ~size_t{63};
+      const size_t count = std::max<size_t>(1, kRegion / stride);
+      void* m = ::mmap(nullptr, count * stride, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m == MAP_FAILED) return MakeHeapBlock(block_bytes_);
+      ::madvise(m, count * stride, MADV_HUGEPAGE);
+      regions_.emplace_back(m, count * stride);
+      for (size_t i = count; i-- > 0;) free_.push_back(static_cast<uint8_t*>(m) + i * stride);
+    }
+    p = free_.back();
+    free_.pop_back();
+  }
+  std::shared_ptr<BlockPool> self = shared_from_this();
+  return std::shared_ptr<BlockBuffer>(new BlockBuffer(p, block_bytes_), [self](BlockBuffer* b) {
+    self->Put(b->data());
+    delete b;
+  });
+}
 
 bool BlockCache::Lookup(const BlockKey& key, BlockData* out) {
   std::lock_guard<std::mutex> lock(mu_);

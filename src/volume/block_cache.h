@@ -24,7 +24,46 @@
 
 namespace brickfs {
 
-using BlockData = std::shared_ptr<const std::vector<uint8_t>>;
+// The bytes of one decoded block (block_bytes, C order).
+class BlockBuffer {
+ public:
+  BlockBuffer(uint8_t* data, size_t size) : data_(data), size_(size) {}
+  const uint8_t* data() const { return data_; }
+  uint8_t* data() { return data_; }
+  size_t size() const { return size_; }
+  uint8_t operator[](size_t i) const { return data_[i]; }
+
+ private:
+  uint8_t* data_;
+  size_t size_;
+};
+using BlockData = std::shared_ptr<const BlockBuffer>;
+
+// A block of n bytes set to `fill`, on the heap (tests and one-offs).
+std::shared_ptr<BlockBuffer> MakeHeapBlock(size_t n, uint8_t fill = 0);
+
+// Fixed-size block buffers carved from 32 MiB regions mapped with
+// MADV_HUGEPAGE and reused, never unmapped: faulting in fresh 4 KiB pages is
+// what made first reads of a new mount slow (DESIGN §11). A buffer returns
+// to the pool when its last BlockData goes. Thread-safe.
+class BlockPool : public std::enable_shared_from_this<BlockPool> {
+ public:
+  static std::shared_ptr<BlockPool> Create(size_t block_bytes);
+  ~BlockPool();
+  // An uninitialized buffer of block_bytes (heap-allocated if mapping fails).
+  std::shared_ptr<BlockBuffer> Get();
+  size_t block_bytes() const { return block_bytes_; }
+  uint64_t mapped_bytes() const;
+
+ private:
+  explicit BlockPool(size_t block_bytes) : block_bytes_(block_bytes) {}
+  void Put(uint8_t* p);
+
+  const size_t block_bytes_;
+  mutable std::mutex mu_;
+  std::vector<uint8_t*> free_;                      // guarded by mu_
+  std::vector<std::pair<void*, size_t>> regions_;   // guarded by mu_
+};
 
 struct BlockKey {
   uint32_t level;

@@ -269,6 +269,7 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
     }
     v->committed_ = v->received_;
     v->shards_ = std::make_unique<ShardStore>(v->store_->ArrayDir(0), m.geo, v->read_only());
+    v->block_pool_ = BlockPool::Create(m.geo.block_bytes());
     uint64_t slab = m.geo.slab_bytes();
     if (slab > opts.mem_budget && !v->read_only()) {
       return Status::NoSpace("mem=" + HumanBytes(opts.mem_budget) + " is less than one slab of " +
@@ -441,6 +442,7 @@ Status Volume::DefineGeometryLocked(uint64_t width, uint64_t height, DType dtype
   geo_ = g;
   meta_.geo = g;
   shards_ = std::make_unique<ShardStore>(store_->ArrayDir(0), g, read_only());
+  block_pool_ = BlockPool::Create(g.block_bytes());
   slab_pool_ = std::make_unique<SlabPool>(g.slab_bytes(), options_.mem_budget / g.slab_bytes());
   LogInfo("volume geometry: " + std::to_string(width) + "x" + std::to_string(height) + " " +
           std::string(DTypeName(dtype)) + ", block " + ShapeToString(g.block) + ", brick " +
@@ -1158,7 +1160,7 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
       BlockCodec& codec = ThreadCodec(meta_.zstd_level);
       for (size_t i = 0; i < slots.size(); ++i) {
         if (enc[i].empty()) continue;  // never written: fill (null)
-        auto data = std::make_shared<std::vector<uint8_t>>(g.block_bytes());
+        std::shared_ptr<BlockBuffer> data = block_pool_->Get();
         errs[k] = codec.Decode(reinterpret_cast<const uint8_t*>(enc[i].data()), enc[i].size(),
                                data->data(), data->size(),
                                shards_->BrickPath(brick) + " block " + std::to_string(idx[i]));

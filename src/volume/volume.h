@@ -207,6 +207,7 @@ class Volume {
   VolumeMeta meta_;                             // guarded by mu_ (present kept in bitmaps)
   std::unique_ptr<ShardStore> shards_;          // set once with geo_
   std::unique_ptr<SlabPool> slab_pool_;         // set once with geo_
+  std::shared_ptr<BlockPool> block_pool_;       // set once with geo_: decoded blocks
   std::map<uint64_t, std::shared_ptr<Slab>> slabs_;  // guarded by mu_
   std::vector<bool> received_;   // slices received (buffered or stored); guarded by mu_
   std::vector<bool> committed_;  // slices whose slab is in the store; guarded by mu_

@@ -12,7 +12,7 @@ namespace brickfs {
 namespace {
 
 BlockData Block(size_t n, uint8_t fill) {
-  return std::make_shared<const std::vector<uint8_t>>(n, fill);
+  return MakeHeapBlock(n, fill);
 }
 
 BlockKey Key(uint64_t i) { return BlockKey{0, i, i + 1, i + 2}; }
