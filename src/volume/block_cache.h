@@ -65,17 +65,23 @@ class BlockPool : public std::enable_shared_from_this<BlockPool> {
   std::vector<std::pair<void*, size_t>> regions_;   // guarded by mu_
 };
 
+// layout kNatural: the decoded block, C order (z, y, x). kColumns: the same
+// voxels x-major (x, z, y), made when YZ-plane reads hit a cached natural
+// block again: the plane at any x of the block is then one contiguous run per
+// block, so neighbouring x/ files (64 share a uint8 block) read like z/ files.
 struct BlockKey {
+  enum Layout : uint32_t { kNatural = 0, kColumns = 1 };
   uint32_t level;
   uint64_t bz, by, bx;
+  uint32_t layout = kNatural;
   bool operator==(const BlockKey& o) const {
-    return level == o.level && bz == o.bz && by == o.by && bx == o.bx;
+    return level == o.level && bz == o.bz && by == o.by && bx == o.bx && layout == o.layout;
   }
 };
 
 struct BlockKeyHash {
   size_t operator()(const BlockKey& k) const {
-    uint64_t h = k.level * 0x9E3779B97F4A7C15ull;
+    uint64_t h = (k.level * 2 + k.layout) * 0x9E3779B97F4A7C15ull;
     h ^= k.bz + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
     h ^= k.by + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
     h ^= k.bx + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);

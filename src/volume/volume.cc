@@ -202,6 +202,29 @@ bool EndsWithValidIndex(const std::string& path, uint64_t length, uint64_t block
       .ok();
 }
 
+// out[(x*B0 + z)*B1 + y] = in[(z*B1 + y)*B2 + x]: writes stream, reads stride
+// through the block (which fits in L2).
+template <typename T>
+void Transpose(const T* in, T* out, const Shape3& B) {
+  const uint64_t zy = B[0] * B[1];
+  for (uint64_t x = 0; x < B[2]; ++x) {
+    const T* src = in + x;
+    T* dst = out + x * zy;
+    for (uint64_t i = 0; i < zy; ++i) dst[i] = src[i * B[2]];
+  }
+}
+
+void TransposeToColumns(const uint8_t* in, uint8_t* out, const Shape3& B, uint32_t vb) {
+  switch (vb) {
+    case 1: Transpose(in, out, B); break;
+    case 2:
+      Transpose(reinterpret_cast<const uint16_t*>(in), reinterpret_cast<uint16_t*>(out), B);
+      break;
+    default:
+      Transpose(reinterpret_cast<const uint32_t*>(in), reinterpret_cast<uint32_t*>(out), B);
+  }
+}
+
 BlockCodec& ThreadCodec(int level) {
   thread_local std::unique_ptr<BlockCodec> codec;
   thread_local int codec_level = -1000;
@@ -900,7 +923,10 @@ void Volume::FinishFlush(const std::shared_ptr<Slab>& slab) {
   Shape3 grid = g.block_grid();
   keys.reserve(grid[1] * grid[2]);
   for (uint64_t by = 0; by < grid[1]; ++by) {
-    for (uint64_t bx = 0; bx < grid[2]; ++bx) keys.push_back({0, slab->index, by, bx});
+    for (uint64_t bx = 0; bx < grid[2]; ++bx) {
+      keys.push_back({0, slab->index, by, bx, BlockKey::kNatural});
+      keys.push_back({0, slab->index, by, bx, BlockKey::kColumns});
+    }
   }
   cache_->Invalidate(keys);
   slab->state = Slab::State::kCommitted;
@@ -1129,16 +1155,50 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
   const uint64_t nby = by1 - by0 + 1, nbx = bx1 - bx0 + 1;
   std::vector<BlockData> blocks(nby * nbx);
 
+  // A YZ plane (one x): use x-major copies of the blocks when cached; a
+  // natural block hit again by such a read is transposed once (see BlockKey).
+  const bool columns = r.hi[2] - r.lo[2] == 1 && r.stride[1] == vb;
+  std::vector<uint8_t> is_columns(nby * nbx, 0);
+
   // 1. Cache lookups; misses grouped by brick.
   const Shape3 nb = g.blocks_per_brick();
   std::map<Shape3, std::vector<size_t>> misses;  // brick -> slots in `blocks`
+  std::vector<size_t> to_transpose;
   for (uint64_t i = 0; i < nby; ++i) {
     for (uint64_t j = 0; j < nbx; ++j) {
       size_t slot = i * nbx + j;
-      BlockKey key{0, bz, by0 + i, bx0 + j};
+      BlockKey key{0, bz, by0 + i, bx0 + j, BlockKey::kNatural};
+      if (columns && cache_) {
+        BlockKey ckey = key;
+        ckey.layout = BlockKey::kColumns;
+        if (cache_->Lookup(ckey, &blocks[slot])) {
+          is_columns[slot] = 1;
+          continue;
+        }
+      }
       if (!cache_ || !cache_->Lookup(key, &blocks[slot])) {
         misses[{bz / nb[0], (by0 + i) / nb[1], (bx0 + j) / nb[2]}].push_back(slot);
+      } else if (columns && blocks[slot]) {
+        to_transpose.push_back(slot);
       }
+    }
+  }
+  if (!to_transpose.empty()) {
+    auto transpose = [&](size_t k) {
+      const size_t slot = to_transpose[k];
+      std::shared_ptr<BlockBuffer> t = block_pool_->Get();
+      TransposeToColumns(blocks[slot]->data(), t->data(), B, vb);
+      blocks[slot] = std::move(t);
+      is_columns[slot] = 1;
+    };
+    if (pool_ && to_transpose.size() > 8) {
+      pool_->ParallelFor(to_transpose.size(), transpose);
+    } else {
+      for (size_t k = 0; k < to_transpose.size(); ++k) transpose(k);
+    }
+    for (size_t slot : to_transpose) {
+      cache_->Insert({0, bz, by0 + slot / nbx, bx0 + slot % nbx, BlockKey::kColumns}, blocks[slot],
+                     epoch);
     }
   }
   // 2. Misses: each brick's blocks are read (coalesced preads) and decoded
@@ -1190,6 +1250,16 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
       const uint64_t ylo = std::max(r.lo[1], y0), yhi = std::min(r.hi[1], y0 + B[1]);
       const uint64_t xlo = std::max(r.lo[2], x0), xhi = std::min(r.hi[2], x0 + B[2]);
       const uint64_t n = xhi - xlo;
+      if (data && is_columns[i * nbx + j]) {
+        // x-major block: the (z, y) plane at this x is contiguous, y fastest.
+        for (uint64_t z = r.lo[0]; z < r.hi[0]; ++z) {
+          const uint64_t zi = z - bz * B[0];
+          std::memcpy(out + (z - r.lo[0]) * r.stride[0] + (ylo - r.lo[1]) * vb,
+                      data->data() + (((xlo - x0) * B[0] + zi) * B[1] + (ylo - y0)) * vb,
+                      (yhi - ylo) * vb);
+        }
+        continue;
+      }
       if (data && n == 1 && r.stride[1] == vb) {
         // A YZ plane: one voxel per (z, y), gathered down the block's rows.
         for (uint64_t z = r.lo[0]; z < r.hi[0]; ++z) {
@@ -1390,7 +1460,8 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
   for (uint64_t bz = first[0]; bz < first[0] + rows; ++bz) {
     for (uint64_t by = first[1]; by < std::min(first[1] + nb[1], block_grid[1]); ++by) {
       for (uint64_t bx = first[2]; bx < std::min(first[2] + nb[2], block_grid[2]); ++bx) {
-        keys.push_back({0, bz, by, bx});
+        keys.push_back({0, bz, by, bx, BlockKey::kNatural});
+        keys.push_back({0, bz, by, bx, BlockKey::kColumns});
       }
     }
   }
