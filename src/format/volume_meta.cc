@@ -1,5 +1,8 @@
 #include "format/volume_meta.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "brickfs/version.h"
 #include "format/json.h"
 
@@ -35,7 +38,50 @@ std::string RangesToString(const ZRanges& r) {
   return s;
 }
 
+Shape3 LevelShape(const Shape3& level0, int level) {
+  if (level <= 0) return level0;
+  if (level >= 64) level = 63;
+  const uint64_t f = uint64_t{1} << level;
+  Shape3 s;
+  for (int a = 0; a < 3; ++a) s[a] = level0[a] / f + (level0[a] % f != 0);  // no overflow
+  return s;
+}
+
+bool IsOmeSpaceUnit(const std::string& unit) {
+  static constexpr const char* kUnits[] = {
+      "angstrom",   "attometer",  "centimeter", "decimeter",  "exameter",  "femtometer", "foot",
+      "gigameter",  "hectometer", "inch",       "kilometer",  "megameter", "meter",      "micrometer",
+      "mile",       "millimeter", "nanometer",  "parsec",     "petameter", "picometer",  "terameter",
+      "yard",       "yoctometer", "yottameter", "zeptometer", "zettameter"};
+  for (const char* u : kUnits) {
+    if (unit == u) return true;
+  }
+  return false;
+}
+
 namespace {
+
+// Level-`level` slices whose whole window of level-0 slices is in `r`; z0 is
+// the level-0 depth (the last window is clipped to it).
+ZRanges LevelRanges(const ZRanges& r, uint64_t z0, int level) {
+  ZRanges out;
+  if (z0 == 0) return out;
+  const uint64_t f = uint64_t{1} << level;
+  const uint64_t nz = LevelShape({z0, 1, 1}, level)[0];
+  for (auto [a, b] : r) {
+    if (a >= z0) continue;
+    b = std::min(b, z0 - 1);
+    const uint64_t first = a / f + (a % f != 0);
+    uint64_t end;  // one past the last level slice fully covered
+    if (b == z0 - 1) {
+      end = nz;
+    } else {
+      end = (b + 1) / f;
+    }
+    if (first < end) out.emplace_back(first, end - 1);
+  }
+  return out;
+}
 
 Json ShapeJson(const Shape3& s) { return Json(Json::Array{Json(s[0]), Json(s[1]), Json(s[2])}); }
 
@@ -66,7 +112,44 @@ bool IsCodec(const Json& c, const char* name) {
   return n && n->is_string() && n->as_string() == name;
 }
 
+Json Vec3Json(const std::array<double, 3>& v) {
+  return Json(Json::Array{Json(v[0]), Json(v[1]), Json(v[2])});
+}
+
+bool IsKnownMethod(const std::string& m) { return m == "mean" || m == "mode"; }
+
+// True when the pyramid settings differ from the defaults, i.e. when the
+// level-0 array must record them.
+bool HasPyramidSettings(const VolumeMeta& m) {
+  return m.num_levels != 1 || m.voxel_size != std::array<double, 3>{1, 1, 1} || !m.unit.empty() ||
+         m.downsample_method != "mean";
+}
+
+// The OME-Zarr "metadata" of the downsampling, for readers and people.
+Json DownsampleMetadata(const std::string& method) {
+  const char* description =
+      method == "mode"
+          ? "2x2x2 mode: the most frequent value of each window of up to 8 voxels "
+            "(clipped at odd edges); ties go to the smallest value"
+          : "2x2x2 mean of each window of up to 8 voxels (clipped at odd edges): unsigned "
+            "integers round half up, int16 rounds half away from zero, float32 plain mean";
+  return Json::MakeObject()
+      .Set("description", description)
+      .Set("method", "brickfs")
+      .Set("version", BRICKFS_VERSION);
+}
+
 }  // namespace
+
+VolumeMeta VolumeMeta::LevelMeta(int l) const {
+  VolumeMeta m = *this;
+  if (l <= 0) return m;
+  if (l >= kMaxLevels) l = kMaxLevels - 1;
+  m.level = l;
+  m.geo.shape = LevelShape(geo.shape, l);
+  m.present = LevelRanges(present, geo.shape[0], l);
+  return m;
+}
 
 std::string VolumeMeta::ArrayJson() const {
   Json brickfs_attrs = Json::MakeObject();
@@ -77,6 +160,14 @@ std::string VolumeMeta::ArrayJson() const {
   Json ranges = Json::MakeArray();
   for (const auto& [a, b] : present) ranges.Push(Json(Json::Array{Json(a), Json(b)}));
   brickfs_attrs.Set("slices_present", std::move(ranges));
+  if (level > 0) {
+    brickfs_attrs.Set("level", level);
+  } else if (HasPyramidSettings(*this)) {
+    brickfs_attrs.Set("num_levels", num_levels);
+    brickfs_attrs.Set("voxel_size", Vec3Json(voxel_size));
+    brickfs_attrs.Set("unit", unit);
+    brickfs_attrs.Set("downsample_method", downsample_method);
+  }
 
   Json zstd = Json::MakeObject().Set("name", "zstd").Set(
       "configuration", Json::MakeObject().Set("level", zstd_level).Set("checksum", false));
@@ -106,16 +197,37 @@ std::string VolumeMeta::ArrayJson() const {
 std::string VolumeMeta::GroupJson(const std::string& name) const {
   Json axes = Json::MakeArray();
   for (const char* a : {"z", "y", "x"}) {
-    axes.Push(Json::MakeObject().Set("name", a).Set("type", "space"));
+    Json axis = Json::MakeObject().Set("name", a).Set("type", "space");
+    if (!unit.empty()) axis.Set("unit", unit);
+    axes.Push(std::move(axis));
   }
-  Json scale = Json::MakeObject().Set("type", "scale").Set(
-      "scale", Json(Json::Array{Json(1.0), Json(1.0), Json(1.0)}));
-  Json dataset = Json::MakeObject().Set("path", "0").Set("coordinateTransformations",
-                                                         Json(Json::Array{scale}));
+  const int levels = std::clamp(num_levels, 1, kMaxLevels);
+  Json datasets = Json::MakeArray();
+  for (int l = 0; l < levels; ++l) {
+    const double f = std::ldexp(1.0, l);  // 2^l, exact
+    std::array<double, 3> scale, shift;
+    for (int a = 0; a < 3; ++a) {
+      scale[a] = voxel_size[a] * f;
+      shift[a] = voxel_size[a] * (f - 1) / 2;  // voxel centres; 0 at level 0
+    }
+    Json transforms = Json::MakeArray();
+    transforms.Push(Json::MakeObject().Set("type", "scale").Set("scale", Vec3Json(scale)));
+    if (l > 0) {
+      transforms.Push(
+          Json::MakeObject().Set("type", "translation").Set("translation", Vec3Json(shift)));
+    }
+    datasets.Push(Json::MakeObject()
+                      .Set("path", std::to_string(l))
+                      .Set("coordinateTransformations", std::move(transforms)));
+  }
   Json multiscale = Json::MakeObject();
   multiscale.Set("name", name);
   multiscale.Set("axes", std::move(axes));
-  multiscale.Set("datasets", Json(Json::Array{dataset}));
+  multiscale.Set("datasets", std::move(datasets));
+  if (levels > 1) {
+    multiscale.Set("type", downsample_method);
+    multiscale.Set("metadata", DownsampleMetadata(downsample_method));
+  }
   Json ome = Json::MakeObject().Set("version", "0.5").Set("multiscales", Json(Json::Array{multiscale}));
   Json doc = Json::MakeObject();
   doc.Set("zarr_format", 3);
@@ -225,6 +337,50 @@ Result<VolumeMeta> VolumeMeta::FromArrayJson(const std::string& text, const std:
         m.present.emplace_back(a, e);
         next = e + 1;
       }
+    }
+    const std::string attr = where + ": attributes.brickfs.";
+    if (const Json* v = b->Get("level")) {
+      if (!v->is_uint() || v->as_uint() >= uint64_t{kMaxLevels}) {
+        return Status::Corruption(attr + "level must be an integer in [0, " +
+                                  std::to_string(kMaxLevels - 1) + "]");
+      }
+      m.level = static_cast<int>(v->as_uint());
+    }
+    if (const Json* v = b->Get("num_levels")) {
+      if (!v->is_uint() || v->as_uint() < 1 || v->as_uint() > uint64_t{kMaxLevels}) {
+        return Status::Corruption(attr + "num_levels must be an integer in [1, " +
+                                  std::to_string(kMaxLevels) + "]");
+      }
+      m.num_levels = static_cast<int>(v->as_uint());
+    }
+    if (const Json* v = b->Get("voxel_size")) {
+      if (!v->is_array() || v->as_array().size() != 3) {
+        return Status::Corruption(attr + "voxel_size must be an array of 3 numbers");
+      }
+      for (int a = 0; a < 3; ++a) {
+        const Json& e = v->as_array()[a];
+        if (!e.is_number() || !std::isfinite(e.as_double()) || e.as_double() <= 0) {
+          return Status::Corruption(attr + "voxel_size[" + std::to_string(a) +
+                                    "] must be a finite number > 0");
+        }
+        m.voxel_size[a] = e.as_double();
+      }
+    }
+    if (const Json* v = b->Get("unit")) {
+      if (!v->is_string() || v->as_string().size() > 64) {
+        return Status::Corruption(attr + "unit must be a string of at most 64 bytes");
+      }
+      m.unit = v->as_string();
+    }
+    if (const Json* v = b->Get("downsample_method")) {
+      if (!v->is_string()) {
+        return Status::Corruption(attr + "downsample_method must be a string");
+      }
+      if (!IsKnownMethod(v->as_string())) {
+        return Status::Unsupported(where + ": downsample_method \"" + v->as_string() +
+                                   "\" is not supported (mean, mode)");
+      }
+      m.downsample_method = v->as_string();
     }
   } else {
     // A store written by another tool: every slice counts as present.
