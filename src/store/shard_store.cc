@@ -271,38 +271,13 @@ Status ShardStore::SyncBricks(const std::vector<Shape3>& bricks) {
 }
 
 Status ShardStore::SyncDirty() {
-  std::set<Shape3> dirty;
-  std::set<std::string> dirs;
+  std::vector<Shape3> dirty;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    dirty.swap(dirty_);
-    dirs = made_dirs_;
+    dirty.assign(dirty_.begin(), dirty_.end());
+    dirty_.clear();
   }
-  Status first;
-  for (const auto& b : dirty) {
-    std::string path = BrickPath(b);
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      if (first.ok()) first = Status::IOError("open " + path, errno);
-      continue;
-    }
-    if (::fsync(fd) != 0 && first.ok()) first = Status::IOError("fsync " + path, errno);
-    ::close(fd);
-  }
-  // Directories: each created shard directory and its parents up to dir_.
-  std::set<std::string> all_dirs;
-  for (std::string d : dirs) {
-    while (d.size() > dir_.size()) {
-      all_dirs.insert(d);
-      d = d.substr(0, d.find_last_of('/'));
-    }
-  }
-  all_dirs.insert(dir_);
-  for (const auto& d : all_dirs) {
-    Status s = SyncDir(d);
-    if (!s.ok() && first.ok()) first = s;
-  }
-  return first;
+  return SyncBricks(dirty);
 }
 
 Result<ShardStore::Usage> ShardStore::ScanUsage(const Shape3& brick_grid) {

@@ -76,7 +76,8 @@ class ShardStore {
   // fsyncs every shard appended to since the last call, and the directories
   // created. Returns the first error.
   Status SyncDirty();
-  // fsyncs the given bricks' files (and directories created so far).
+  // fsyncs the given bricks' files and the directories created since the
+  // last sync (with their parents up to the array directory).
   Status SyncBricks(const std::vector<Shape3>& bricks);
 
   // The brick's current file length (0 when it has no file).
