@@ -335,7 +335,7 @@ Status Volume::Recover(const JournalState& js) {
                std::to_string(len) + "; left unchanged (run brickfs fsck)");
       continue;
     }
-    if (size > len) {
+    if (size > len || len == 0) {  // a brick first created this session: remove
       int rc = len == 0 ? ::unlink(path.c_str()) : ::truncate(path.c_str(), static_cast<off_t>(len));
       if (rc != 0) return Status::IOError("recovery: truncate " + path, errno);
       ++recovery_.shards_truncated;
@@ -628,7 +628,9 @@ Result<std::shared_ptr<Volume::Slab>> Volume::AcquireSlabLocked(std::unique_lock
 
 Status Volume::WriteMetaLocked() {
   meta_.geo = *geo_;
-  meta_.present = RangesFromBitmap(received_);
+  // The store's metadata lists what the store holds: committed slices, not
+  // ones still in slab buffers (a crash would lose those).
+  meta_.present = RangesFromBitmap(committed_);
   meta_.finalized = finalized_;
   return store_->WriteMeta(meta_);
 }
