@@ -239,8 +239,10 @@ class JsonParser {
       errno = 0;
     }
     char* end = nullptr;
+    errno = 0;
     double d = std::strtod(text.c_str(), &end);
     if (*end != 0) return Error("bad number '" + text + "'");
+    if (!std::isfinite(d)) return Error("number '" + text + "' is out of range");
     *out = Json(d);
     return Status::Ok();
   }
