@@ -61,6 +61,19 @@ case "$what" in
     build
     node_modules
     ctest --test-dir "$build_dir" --output-on-failure -j2 --timeout 900
+    # The unit tests again under AddressSanitizer + UBSan, in their own build
+    # tree: only the unit test targets, at -O1 with line tables, to keep CI
+    # time modest. Any UBSan report fails the test (halt_on_error).
+    unit_targets=()
+    for d in "$here"/tests/unit/*/; do
+      if compgen -G "${d}*_test.cc" >/dev/null; then unit_targets+=("$(basename "$d")_test"); fi
+    done
+    cmake -S "$here" -B "$build_dir-asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+          -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DBRICKFS_SANITIZE=ON \
+          -DBRICKFS_WERROR=${BRICKFS_WERROR:-OFF} >/dev/null
+    cmake --build "$build_dir-asan" -j"$(nproc)" --target "${unit_targets[@]}"
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      ctest --test-dir "$build_dir-asan" -L unit --output-on-failure -j2 --timeout 900
     ;;
   *) echo "usage: $0 demo|test|build" >&2; exit 2 ;;
 esac

@@ -7,6 +7,8 @@
 //   brickfs umount MOUNT
 //   brickfs info   STORE|MOUNT [--json]
 //   brickfs status MOUNT [--watch]
+//   brickfs fsck   STORE [--repair] [--json]   (cmd_fsck.cc)
+//   brickfs compact STORE [--dry-run]          (cmd_compact.cc)
 //   mount.brickfs  STORE MOUNT [-o opts]      (argv[0] dispatch, for mount -t)
 #ifndef BRICKFS_CLI_CLI_H_
 #define BRICKFS_CLI_CLI_H_
@@ -23,6 +25,11 @@ int CmdMount(const std::vector<std::string>& args);
 int CmdUmount(const std::vector<std::string>& args);
 int CmdInfo(const std::vector<std::string>& args);
 int CmdStatus(const std::vector<std::string>& args);
+// Exit codes: 0 clean, 1 problems found and all repaired, 4 problems left,
+// 8 could not run (no store, unreadable metadata, in use by a daemon).
+int CmdFsck(const std::vector<std::string>& args);
+// Exit codes: 0 done, 4 some shards left alone, 8 could not run.
+int CmdCompact(const std::vector<std::string>& args);
 
 }  // namespace brickfs
 

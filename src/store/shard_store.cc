@@ -48,6 +48,14 @@ Status ShardStore::LoadLocked(const Shape3& brick, BrickState* st) {
   if (::fstat(fd, &sb) != 0) return Status::IOError("stat " + path, errno);
   uint64_t size = static_cast<uint64_t>(sb.st_size);
   uint64_t index_size = ShardIndex::EncodedSize(n);
+  if (size == 0) {
+    // Created by an append that never happened (a crash): holds no block.
+    // Recovery and fsck --repair remove such files.
+    st->file_size = 0;
+    st->index = std::make_shared<ShardIndex>(n);
+    st->loaded = true;
+    return Status::Ok();
+  }
   if (size < index_size) {
     return Status::Corruption(path + ": shard is " + std::to_string(size) +
                               " bytes, smaller than its " + std::to_string(index_size) +

@@ -1,0 +1,202 @@
+// brickfs fsck STORE [--repair] [--json]: the front end of volume/fsck.h.
+// Exit codes: 0 clean, 1 problems found and all repaired, 4 problems left,
+// 8 could not run, 2 usage.
+#include <boost/filesystem.hpp>
+#include <iostream>
+
+#include "cli/cli.h"
+#include "common/bytes.h"
+#include "format/json.h"
+#include "volume/fsck.h"
+
+namespace brickfs {
+namespace {
+
+constexpr int kExitUsage = 2;
+
+const char* kFsckHelp = R"(Usage: brickfs fsck STORE [--repair] [--json]
+
+Checks a store that is not mounted read-write: zarr.json (group and array)
+against the shard files, every shard file's index and every stored block
+(crc32c, zstd frame, decoded size), stray files under STORE/0/c/, and the
+journal of a daemon that did not unmount cleanly (torn appends, torn records).
+Each problem is one line naming the shard (0/c/KZ/KY/KX), the block (its
+index in the shard and its z,y,x block coordinates) and the numbers found.
+Without --repair nothing is modified (a shared lock is taken: a read-only
+mount may stay mounted).
+
+  --repair   make the store consistent again (needs it unmounted):
+             torn shard tails are cut back to the last committed length or
+             the last valid index; a corrupt block is dropped from its shard's
+             index (its data is LOST and reads as 0: copy its slices again);
+             a shard with no valid index and stray files are moved to
+             STORE/.brickfs/lost+found/ (as are the bytes cut off shards);
+             an unclean shutdown is recovered as a read-write mount would.
+  --json     print the report as JSON
+
+Exit status:
+  0  no problem found
+  1  problems found and all repaired (data may have been lost: see the report)
+  4  problems left (run with --repair, or see the lines marked NOT REPAIRED)
+  8  fsck could not run: no store, unreadable zarr.json, or the store is in
+     use by a brickfs daemon
+
+Examples:
+  brickfs fsck vol.zarr
+  brickfs fsck --repair vol.zarr
+  brickfs fsck --json vol.zarr > report.json
+)";
+
+int Usage(const std::string& msg) {
+  std::cerr << "brickfs: " << msg << "\n";
+  return kExitUsage;
+}
+
+std::string AbsolutePath(const std::string& p) {
+  std::string s = boost::filesystem::absolute(p).lexically_normal().string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+Json ShapeJson(const Shape3& s) { return Json(Json::Array{Json(s[0]), Json(s[1]), Json(s[2])}); }
+
+Json RangesJson(const ZRanges& r) {
+  Json a = Json::MakeArray();
+  for (const auto& [lo, hi] : r) a.Push(Json(Json::Array{Json(lo), Json(hi)}));
+  return a;
+}
+
+Json ReportJson(const FsckReport& rep, int code) {
+  Json doc = Json::MakeObject();
+  doc.Set("store", rep.store);
+  doc.Set("repair", rep.repair);
+  if (rep.geometry) {
+    doc.Set("shape", ShapeJson(rep.geometry->shape));
+    doc.Set("dtype", std::string(DTypeName(rep.geometry->dtype)));
+    doc.Set("block", ShapeJson(rep.geometry->block));
+    doc.Set("brick", ShapeJson(rep.geometry->brick));
+  }
+  doc.Set("finalized", rep.finalized);
+  doc.Set("shard_files", rep.shard_files);
+  doc.Set("shard_bytes", rep.shard_bytes);
+  doc.Set("blocks_checked", rep.blocks_checked);
+  doc.Set("journal", Json::MakeObject()
+                         .Set("present", rep.journal_present)
+                         .Set("records", rep.journal_frames)
+                         .Set("torn_bytes", rep.journal_torn_bytes));
+  Json problems = Json::MakeArray();
+  for (const auto& p : rep.problems) {
+    Json j = Json::MakeObject();
+    j.Set("kind", p.kind);
+    j.Set("path", p.path);
+    j.Set("brick", p.brick ? ShapeJson(*p.brick) : Json());
+    j.Set("block", p.block ? Json(*p.block) : Json());
+    j.Set("block_zyx", p.block_zyx ? ShapeJson(*p.block_zyx) : Json());
+    j.Set("message", p.message);
+    j.Set("repaired", p.repaired);
+    j.Set("data_lost", p.data_lost);
+    j.Set("action", p.action);
+    j.Set("lost_z", RangesJson(p.lost_z));
+    j.Set("line", p.Line());
+    problems.Push(std::move(j));
+  }
+  doc.Set("problems", std::move(problems));
+  doc.Set("repaired", rep.repaired());
+  doc.Set("left", rep.left());
+  doc.Set("blocks_lost", rep.blocks_lost());
+  doc.Set("lost_z", RangesJson(rep.lost_z()));
+  Json notes = Json::MakeArray();
+  for (const auto& n : rep.notes) notes.Push(Json(n));
+  doc.Set("notes", std::move(notes));
+  doc.Set("exit_code", code);
+  return doc;
+}
+
+void PrintText(const FsckReport& rep, int code) {
+  std::cout << "brickfs fsck" << (rep.repair ? " --repair " : " ") << rep.store << "\n";
+  if (rep.geometry) {
+    const Geometry& g = *rep.geometry;
+    std::cout << "array:   " << g.shape[0] << " x " << g.shape[1] << " x " << g.shape[2] << " "
+              << DTypeName(g.dtype) << ", block " << ShapeToString(g.block) << ", brick "
+              << ShapeToString(g.brick) << (rep.finalized ? ", finalized" : ", not finalized") << "\n";
+  }
+  std::cout << "journal: "
+            << (rep.journal_present ? std::to_string(rep.journal_frames) + " records, " +
+                                          std::to_string(rep.journal_torn_bytes) + " torn bytes"
+                                    : std::string("empty"))
+            << "\n";
+  std::cout << "checked: " << rep.shard_files << " shard files (" << HumanBytes(rep.shard_bytes) << "), "
+            << rep.blocks_checked << " blocks\n";
+  for (const auto& n : rep.notes) std::cout << "note: " << n << "\n";
+  for (const auto& p : rep.problems) {
+    std::cout << (p.repaired ? (p.data_lost ? "LOST     " : "FIXED    ") : "PROBLEM  ") << p.Line() << "\n";
+  }
+  std::cout << "result:  ";
+  if (rep.problems.empty()) {
+    std::cout << "clean\n";
+  } else {
+    std::cout << rep.problems.size() << (rep.problems.size() == 1 ? " problem" : " problems") << ", "
+              << rep.repaired() << " repaired, " << rep.left() << " left";
+    if (rep.blocks_lost()) {
+      std::cout << "; " << rep.blocks_lost() << (rep.blocks_lost() == 1 ? " block" : " blocks")
+                << " LOST (reading as 0 now)";
+    }
+    std::cout << "\n";
+    const ZRanges lost = rep.lost_z();
+    if (!lost.empty()) {
+      std::cout << (rep.repair ? "data lost: copy slices z " : "data at risk: slices z ") << RangesToString(lost)
+                << (rep.repair ? " again to restore it (a new mount of this store)\n"
+                               : " (copy them again after fsck --repair)\n");
+    }
+    if (!rep.repair && rep.left()) std::cout << "run `brickfs fsck --repair " << rep.store << "` to repair\n";
+  }
+  std::cout << "exit:    " << code << "\n";
+}
+
+}  // namespace
+
+int CmdFsck(const std::vector<std::string>& args) {
+  FsckOptions options;
+  bool json = false;
+  std::string store;
+  for (const auto& a : args) {
+    if (a == "-h" || a == "--help") {
+      std::cout << kFsckHelp;
+      return 0;
+    } else if (a == "--repair" || a == "-r") {
+      options.repair = true;
+    } else if (a == "--json") {
+      json = true;
+    } else if (!a.empty() && a[0] == '-') {
+      return Usage("fsck: unknown option " + a + " (see brickfs fsck --help)");
+    } else if (store.empty()) {
+      store = a;
+    } else {
+      return Usage("fsck: unexpected argument " + a);
+    }
+  }
+  if (store.empty()) return Usage("fsck needs STORE (see brickfs fsck --help)");
+  store = AbsolutePath(store);
+  auto report = Fsck(store, options);
+  if (!report.ok()) {
+    const Status& s = report.status();
+    if (json) {
+      Json doc = Json::MakeObject();
+      doc.Set("store", store);
+      doc.Set("error", s.ToString());
+      doc.Set("exit_code", kFsckCouldNotRun);
+      std::cout << doc.Dump(2) << "\n";
+    }
+    std::cerr << "brickfs fsck: cannot check " << store << ": " << s.message() << "\n";
+    return kFsckCouldNotRun;
+  }
+  const int code = report->ExitCode();
+  if (json) {
+    std::cout << ReportJson(*report, code).Dump(2) << "\n";
+  } else {
+    PrintText(*report, code);
+  }
+  return code;
+}
+
+}  // namespace brickfs
