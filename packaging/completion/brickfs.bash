@@ -50,7 +50,7 @@ _brickfs()
         cword=$COMP_CWORD
     fi
 
-    local commands="mount umount create info status"
+    local commands="mount umount create info status fsck compact"
     if ((cword == 1)); then
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--version --help" -- "$cur"))
@@ -114,6 +114,20 @@ _brickfs()
         info)
             if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "--json --help" -- "$cur"))
+            elif ((npos < 1)); then
+                _brickfs_dirs "$cur"
+            fi
+            ;;
+        fsck)
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--repair --json --help" -- "$cur"))
+            elif ((npos < 1)); then
+                _brickfs_dirs "$cur"
+            fi
+            ;;
+        compact)
+            if [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--dry-run --help" -- "$cur"))
             elif ((npos < 1)); then
                 _brickfs_dirs "$cur"
             fi
