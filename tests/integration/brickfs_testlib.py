@@ -218,11 +218,22 @@ def is_mounted(path):
 # --------------------------------------------------------------- temp dirs ----
 
 
+_OWN_ROOTS = []  # temp roots made by this process
+
+
+def own_leftover_mounts():
+    """FUSE mounts still alive below a temp root this process made (other test
+    processes running at the same time are not our business)."""
+    return [m for m in fuse_mounts()
+            if any(m == r or m.startswith(r + "/") for r in _OWN_ROOTS)]
+
+
 class TempRoot:
     """A temp directory; cleanup() never deletes through a live mount."""
 
     def __init__(self, prefix="brickfs-it-"):
         self.path = tempfile.mkdtemp(prefix=prefix)
+        _OWN_ROOTS.append(self.path)
 
     def sub(self, *names):
         p = os.path.join(self.path, *names)
@@ -717,7 +728,7 @@ def main():
             argv.append(a)
     prog = unittest.main(argv=argv, exit=False, verbosity=2)
     res = prog.result
-    leftover = [m for m in fuse_mounts() if "/brickfs-it-" in m]
+    leftover = own_leftover_mounts()
     if leftover:
         sys.stderr.write("LEFT-OVER MOUNTS: %s\n" % leftover)
     if res.testsRun and len(res.skipped) == res.testsRun and res.wasSuccessful():

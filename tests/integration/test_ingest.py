@@ -751,7 +751,7 @@ class TestBufferedAndRewrites(BrickfsCase):
 
 
 def tearDownModule():
-    left = [mp for mp in T.fuse_mounts() if "/brickfs-it-" in mp]
+    left = T.own_leftover_mounts()
     if left:
         raise AssertionError("mounts left behind: %s" % left)
 

@@ -223,7 +223,7 @@ class TestDiskFull(unittest.TestCase):
 
 
 def tearDownModule():
-    left = [mp for mp in T.fuse_mounts() if "/brickfs-it-" in mp]
+    left = T.own_leftover_mounts()
     if left:
         raise AssertionError("mounts left behind: %s" % left)
 

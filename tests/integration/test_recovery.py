@@ -549,7 +549,7 @@ class TestNoJournal(RecoveryCase):
 
 
 def tearDownModule():
-    left = [mp for mp in T.fuse_mounts() if "/brickfs-it-" in mp]
+    left = T.own_leftover_mounts()
     if left:
         raise AssertionError("mounts left behind: %s" % left)
 
