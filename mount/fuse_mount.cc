@@ -563,6 +563,9 @@ const fuse_operations kOps = [] {
   ops.rename = [](const char* from, const char*, unsigned int) {
     return Guard("rename", [&] { return Fs()->Refuse("rename", from, EPERM); });
   };
+  ops.mknod = [](const char* p, mode_t, dev_t) {
+    return Guard("mknod", [&] { return Fs()->Refuse("mknod", p, EPERM); });
+  };
   ops.link = [](const char*, const char* to) { return Guard("link", [&] { return Fs()->Refuse("link", to, EPERM); }); };
   ops.symlink = [](const char*, const char* to) {
     return Guard("symlink", [&] { return Fs()->Refuse("symlink", to, EPERM); });
@@ -781,6 +784,7 @@ int RunMount(const MountConfig& config) {
     std::cerr << "brickfs: mounting " << config.mountpoint
               << " failed (is fuse3 installed and /dev/fuse usable?)\n";
     fuse_destroy(f);
+    fuse_opt_free_args(&args);
     return 2;
   }
   std::string log_file = config.log_file;
@@ -790,6 +794,7 @@ int RunMount(const MountConfig& config) {
   if (fuse_daemonize(config.foreground ? 1 : 0) != 0) {
     fuse_unmount(f);
     fuse_destroy(f);
+    fuse_opt_free_args(&args);
     return 2;
   }
   if (!log_file.empty()) SetLogFile(log_file);
@@ -820,6 +825,7 @@ int RunMount(const MountConfig& config) {
   LogInfo("unmounted; finalizing " + config.store);
   Status fin = vol->Finalize();
   fuse_destroy(f);
+  fuse_opt_free_args(&args);
   LogAlways(std::string(fin.ok() ? "finalized" : "FINALIZE FAILED") + " " + config.store +
             " peak_rss_kb=" + std::to_string(PeakRssKb()) + " status=" + vol->StatusJson(false));
   if (!fin.ok()) {
