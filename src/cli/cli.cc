@@ -374,23 +374,19 @@ int CmdInfo(const std::vector<std::string>& args) {
     }
     return kExitOk;
   }
-  const VolumeMeta& m = *(*store)->meta();
-  Geometry g = m.geo;
-  // An unclean shutdown leaves a journal: what it committed is present too,
-  // and every slice it received counts toward the shape (lost ones missing).
+  // An unclean shutdown leaves a journal: show what a recovery would keep
+  // (and which slices it would report lost), as a read-write mount does.
   auto journal = ReadJournal(path);
   if (!journal.ok()) return Fail(journal.status().ToString());
   const bool recovery_pending = journal->frames > 0;
-  if (recovery_pending && !m.fixed_shape) {
-    for (uint64_t z : journal->received) g.shape[0] = std::max(g.shape[0], z + 1);
-    for (uint64_t z : journal->committed_slices) g.shape[0] = std::max(g.shape[0], z + 1);
-  }
+  ZRanges lost;
+  const VolumeMeta m = recovery_pending
+                           ? RecoveredMeta((*store)->meta(), (*store)->meta()->geo, *journal, &lost)
+                           : *(*store)->meta();
+  const Geometry& g = m.geo;
   std::vector<bool> present(g.shape[0], false);
   for (const auto& [a, b] : m.present) {
     for (uint64_t z = a; z <= b && z < present.size(); ++z) present[z] = true;
-  }
-  for (uint64_t z : journal->committed_slices) {
-    if (z < present.size()) present[z] = true;
   }
   uint64_t npresent = 0;
   for (bool b : present) npresent += b;

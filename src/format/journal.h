@@ -45,6 +45,7 @@
 
 #include "brickfs/geometry.h"
 #include "brickfs/status.h"
+#include "format/volume_meta.h"
 
 namespace brickfs {
 
@@ -90,6 +91,15 @@ struct JournalState {
   // (not touched by this journal).
   std::optional<uint64_t> RecoveredLength(const BrickId& id) const;
 };
+
+// The level-0 metadata a store has after replaying `js` over `meta` (what
+// was final before; nullopt for a store whose array was never written) with
+// geometry `g`: the shape grown to cover every slice received (unless fixed),
+// the slices committed since the last finalize added to present. Slices
+// received but never committed (lost: to copy again) go to *lost. Used by
+// recovery at mount, fsck --repair and info, so all three agree.
+VolumeMeta RecoveredMeta(const std::optional<VolumeMeta>& meta, const Geometry& g,
+                         const JournalState& js, ZRanges* lost);
 
 // Replays journal bytes. Never fails on a torn or corrupt tail (that is
 // recorded in torn_bytes); fails with Corruption only for a frame that is

@@ -640,36 +640,6 @@ BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
   return r;
 }
 
-// The metadata a read-write mount would write after replaying `js`
-// (mirrors Volume::Recover): shape grown to every slice received (unless
-// fixed), slices committed since the last finalize added to present; slices
-// received but never committed are returned in *lost.
-VolumeMeta RecoveredMeta(const std::optional<VolumeMeta>& meta, const Geometry& g, const JournalState& js,
-                         ZRanges* lost) {
-  VolumeMeta m = meta ? *meta : VolumeMeta{};
-  m.geo = g;
-  std::vector<bool> present(m.geo.shape[0], false);
-  for (const auto& [a, b] : m.present) {
-    for (uint64_t z = a; z <= b && z < present.size(); ++z) present[z] = true;
-  }
-  uint64_t z_end = m.geo.shape[0];
-  for (uint64_t z : js.received) z_end = std::max(z_end, z + 1);
-  for (uint64_t z : js.committed_slices) z_end = std::max(z_end, z + 1);
-  if (m.fixed_shape) z_end = m.geo.shape[0];
-  present.resize(z_end, false);
-  for (uint64_t z : js.committed_slices) {
-    if (z < z_end) present[z] = true;
-  }
-  std::vector<bool> lost_bits(z_end, false);
-  for (uint64_t z : js.received) {
-    if (z < z_end && !present[z]) lost_bits[z] = true;
-  }
-  *lost = RangesFromBitmap(lost_bits);
-  m.geo.shape[0] = z_end;
-  m.present = RangesFromBitmap(present);
-  return m;
-}
-
 std::string StoreName(const std::string& path) {
   std::string base = path.substr(path.find_last_of('/') + 1);
   if (base.size() > 5 && base.compare(base.size() - 5, 5, ".zarr") == 0) base.resize(base.size() - 5);

@@ -347,28 +347,8 @@ Status Volume::Recover(const JournalState& js) {
   }
   // 2. Present = what was final before + what the journal committed; the
   //    shape covers every slice ever received, so lost ones show as missing.
-  VolumeMeta m = store_->meta() ? *store_->meta() : VolumeMeta{};
-  m.geo = *g;
-  std::vector<bool> present(m.geo.shape[0], false);
-  for (const auto& [a, b] : m.present) {
-    for (uint64_t z = a; z <= b; ++z) present[z] = true;
-  }
-  uint64_t z_end = m.geo.shape[0];
-  for (uint64_t z : js.received) z_end = std::max(z_end, z + 1);
-  for (uint64_t z : js.committed_slices) z_end = std::max(z_end, z + 1);
-  if (m.fixed_shape) z_end = m.geo.shape[0];
-  present.resize(z_end, false);
-  for (uint64_t z : js.committed_slices) {
-    if (z < z_end) present[z] = true;
-  }
+  VolumeMeta m = RecoveredMeta(store_->meta(), *g, js, &recovery_.lost);
   recovery_.slices_committed = js.committed_slices.size();
-  std::vector<bool> lost(z_end, false);
-  for (uint64_t z : js.received) {
-    if (z < z_end && !present[z]) lost[z] = true;
-  }
-  recovery_.lost = RangesFromBitmap(lost);
-  m.geo.shape[0] = z_end;
-  m.present = RangesFromBitmap(present);
   m.finalized = false;
   BRICKFS_RETURN_IF_ERROR(store_->WriteMeta(m));
   meta_ = m;
