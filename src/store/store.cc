@@ -113,6 +113,19 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path,
   return store;
 }
 
+Result<std::unique_ptr<Store>> Store::OpenForMaintenance(const std::string& path,
+                                                         bool read_only) {
+  StoreOpenOptions so;
+  so.read_only = read_only;
+  so.take_lock = true;
+  auto opened = Open(path, so);
+  if (!opened.ok() && opened.status().code() == Status::Code::kBusy) {
+    return Status::Busy(path + " is in use by a brickfs daemon; unmount it first (" +
+                        opened.status().message() + ")");
+  }
+  return opened;
+}
+
 Status Store::WriteMeta(const VolumeMeta& meta) {
   if (read_only_) return Status::Unsupported("store is read-only");
   std::lock_guard<std::mutex> lock(write_mu_);

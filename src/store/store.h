@@ -50,6 +50,12 @@ class Store {
   const std::optional<VolumeMeta>& meta() const { return meta_; }
   std::string ArrayDir(int level) const { return path_ + "/" + std::to_string(level); }
 
+  // Opens a store for an offline tool (fsck, compact) with its lock taken
+  // (shared when read_only, else exclusive); a mounted store is Busy with a
+  // message saying to unmount it first.
+  static Result<std::unique_ptr<Store>> OpenForMaintenance(const std::string& path,
+                                                           bool read_only);
+
   // Durably replaces STORE/0/zarr.json and STORE/zarr.json.
   Status WriteMeta(const VolumeMeta& meta);
 

@@ -124,18 +124,8 @@ Result<CompactReport> Compact(const std::string& store_path, const CompactOption
   CompactReport rep;
   rep.store = store_path;
   rep.dry_run = options.dry_run;
-  StoreOpenOptions so;
-  so.read_only = options.dry_run;
-  so.take_lock = true;
-  auto opened = Store::Open(store_path, so);
-  if (!opened.ok()) {
-    const Status& s = opened.status();
-    if (s.code() == Status::Code::kBusy) {
-      return Status::Busy(store_path + " is in use by a brickfs daemon; unmount it first (" + s.message() + ")");
-    }
-    return s;
-  }
-  std::unique_ptr<Store> store = std::move(*opened);
+  BRICKFS_ASSIGN_OR_RETURN(std::unique_ptr<Store> store,
+                           Store::OpenForMaintenance(store_path, options.dry_run));
   // An unrecovered journal records shard lengths that compaction changes.
   struct stat jsb;
   if (::stat(Journal::PathFor(store_path).c_str(), &jsb) == 0 && jsb.st_size > 0) {

@@ -685,18 +685,8 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
   rep.repair = options.repair;
 
   // 1. The store, locked: no daemon may write it meanwhile.
-  StoreOpenOptions so;
-  so.read_only = !options.repair;
-  so.take_lock = true;
-  auto opened = Store::Open(store_path, so);
-  if (!opened.ok()) {
-    const Status& s = opened.status();
-    if (s.code() == Status::Code::kBusy) {
-      return Status::Busy(store_path + " is in use by a brickfs daemon; unmount it first (" + s.message() + ")");
-    }
-    return s;
-  }
-  std::unique_ptr<Store> store = std::move(*opened);
+  BRICKFS_ASSIGN_OR_RETURN(std::unique_ptr<Store> store,
+                           Store::OpenForMaintenance(store_path, !options.repair));
   const std::optional<VolumeMeta>& meta = store->meta();
   rep.finalized = meta && meta->finalized;
 

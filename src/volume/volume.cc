@@ -798,9 +798,6 @@ void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uin
     size_t begin, end;  // into `encoded`; begin == end: an empty (fill) block
   };
   std::vector<Pending> pending;
-  auto index_in_brick = [&](uint64_t by, uint64_t bx) {
-    return g.BlockIndexInBrick({bz, by, bx});
-  };
   auto existing = shards_->GetIndex({bz / nb[0], brick_y, brick_x});
   Status s = existing.status();
   uint64_t raw = 0;
@@ -817,7 +814,7 @@ void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uin
         }
       }
       raw += g.block_bytes();
-      uint64_t idx = index_in_brick(by, bx);
+      uint64_t idx = g.BlockIndexInBrick({bz, by, bx});
       if (IsAllZero(block.data(), block.size())) {
         counters_.blocks_fill.fetch_add(1);
         // Only an entry that held data needs clearing (a rewrite).
@@ -1121,7 +1118,6 @@ Status Volume::ReadRegion(const Geometry& g, const Region& r, uint8_t* out, bool
       }
     }
     BRICKFS_RETURN_IF_ERROR(ReadBlocksOfRegion(g, part, part_out, epoch));
-    (void)r;
   }
   return Status::Ok();
 }
