@@ -972,9 +972,11 @@ Status Volume::Finalize() {
 // ---------------------------------------------------------------------------
 // Read path.
 
-uint64_t Volume::PlaneCount(Axis axis) const {
+int Volume::LevelCount() const { return 1; }
+
+uint64_t Volume::PlaneCount(Axis axis, int level) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!geo_) return 0;
+  if (!geo_ || level != 0) return 0;
   return geo_->shape[static_cast<int>(axis)];
 }
 
@@ -1000,16 +1002,16 @@ std::shared_ptr<const VirtualTiffLayout> Volume::LayoutFor(Axis axis, const Geom
   return layouts_[a];
 }
 
-uint64_t Volume::VirtualFileSize(Axis axis) const {
+uint64_t Volume::VirtualFileSize(Axis axis, int level) const {
   auto g = geometry();
-  if (!g || g->shape[0] == 0) return 0;
+  if (!g || g->shape[0] == 0 || level != 0) return 0;
   return LayoutFor(axis, *g)->file_size();
 }
 
 Result<size_t> Volume::ReadVirtualFile(Axis axis, uint64_t index, uint64_t offset, size_t len,
-                                       uint8_t* out) {
+                                       uint8_t* out, int level) {
   auto g = geometry();
-  if (!g || g->shape[0] == 0 || index >= g->shape[static_cast<int>(axis)]) {
+  if (!g || g->shape[0] == 0 || level != 0 || index >= g->shape[static_cast<int>(axis)]) {
     return Status::NotFound(std::string(AxisName(axis)) + " plane " + std::to_string(index) +
                             " does not exist");
   }
@@ -1039,7 +1041,8 @@ Result<size_t> Volume::ReadVirtualFile(Axis axis, uint64_t index, uint64_t offse
 }
 
 Status Volume::ReadPlaneRows(Axis axis, uint64_t index, uint64_t row0, uint64_t nrows,
-                             uint8_t* out) {
+                             uint8_t* out, int level) {
+  if (level != 0) return Status::NotFound("no level " + std::to_string(level));
   auto gopt = geometry();
   if (!gopt) return Status::NotFound("volume has no slices yet");
   const Geometry& g = *gopt;

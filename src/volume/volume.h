@@ -22,6 +22,7 @@
 #ifndef BRICKFS_VOLUME_VOLUME_H_
 #define BRICKFS_VOLUME_VOLUME_H_
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -63,6 +64,16 @@ struct VolumeOptions {
   // STORE/.brickfs/journal, so a crash loses no committed slab. Off only to
   // measure its cost.
   bool journal = true;
+  // Multiresolution pyramid (DESIGN.md §8), built while ingesting. Off only
+  // to measure its cost; a store written with it off keeps one level.
+  bool pyramid = true;
+  // For a new volume (an existing one keeps what its metadata says unless
+  // these are given): "mean" or "mode" (see volume/downsample.h).
+  std::optional<std::string> downsample;
+  // Size of a level-0 voxel (z, y, x) in `unit`, for the OME-Zarr scale and
+  // the virtual TIFFs' resolution tags. Given: replaces the store's.
+  std::optional<std::array<double, 3>> voxel_size;
+  std::optional<std::string> unit;  // an OME-Zarr space unit (IsOmeSpaceUnit)
 };
 
 // What mounting found and repaired after an unclean shutdown.
@@ -109,19 +120,26 @@ class Volume {
   // wrong size or dtype), NoSpace (mem budget below one slab), IOError.
   Status IngestSlice(const std::string& name, uint64_t z, const uint8_t* data, size_t size);
 
-  // Number of virtual files along `axis` (Z, Y or X), 0 before the first slice.
-  uint64_t PlaneCount(Axis axis) const;
-  // Size in bytes of every virtual TIFF along `axis`; 0 before the first slice.
-  uint64_t VirtualFileSize(Axis axis) const;
+  // Pyramid levels that can be read now (levels/0 .. levels/N-1): 1 before
+  // the first slice, without a pyramid, or while the volume fits one brick.
+  int LevelCount() const;
+
+  // Number of virtual files along `axis` (Z, Y or X) of pyramid level
+  // `level`; 0 before the first slice or for a level >= LevelCount().
+  uint64_t PlaneCount(Axis axis, int level = 0) const;
+  // Size in bytes of every virtual TIFF along `axis` of `level`; 0 as above.
+  uint64_t VirtualFileSize(Axis axis, int level = 0) const;
   // Reads [offset, offset+len) of the virtual TIFF of plane `index` along
-  // `axis` into out. Returns the number of bytes read: len, or fewer at EOF.
+  // `axis` of `level` into out. Returns the number of bytes read: len, or
+  // fewer at EOF. NotFound for a plane or level that does not exist;
   // Corruption/IOError if stored blocks fail validation or can't be read.
   Result<size_t> ReadVirtualFile(Axis axis, uint64_t index, uint64_t offset, size_t len,
-                                 uint8_t* out);
+                                 uint8_t* out, int level = 0);
 
-  // Reads rows [row0, row0+nrows) of a plane into out (row-major, x or y
-  // fastest, little-endian). REQUIRES: geometry known, indices in range.
-  Status ReadPlaneRows(Axis axis, uint64_t index, uint64_t row0, uint64_t nrows, uint8_t* out);
+  // Reads rows [row0, row0+nrows) of a plane of `level` into out (row-major,
+  // x or y fastest, little-endian). REQUIRES: the level exists, indices in range.
+  Status ReadPlaneRows(Axis axis, uint64_t index, uint64_t row0, uint64_t nrows, uint8_t* out,
+                       int level = 0);
 
   // Changes whenever what any virtual file reads may have changed (a slice
   // received, a slab committed). Equal values: identical contents, so the
