@@ -112,6 +112,20 @@ void BlockCache::Invalidate(const std::vector<BlockKey>& keys) {
   }
 }
 
+void BlockCache::InvalidateLevelsFrom(uint32_t level) {
+  std::lock_guard<std::mutex> lock(mu_);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  for (auto it = lru_.begin(); it != lru_.end();) {
+    if (it->key.level < level) {
+      ++it;
+      continue;
+    }
+    bytes_ -= it->data ? it->data->size() : 0;
+    map_.erase(it->key);
+    it = lru_.erase(it);
+  }
+}
+
 BlockCache::Stats BlockCache::GetStats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return Stats{hits_, misses_, bytes_, map_.size(), budget_};

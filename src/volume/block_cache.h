@@ -105,6 +105,8 @@ class BlockCache {
 
   // Drops the given blocks and bumps the epoch.
   void Invalidate(const std::vector<BlockKey>& keys);
+  // Drops every block of pyramid levels >= `level` and bumps the epoch.
+  void InvalidateLevelsFrom(uint32_t level);
 
   struct Stats {
     uint64_t hits = 0, misses = 0, bytes = 0, entries = 0, budget = 0;
