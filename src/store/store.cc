@@ -23,6 +23,13 @@ std::string StoreName(const std::string& path) {
 Status WriteGroupAndArray(const std::string& path, const VolumeMeta& meta) {
   BRICKFS_RETURN_IF_ERROR(MakeDirs(path + "/0"));
   BRICKFS_RETURN_IF_ERROR(WriteFileAtomic(path + "/0/zarr.json", meta.ArrayJson()));
+  // Pyramid levels: their arrays first, so the group never lists a level
+  // whose array document is missing.
+  for (int level = 1; level < meta.num_levels; ++level) {
+    const std::string dir = path + "/" + std::to_string(level);
+    BRICKFS_RETURN_IF_ERROR(MakeDirs(dir));
+    BRICKFS_RETURN_IF_ERROR(WriteFileAtomic(dir + "/zarr.json", meta.LevelMeta(level).ArrayJson()));
+  }
   return WriteFileAtomic(path + "/zarr.json", meta.GroupJson(StoreName(path)));
 }
 

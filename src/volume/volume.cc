@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 
 #include "brickfs/version.h"
@@ -16,6 +17,7 @@
 #include "common/log.h"
 #include "format/json.h"
 #include "tiff/tiff_decode.h"
+#include "volume/block_encode.h"
 #include "volume/naming.h"
 
 namespace brickfs {
@@ -135,12 +137,6 @@ struct Volume::Slab {
   std::vector<std::pair<Shape3, uint64_t>> appended;  // brick, new length; guarded by err_mu
 };
 
-// A box of voxels [lo, hi) and the byte strides of the output per axis.
-struct Volume::Region {
-  Shape3 lo, hi;
-  uint64_t stride[3];
-};
-
 namespace {
 
 uint64_t PhysicalMemory() {
@@ -148,16 +144,6 @@ uint64_t PhysicalMemory() {
   long page = ::sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return 8ull << 30;
   return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
-}
-
-// Copies n voxels of vb bytes from a contiguous run to dst with stride.
-inline void CopyRun(uint8_t* dst, uint64_t dst_stride, const uint8_t* src, uint64_t n,
-                    uint32_t vb) {
-  if (dst_stride == vb) {
-    std::memcpy(dst, src, n * vb);
-    return;
-  }
-  for (uint64_t i = 0; i < n; ++i) std::memcpy(dst + i * dst_stride, src + i * vb, vb);
 }
 
 inline void ZeroRun(uint8_t* dst, uint64_t dst_stride, uint64_t n, uint32_t vb) {
@@ -225,16 +211,6 @@ void TransposeToColumns(const uint8_t* in, uint8_t* out, const Shape3& B, uint32
   }
 }
 
-BlockCodec& ThreadCodec(int level) {
-  thread_local std::unique_ptr<BlockCodec> codec;
-  thread_local int codec_level = -1000;
-  if (!codec || codec_level != level) {
-    codec = std::make_unique<BlockCodec>(level);
-    codec_level = level;
-  }
-  return *codec;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -264,6 +240,7 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
                                    " is outside -7..22");
   }
   std::unique_ptr<Volume> v(new Volume(std::move(store), opts));
+  std::unique_ptr<JournalState> rebuild;
   {
     // Replayed even under -o nojournal: a crashed journaled session must be
     // recovered before anything is appended.
@@ -275,6 +252,7 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
                                    "recover it (or run brickfs fsck --repair)");
       }
       BRICKFS_RETURN_IF_ERROR(v->Recover(js));
+      rebuild = std::make_unique<JournalState>(js);
     }
   }
   if (!v->read_only() && opts.journal) {
@@ -304,7 +282,46 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
   } else {
     v->meta_.zstd_level = opts.zstd_level;
   }
+  BRICKFS_RETURN_IF_ERROR(v->ApplyPyramidOptions());
+  if (recovered_meta) {
+    std::lock_guard<std::mutex> lock(v->mu_);
+    v->InitPyramidLocked(/*new_volume=*/v->meta_.present.empty());
+  }
+  if (v->recovery_.needed) v->rebuild_journal_ = std::move(rebuild);
   return v;
+}
+
+Status Volume::ApplyPyramidOptions() {
+  const bool has_data = !meta_.present.empty();
+  if (options_.downsample) {
+    if (!ParseDownsampleMethod(*options_.downsample)) {
+      return Status::InvalidArgument("downsample=" + *options_.downsample +
+                                     ": the methods are mean and mode");
+    }
+    if (has_data && *options_.downsample != meta_.downsample_method) {
+      return Status::InvalidArgument(
+          store_->path() + " holds a pyramid made with downsample=" + meta_.downsample_method +
+          "; it cannot change to " + *options_.downsample + " (copy the volume to a new store)");
+    }
+    meta_.downsample_method = *options_.downsample;
+  }
+  if (options_.voxel_size) {
+    for (double v : *options_.voxel_size) {
+      if (!(v > 0) || !std::isfinite(v)) {
+        return Status::InvalidArgument("voxel sizes must be positive numbers");
+      }
+    }
+    meta_.voxel_size = *options_.voxel_size;
+  }
+  if (options_.unit) {
+    if (!options_.unit->empty() && !IsOmeSpaceUnit(*options_.unit)) {
+      return Status::InvalidArgument("unit=" + *options_.unit +
+                                     " is not an OME-Zarr space unit (e.g. micrometer, "
+                                     "nanometer, millimeter)");
+    }
+    meta_.unit = *options_.unit;
+  }
+  return Status::Ok();
 }
 
 Status Volume::Recover(const JournalState& js) {
@@ -360,15 +377,16 @@ Status Volume::Recover(const JournalState& js) {
   return Status::Ok();
 }
 
-Status Volume::JournalBrickBase(const Shape3& brick) {
+Status Volume::JournalBrickBase(const BrickId& id) {
   if (!journal_) return Status::Ok();
   std::lock_guard<std::mutex> lock(journal_mu_);
-  if (journaled_bricks_.count(brick)) return Status::Ok();
-  BRICKFS_ASSIGN_OR_RETURN(uint64_t length, shards_->FileSize(brick));
+  if (journaled_bricks_.count(id)) return Status::Ok();
+  ShardStore* store = id.level == 0 ? shards_.get() : LevelStore(id.level);
+  BRICKFS_ASSIGN_OR_RETURN(uint64_t length, store->FileSize(id.brick));
   std::string frame;
-  AppendBrickBase(BrickId{0, brick}, length, &frame);
+  AppendBrickBase(id, length, &frame);
   BRICKFS_RETURN_IF_ERROR(journal_->Append(frame, /*sync=*/true));
-  journaled_bricks_.insert(brick);
+  journaled_bricks_.insert(id);
   return Status::Ok();
 }
 
@@ -392,6 +410,16 @@ void Volume::Start() {
   pool_ = std::make_unique<ThreadPool>(options_.threads);
   cache_ = std::make_unique<BlockCache>(options_.cache_budget);
   started_ = std::chrono::steady_clock::now();
+  if (rebuild_journal_) {
+    Status s = RebuildPyramid(*rebuild_journal_);
+    if (!s.ok()) {
+      // The journal stays (Finalize fails), so the next mount tries again.
+      std::lock_guard<std::mutex> lock(pyr_mu_);
+      pyr_error_ = s.WithContext("rebuilding the pyramid after recovery");
+      RecordError("pyramid", pyr_error_.message());
+    }
+    rebuild_journal_.reset();
+  }
   if (!read_only()) retry_thread_ = std::thread([this] { RetryLoop(); });
 }
 
@@ -444,6 +472,7 @@ Status Volume::DefineGeometryLocked(uint64_t width, uint64_t height, DType dtype
   }
   geo_ = g;
   meta_.geo = g;
+  InitPyramidLocked(/*new_volume=*/true);
   shards_ = std::make_unique<ShardStore>(store_->ArrayDir(0), g, read_only());
   block_pool_ = BlockPool::Create(g.block_bytes());
   slab_pool_ = std::make_unique<SlabPool>(g.slab_bytes(), options_.mem_budget / g.slab_bytes());
@@ -782,70 +811,34 @@ void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uin
     std::lock_guard<std::mutex> lock(mu_);
     g = *geo_;
   }
-  const uint32_t vb = g.voxel_bytes();
-  const Shape3 nb = g.blocks_per_brick();
-  const Shape3 grid = g.block_grid();
   const uint64_t bz = slab->index;
-  const uint64_t Y = g.shape[1], X = g.shape[2];
+  const Shape3 brick{bz / g.blocks_per_brick()[0], brick_y, brick_x};
   const uint8_t* buf = slab->buf.get();
-
-  thread_local std::vector<uint8_t> block;
-  thread_local std::string encoded;
-  block.resize(g.block_bytes());
-  encoded.clear();
-  struct Pending {
-    uint64_t index_in_brick;
-    size_t begin, end;  // into `encoded`; begin == end: an empty (fill) block
-  };
-  std::vector<Pending> pending;
-  auto existing = shards_->GetIndex({bz / nb[0], brick_y, brick_x});
+  const uint64_t plane_bytes = g.slice_bytes();
+  BlockSource src;
+  src.lo = {bz * g.block[0], 0, 0};
+  src.hi = {(bz + 1) * g.block[0], g.shape[1], g.shape[2]};
+  src.row = g.shape[2];
+  src.plane = [&](uint64_t z) { return buf + (z - src.lo[0]) * plane_bytes; };
+  g.shape[0] = std::max(g.shape[0], src.hi[0]);  // the slab's planes hold fill past the end
+  EncodedBlocks enc;
+  auto existing = shards_->GetIndex(brick);
   Status s = existing.status();
-  uint64_t raw = 0;
-  for (uint64_t by = brick_y * nb[1]; s.ok() && by < std::min(grid[1], (brick_y + 1) * nb[1]); ++by) {
-    for (uint64_t bx = brick_x * nb[2]; bx < std::min(grid[2], (brick_x + 1) * nb[2]); ++bx) {
-      // Gather the block from the slab: rows of x, zero-padded at the edges.
-      const uint64_t y0 = by * g.block[1], x0 = bx * g.block[2];
-      const uint64_t ny = std::min(g.block[1], Y - y0), nx = std::min(g.block[2], X - x0);
-      if (ny < g.block[1] || nx < g.block[2]) std::fill(block.begin(), block.end(), 0);
-      for (uint64_t zi = 0; zi < g.block[0]; ++zi) {
-        for (uint64_t yi = 0; yi < ny; ++yi) {
-          std::memcpy(block.data() + ((zi * g.block[1] + yi) * g.block[2]) * vb,
-                      buf + ((zi * Y + y0 + yi) * X + x0) * vb, nx * vb);
-        }
-      }
-      raw += g.block_bytes();
-      uint64_t idx = g.BlockIndexInBrick({bz, by, bx});
-      if (IsAllZero(block.data(), block.size())) {
-        counters_.blocks_fill.fetch_add(1);
-        // Only an entry that held data needs clearing (a rewrite).
-        if (!(*existing)->at(idx).empty()) pending.push_back({idx, encoded.size(), encoded.size()});
-        continue;
-      }
-      size_t begin = encoded.size();
-      s = ThreadCodec(meta_.zstd_level).Encode(block.data(), block.size(), &encoded);
-      if (!s.ok()) break;
-      pending.push_back({idx, begin, encoded.size()});
-    }
-  }
-  if (s.ok() && !pending.empty()) {
-    std::vector<EncodedBlock> blocks;
-    blocks.reserve(pending.size());
-    for (const auto& p : pending) {
-      blocks.push_back({p.index_in_brick, std::string_view(encoded).substr(p.begin, p.end - p.begin)});
-    }
+  if (s.ok()) s = EncodeBlocks(g, meta_.zstd_level, brick, src, existing->get(), &enc);
+  counters_.blocks_fill.fetch_add(enc.fill_blocks);
+  if (s.ok() && !enc.entries.empty()) {
     AppendStats stats;
-    const Shape3 brick{bz / nb[0], brick_y, brick_x};
-    s = JournalBrickBase(brick);
-    if (s.ok()) s = shards_->Append(brick, blocks, &stats);
+    s = JournalBrickBase(BrickId{0, brick});
+    if (s.ok()) s = shards_->Append(brick, enc.Views(), &stats);
     if (s.ok()) {
       counters_.bytes_written.fetch_add(stats.bytes_written);
       counters_.block_bytes_written.fetch_add(stats.block_bytes);
-      counters_.blocks_written.fetch_add(blocks.size());
+      counters_.blocks_written.fetch_add(enc.entries.size());
       std::lock_guard<std::mutex> lock(slab->err_mu);
       slab->appended.emplace_back(brick, stats.file_size);
     }
   }
-  if (s.ok()) counters_.raw_bytes_flushed.fetch_add(raw);
+  if (s.ok()) counters_.raw_bytes_flushed.fetch_add(enc.raw_bytes);
   if (!s.ok()) {
     std::lock_guard<std::mutex> lock(slab->err_mu);
     if (slab->flush_error.ok()) slab->flush_error = s;
@@ -878,6 +871,14 @@ void Volume::FinishFlush(const std::shared_ptr<Slab>& slab) {
     AppendSlabCommit(0, slab->index, slices, &frames);
     err = shards_->SyncBricks(bricks);
     if (err.ok()) err = journal_->Append(frames, /*sync=*/true);
+  }
+  if (err.ok()) {
+    // The levels above follow the committed slab. A failure there is
+    // reported and fails the finalize (the journal then stays, and the next
+    // mount rebuilds the levels), but the slab itself is safe.
+    Status p = PyramidFromSlab(slab->index, slab->buf.get());
+    if (!p.ok()) RecordError("pyramid", "updating levels from slab " +
+                                            std::to_string(slab->index) + ": " + p.ToString());
   }
   std::unique_lock<std::mutex> lock(mu_);
   const Geometry& g = *geo_;
@@ -958,6 +959,7 @@ Status Volume::Finalize() {
     }
   }
   lock.unlock();
+  BRICKFS_RETURN_IF_ERROR(FinishPyramid());
   BRICKFS_RETURN_IF_ERROR(shards_->SyncDirty());
   lock.lock();
   finalized_ = true;
@@ -972,50 +974,87 @@ Status Volume::Finalize() {
 // ---------------------------------------------------------------------------
 // Read path.
 
-int Volume::LevelCount() const { return 1; }
-
-uint64_t Volume::PlaneCount(Axis axis, int level) const {
+std::optional<Geometry> Volume::LevelGeometry(int level) const {
+  if (level < 0 || level >= LevelCount()) return std::nullopt;
   std::lock_guard<std::mutex> lock(mu_);
-  if (!geo_ || level != 0) return 0;
-  return geo_->shape[static_cast<int>(axis)];
+  if (!geo_ || geo_->shape[0] == 0) return std::nullopt;
+  Geometry g = *geo_;
+  g.shape = LevelShape(g.shape, level);
+  return g;
 }
 
-std::shared_ptr<const VirtualTiffLayout> Volume::LayoutFor(Axis axis, const Geometry& g) const {
-  std::lock_guard<std::mutex> lock(layout_mu_);
-  if (layout_shape_ != g.shape) {
-    for (auto& l : layouts_) l.reset();
-    layout_shape_ = g.shape;
+uint64_t Volume::PlaneCount(Axis axis, int level) const {
+  auto g = LevelGeometry(level);
+  return g ? g->shape[static_cast<int>(axis)] : 0;
+}
+
+namespace {
+
+// Centimetres per `unit` for the TIFF resolution unit; 0 when not a length
+// TIFF can express.
+double CentimetresPer(const std::string& unit) {
+  static const std::map<std::string, double> kUnits = {
+      {"angstrom", 1e-8},  {"picometer", 1e-10}, {"nanometer", 1e-7}, {"micrometer", 1e-4},
+      {"millimeter", 0.1}, {"centimeter", 1.0},  {"decimeter", 10.0}, {"meter", 100.0}};
+  auto it = kUnits.find(unit);
+  return it == kUnits.end() ? 0.0 : it->second;
+}
+
+}  // namespace
+
+std::shared_ptr<const VirtualTiffLayout> Volume::LayoutFor(Axis axis, const Geometry& g,
+                                                           int level) const {
+  std::array<double, 3> vs;
+  std::string unit;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    vs = meta_.voxel_size;
+    unit = meta_.unit;
   }
-  int a = static_cast<int>(axis);
-  if (!layouts_[a]) {
+  std::lock_guard<std::mutex> lock(layout_mu_);
+  Layouts& l = layouts_[level];
+  if (l.shape != g.shape) {
+    for (auto& a : l.axis) a.reset();
+    l.shape = g.shape;
+  }
+  const int a = static_cast<int>(axis);
+  if (!l.axis[a]) {
     VirtualTiffParams p;
     p.dtype = g.dtype;
+    int col_axis = 2, row_axis = 1;  // the voxel axes along a row and down the rows
     switch (axis) {
       case Axis::kZ: p.width = g.shape[2]; p.height = g.shape[1]; break;
-      case Axis::kY: p.width = g.shape[2]; p.height = g.shape[0]; break;
-      case Axis::kX: p.width = g.shape[1]; p.height = g.shape[0]; break;
+      case Axis::kY: p.width = g.shape[2]; p.height = g.shape[0]; row_axis = 0; break;
+      case Axis::kX: p.width = g.shape[1]; p.height = g.shape[0]; col_axis = 1; row_axis = 0; break;
+    }
+    // Resolution tags: pixels per centimetre, from the voxel size at this level.
+    const double cm = CentimetresPer(unit) * static_cast<double>(uint64_t{1} << level);
+    if (cm > 0) {
+      p.x_resolution = 1.0 / (vs[col_axis] * cm);
+      p.y_resolution = 1.0 / (vs[row_axis] * cm);
+      p.resolution_in_cm = true;
     }
     p.description = std::string("brickfs ") + BRICKFS_VERSION + " " + AxisName(axis) +
-                    "-plane of " + ShapeToString(g.shape) + " " + std::string(DTypeName(g.dtype));
-    layouts_[a] = std::make_shared<VirtualTiffLayout>(p);
+                    "-plane of " + ShapeToString(g.shape) + " " + std::string(DTypeName(g.dtype)) +
+                    (level > 0 ? ", pyramid level " + std::to_string(level) : std::string());
+    l.axis[a] = std::make_shared<VirtualTiffLayout>(p);
   }
-  return layouts_[a];
+  return l.axis[a];
 }
 
 uint64_t Volume::VirtualFileSize(Axis axis, int level) const {
-  auto g = geometry();
-  if (!g || g->shape[0] == 0 || level != 0) return 0;
-  return LayoutFor(axis, *g)->file_size();
+  auto g = LevelGeometry(level);
+  return g ? LayoutFor(axis, *g, level)->file_size() : 0;
 }
 
 Result<size_t> Volume::ReadVirtualFile(Axis axis, uint64_t index, uint64_t offset, size_t len,
                                        uint8_t* out, int level) {
-  auto g = geometry();
-  if (!g || g->shape[0] == 0 || level != 0 || index >= g->shape[static_cast<int>(axis)]) {
+  auto g = LevelGeometry(level);
+  if (!g || index >= g->shape[static_cast<int>(axis)]) {
     return Status::NotFound(std::string(AxisName(axis)) + " plane " + std::to_string(index) +
-                            " does not exist");
+                            " of level " + std::to_string(level) + " does not exist");
   }
-  auto layout = LayoutFor(axis, *g);
+  auto layout = LayoutFor(axis, *g, level);
   const uint64_t size = layout->file_size();
   if (offset >= size) return size_t{0};
   len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
@@ -1031,10 +1070,10 @@ Result<size_t> Volume::ReadVirtualFile(Axis axis, uint64_t index, uint64_t offse
   const uint64_t p0 = offset + done - po, p1 = offset + len - po;
   const uint64_t r0 = p0 / rb, r1 = CeilDiv(p1, rb);
   if (p0 % rb == 0 && p1 % rb == 0) {
-    BRICKFS_RETURN_IF_ERROR(ReadPlaneRows(axis, index, r0, r1 - r0, out + done));
+    BRICKFS_RETURN_IF_ERROR(ReadPlaneRows(axis, index, r0, r1 - r0, out + done, level));
   } else {
     std::vector<uint8_t> rows((r1 - r0) * rb);
-    BRICKFS_RETURN_IF_ERROR(ReadPlaneRows(axis, index, r0, r1 - r0, rows.data()));
+    BRICKFS_RETURN_IF_ERROR(ReadPlaneRows(axis, index, r0, r1 - r0, rows.data(), level));
     std::memcpy(out + done, rows.data() + (p0 - r0 * rb), p1 - p0);
   }
   return len;
@@ -1042,9 +1081,8 @@ Result<size_t> Volume::ReadVirtualFile(Axis axis, uint64_t index, uint64_t offse
 
 Status Volume::ReadPlaneRows(Axis axis, uint64_t index, uint64_t row0, uint64_t nrows,
                              uint8_t* out, int level) {
-  if (level != 0) return Status::NotFound("no level " + std::to_string(level));
-  auto gopt = geometry();
-  if (!gopt) return Status::NotFound("volume has no slices yet");
+  auto gopt = LevelGeometry(level);
+  if (!gopt) return Status::NotFound("no level " + std::to_string(level) + " (yet)");
   const Geometry& g = *gopt;
   const uint64_t vb = g.voxel_bytes(), Y = g.shape[1], X = g.shape[2];
   Region r;
@@ -1059,7 +1097,9 @@ Status Volume::ReadPlaneRows(Axis axis, uint64_t index, uint64_t row0, uint64_t 
       r = {{row0, 0, index}, {row0 + nrows, Y, index + 1}, {Y * vb, vb, 0}};
       break;
   }
-  return ReadRegion(g, r, out, /*from_store_only=*/false);
+  if (level == 0) return ReadRegion(g, r, out, /*from_store_only=*/false);
+  std::lock_guard<std::mutex> lock(pyr_mu_);
+  return ReadLevelLocked(level, r, out, /*store_only=*/false);
 }
 
 Status Volume::ReadRegion(const Geometry& g, const Region& r, uint8_t* out, bool from_store_only) {
@@ -1120,13 +1160,14 @@ Status Volume::ReadRegion(const Geometry& g, const Region& r, uint8_t* out, bool
         }
       }
     }
-    BRICKFS_RETURN_IF_ERROR(ReadBlocksOfRegion(g, part, part_out, epoch));
+    BRICKFS_RETURN_IF_ERROR(ReadBlocksOfRegion(g, part, part_out, epoch, 0, shards_.get()));
   }
   return Status::Ok();
 }
 
 Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* out,
-                                  uint64_t epoch) {
+                                  uint64_t epoch, int level, ShardStore* store) {
+  const uint32_t lv = static_cast<uint32_t>(level);
   // `r` lies within one block row bz; `out` points at voxel r.lo.
   const uint32_t vb = g.voxel_bytes();
   const Shape3 B = g.block;
@@ -1148,7 +1189,7 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
   for (uint64_t i = 0; i < nby; ++i) {
     for (uint64_t j = 0; j < nbx; ++j) {
       size_t slot = i * nbx + j;
-      BlockKey key{0, bz, by0 + i, bx0 + j, BlockKey::kNatural};
+      BlockKey key{lv, bz, by0 + i, bx0 + j, BlockKey::kNatural};
       if (columns && cache_) {
         BlockKey ckey = key;
         ckey.layout = BlockKey::kColumns;
@@ -1178,7 +1219,7 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
       for (size_t k = 0; k < to_transpose.size(); ++k) transpose(k);
     }
     for (size_t slot : to_transpose) {
-      cache_->Insert({0, bz, by0 + slot / nbx, bx0 + slot % nbx, BlockKey::kColumns}, blocks[slot],
+      cache_->Insert({lv, bz, by0 + slot / nbx, bx0 + slot % nbx, BlockKey::kColumns}, blocks[slot],
                      epoch);
     }
   }
@@ -1196,7 +1237,7 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
         idx.push_back(g.BlockIndexInBrick({bz, by0 + slot / nbx, bx0 + slot % nbx}));
       }
       std::vector<std::string> enc;
-      errs[k] = shards_->ReadBlocks(brick, idx, &enc);
+      errs[k] = store->ReadBlocks(brick, idx, &enc);
       if (!errs[k].ok()) return;
       BlockCodec& codec = ThreadCodec(meta_.zstd_level);
       for (size_t i = 0; i < slots.size(); ++i) {
@@ -1204,7 +1245,7 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
         std::shared_ptr<BlockBuffer> data = block_pool_->Get();
         errs[k] = codec.Decode(reinterpret_cast<const uint8_t*>(enc[i].data()), enc[i].size(),
                                data->data(), data->size(),
-                               shards_->BrickPath(brick) + " block " + std::to_string(idx[i]));
+                               store->BrickPath(brick) + " block " + std::to_string(idx[i]));
         if (!errs[k].ok()) return;
         blocks[slots[i]] = std::move(data);
       }
@@ -1218,7 +1259,7 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
       if (!errs[k].ok()) return errs[k];
       for (size_t slot : bricks[k].second) {
         if (cache_) {
-          cache_->Insert({0, bz, by0 + slot / nbx, bx0 + slot % nbx}, blocks[slot], epoch);
+          cache_->Insert({lv, bz, by0 + slot / nbx, bx0 + slot % nbx}, blocks[slot], epoch);
         }
       }
     }
@@ -1376,37 +1417,15 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
   const Shape3 first{b[0] * nb[0], b[1] * nb[1], b[2] * nb[2]};
   const Shape3 block_grid = g.block_grid();
   const uint64_t rows = std::min(nb[0], block_grid[0] - first[0]);
-  struct Encoded {
-    std::string bytes;
-    std::vector<std::pair<uint64_t, std::pair<size_t, size_t>>> blocks;  // index, [begin, end)
-    Status status;
-  };
-  std::vector<Encoded> encoded(rows);
+  std::vector<EncodedBlocks> encoded(rows);
+  std::vector<Status> errs(rows);
   auto encode_row = [&](size_t row) {
-    const uint64_t bz = first[0] + row;
-    std::vector<uint8_t> block(g.block_bytes());
-    BlockCodec& codec = ThreadCodec(meta_.zstd_level);
-    for (uint64_t by = first[1]; by < std::min(first[1] + nb[1], block_grid[1]); ++by) {
-      for (uint64_t bx = first[2]; bx < std::min(first[2] + nb[2], block_grid[2]); ++bx) {
-        std::fill(block.begin(), block.end(), 0);
-        const uint64_t z0 = bz * B[0], y0 = by * B[1], x0 = bx * B[2];
-        const uint64_t cz = std::min(B[0], hi[0] - z0), cy = std::min(B[1], hi[1] - y0),
-                       cx = std::min(B[2], hi[2] - x0);
-        for (uint64_t zi = 0; zi < cz; ++zi) {
-          for (uint64_t yi = 0; yi < cy; ++yi) {
-            std::memcpy(block.data() + ((zi * B[1] + yi) * B[2]) * vb,
-                        data + (((z0 + zi - lo[0]) * ny + (y0 + yi - lo[1])) * nx + (x0 - lo[2])) * vb,
-                        cx * vb);
-          }
-        }
-        if (IsAllZero(block.data(), block.size())) continue;
-        size_t begin = encoded[row].bytes.size();
-        encoded[row].status = codec.Encode(block.data(), block.size(), &encoded[row].bytes);
-        if (!encoded[row].status.ok()) return;
-        encoded[row].blocks.push_back(
-            {g.BlockIndexInBrick({bz, by, bx}), {begin, encoded[row].bytes.size()}});
-      }
-    }
+    BlockSource src;
+    src.lo = {(first[0] + row) * B[0], lo[1], lo[2]};
+    src.hi = {std::min(hi[0], src.lo[0] + B[0]), hi[1], hi[2]};
+    src.row = nx;
+    src.plane = [&](uint64_t z) { return data + (z - lo[0]) * ny * nx * vb; };
+    errs[row] = EncodeBlocks(g, meta_.zstd_level, b, src, nullptr, &encoded[row]);
   };
   if (pool_ && rows > 1) {
     pool_->ParallelFor(rows, encode_row);
@@ -1414,11 +1433,9 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
     for (size_t row = 0; row < rows; ++row) encode_row(row);
   }
   std::vector<EncodedBlock> blocks;
-  for (const auto& e : encoded) {
-    if (!e.status.ok()) return fail(e.status.WithContext(name));
-    for (const auto& [idx, range] : e.blocks) {
-      blocks.push_back({idx, std::string_view(e.bytes).substr(range.first, range.second - range.first)});
-    }
+  for (size_t row = 0; row < rows; ++row) {
+    if (!errs[row].ok()) return fail(errs[row].WithContext(name));
+    for (const EncodedBlock& e : encoded[row].Views()) blocks.push_back(e);
   }
   auto journal_replace = [&](uint64_t length) -> Status {
     if (!journal_) return Status::Ok();
@@ -1426,7 +1443,7 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
     std::string frame;
     AppendBrickReplace(BrickId{0, b}, length, &frame);
     BRICKFS_RETURN_IF_ERROR(journal_->Append(frame, /*sync=*/true));
-    journaled_bricks_.insert(b);
+    journaled_bricks_.insert(BrickId{0, b});
     return Status::Ok();
   };
   AppendStats stats;
@@ -1455,6 +1472,12 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
       committed_[z] = true;
     }
     generation_.fetch_add(1);
+  }
+  std::lock_guard<std::mutex> lock(pyr_mu_);
+  s = UpdatePyramidBoxLocked(lo, hi, data);
+  if (!s.ok()) {
+    if (pyr_error_.ok()) pyr_error_ = s;
+    return fail(s.WithContext(name + ": updating the pyramid levels above it"));
   }
   return Status::Ok();
 }
@@ -1540,6 +1563,18 @@ std::string Volume::StatusJson(bool pretty) const {
   blocks.Set("written", counters_.blocks_written.load());
   blocks.Set("fill", counters_.blocks_fill.load());
   doc.Set("blocks", std::move(blocks));
+  Json pyr = Json::MakeObject();
+  const int built = level_count_.load();
+  pyr.Set("enabled", options_.pyramid);
+  pyr.Set("levels", geo_ && geo_->shape[0] > 0 && built > 1
+                        ? std::min(built, NumLevels(geo_->shape, geo_->brick))
+                        : 1);
+  pyr.Set("downsample", meta_.downsample_method);
+  pyr.Set("pending_bytes", pyr_bytes_.load());
+  pyr.Set("peak_pending_bytes", pyr_peak_bytes_.load());
+  pyr.Set("rows_written", pyr_rows_written_.load());
+  pyr.Set("bytes_written", pyr_bytes_written_.load());
+  doc.Set("pyramid", std::move(pyr));
   doc.Set("elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
   doc.Set("finalized", finalized_);
   Json errors = Json::MakeArray();

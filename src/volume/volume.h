@@ -45,6 +45,7 @@
 #include "store/store.h"
 #include "tiff/virtual_tiff.h"
 #include "volume/block_cache.h"
+#include "volume/downsample.h"
 
 namespace brickfs {
 
@@ -175,9 +176,23 @@ class Volume {
  private:
   struct Slab;
   class SlabPool;
-  struct Region;
+  // A box of voxels [lo, hi) and the byte strides of the output per axis.
+  struct Region {
+    Shape3 lo, hi;
+    uint64_t stride[3];
+  };
+  // The region of box [lo, hi) stored compactly (C order) in its buffer.
+  static Region CompactRegion(const Shape3& lo, const Shape3& hi, uint32_t vb) {
+    return {lo, hi, {(hi[1] - lo[1]) * (hi[2] - lo[2]) * vb, (hi[2] - lo[2]) * vb, vb}};
+  }
 
   explicit Volume(std::unique_ptr<Store> store, const VolumeOptions& options);
+
+  // Level `level`'s geometry; nullopt when it does not exist (yet).
+  std::optional<Geometry> LevelGeometry(int level) const;
+
+  // Downsample method, voxel size and unit from the options into meta_.
+  Status ApplyPyramidOptions();
 
   // Geometry setup from the first slice. REQUIRES: mu_ held.
   Status DefineGeometryLocked(uint64_t width, uint64_t height, DType dtype);
@@ -204,15 +219,69 @@ class Volume {
 
   // Reads a box of level-0 voxels into out with the given byte strides.
   Status ReadRegion(const Geometry& geo, const Region& r, uint8_t* out, bool from_store_only);
-  Status ReadBlocksOfRegion(const Geometry& geo, const Region& r, uint8_t* out, uint64_t epoch);
+  // The stored blocks of a region within one block row of array `level`.
+  Status ReadBlocksOfRegion(const Geometry& geo, const Region& r, uint8_t* out, uint64_t epoch,
+                            int level, ShardStore* store);
+
+  // Pyramid (volume_pyramid.cc). Lock order: pyr_mu_ before mu_.
+  struct LevelRow {  // pending slices of one block row of a level >= 1
+    std::vector<std::vector<uint8_t>> slices;  // block[0] planes; empty: not fed yet
+    uint64_t count = 0;                        // planes fed
+    uint64_t touched = 0;                      // pyr_tick_ when last fed
+  };
+  struct Level {
+    Geometry geo;  // shape LevelShape(level-0 shape, L)
+    std::shared_ptr<ShardStore> shards;
+    std::map<uint64_t, LevelRow> rows;  // by block row
+  };
+  // Geometry of level L (level 0's for L = 0). REQUIRES: pyr_mu_.
+  Geometry LevelGeoLocked(int level);
+  // Plane k of level L into out: from `data` (planes [k0, k0+n)), a
+  // pending row, or the store.
+  Status LevelPlaneLocked(int level, uint64_t k, uint64_t k0, uint64_t n, const uint8_t* data,
+                          uint8_t* out);
+  void RemoveLevelsFromLocked(int first);
+  // Sets up levels_ once the geometry is known. REQUIRES: mu_ held.
+  void InitPyramidLocked(bool new_volume);
+  Shape3 Level0Shape() const;  // takes mu_
+  // Level `level`'s state with its shape brought up to date. REQUIRES: pyr_mu_.
+  Level& LevelLocked(int level);
+  ShardStore* LevelStore(int level);  // REQUIRES: level built
+  // A committed level-0 slab, downsampled into level 1 (and on up).
+  Status PyramidFromSlab(uint64_t slab, const uint8_t* buf);
+  // Slices [k0, k0+n) of level L (whole planes, C order) go into their
+  // pending rows; complete rows are written; pairs are carried to L+1.
+  Status FeedLevelLocked(int level, uint64_t k0, uint64_t n, const uint8_t* data);
+  // Level L+1 slices [j0, j1) recomputed from level L (data holds level-L
+  // slices [k0, k0+n) in hand; other slices come from pending rows or the store).
+  Status CarryUpLocked(int level, uint64_t j0, uint64_t j1, uint64_t k0, uint64_t n,
+                       const uint8_t* data);
+  // Writes a pending row (missing slices loaded from the store when partial).
+  Status FlushRowLocked(int level, uint64_t row);
+  Status TrimPendingLocked();
+  // Level-L voxels of a region: the store overlaid with pending rows.
+  Status ReadLevelLocked(int level, const Region& r, uint8_t* out, bool store_only);
+  // Level 0's box [lo, hi) changed to `data` (C order): levels above are updated.
+  Status UpdatePyramidBoxLocked(const Shape3& lo, const Shape3& hi, const uint8_t* data);
+  Status WriteLevelBoxLocked(int level, const Shape3& lo, const Shape3& hi, const uint8_t* data);
+  // Builds levels up to what the current shape needs (from the level below).
+  Status EnsureLevelsLocked();
+  // Makes level appends durable and journals their lengths.
+  Status CommitLevelAppendsLocked();
+  // At finalize: pending rows written, edges redone, unneeded levels removed.
+  Status FinishPyramid();
+  // After a crash: levels rebuilt where the journal says level 0 changed.
+  Status RebuildPyramid(const JournalState& js);
+  void InvalidateLevelRowLocked(int level, uint64_t bz);
 
   Status WriteMetaLocked();
   Status Recover(const JournalState& journal);
   // Journals the brick's pre-append length once per session, durably,
   // before its first append (so recovery can undo a torn first append).
-  Status JournalBrickBase(const Shape3& brick);
+  Status JournalBrickBase(const BrickId& id);
   void RetryLoop();
-  std::shared_ptr<const VirtualTiffLayout> LayoutFor(Axis axis, const Geometry& geo) const;
+  // The layout of level `level` (whose geometry is g) along axis.
+  std::shared_ptr<const VirtualTiffLayout> LayoutFor(Axis axis, const Geometry& g, int level) const;
 
   std::unique_ptr<Store> store_;
   const VolumeOptions options_;
@@ -232,7 +301,7 @@ class Volume {
   std::atomic<uint64_t> generation_{0};
   std::unique_ptr<Journal> journal_;
   std::mutex journal_mu_;              // serializes JournalBrickBase
-  std::set<Shape3> journaled_bricks_;  // guarded by journal_mu_
+  std::set<BrickId> journaled_bricks_;  // guarded by journal_mu_
   RecoveryReport recovery_;
   Status sticky_error_;                // a failed flush, for the next close; guarded by mu_
   bool stopping_ = false;              // guarded by mu_
@@ -240,10 +309,31 @@ class Volume {
   bool meta_dirty_ = false;      // store metadata not yet marked unfinalized
   bool finalized_ = false;
 
-  // Virtual TIFF layouts per axis, rebuilt when the shape changes.
+  // Pyramid state; all guarded by pyr_mu_ (levels_built_ also readable
+  // through level_count_ without it).
+  mutable std::mutex pyr_mu_;
+  bool pyramid_ = false;                       // this store has (or gets) levels
+  DownsampleMethod method_ = DownsampleMethod::kMean;
+  std::vector<std::unique_ptr<Level>> levels_;  // [L], L >= 1 (index 0 unused)
+  int levels_built_ = 1;                        // levels 1..levels_built_-1 kept current
+  std::atomic<int> level_count_{1};             // LevelCount()
+  std::set<std::pair<int, uint64_t>> edges_;    // (L, j): level-L slice j averaged at an edge
+  std::vector<std::pair<BrickId, uint64_t>> level_appended_;  // not yet journaled
+  uint64_t pyr_tick_ = 0;
+  std::atomic<uint64_t> pyr_bytes_{0}, pyr_peak_bytes_{0};
+  std::atomic<uint64_t> pyr_rows_written_{0};
+  std::atomic<uint64_t> pyr_bytes_written_{0};  // level shards: blocks + indexes
+  bool fixed_shape_ = false;  // meta_.fixed_shape, readable without mu_
+  Status pyr_error_;  // a failed pyramid update: finalize fails, the journal stays
+  std::unique_ptr<JournalState> rebuild_journal_;  // recovered: Start() rebuilds levels
+
+  // Virtual TIFF layouts per level and axis, rebuilt when the shape changes.
   mutable std::mutex layout_mu_;
-  mutable std::shared_ptr<const VirtualTiffLayout> layouts_[3];
-  mutable Shape3 layout_shape_{0, 0, 0};
+  struct Layouts {
+    Shape3 shape{0, 0, 0};
+    std::shared_ptr<const VirtualTiffLayout> axis[3];
+  };
+  mutable std::map<int, Layouts> layouts_;
 
   struct Counters {
     std::atomic<uint64_t> slices_received{0};
