@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -25,6 +26,7 @@
 #include "common/bytes.h"
 #include "common/log.h"
 #include "mount/namespace.h"
+#include "mount/pyramid_options.h"
 #include "volume/naming.h"
 
 namespace brickfs {
@@ -52,7 +54,8 @@ struct Handle {
   Kind kind = Kind::kRead;
   Axis axis = Axis::kZ;
   uint64_t index = 0;          // kRead: plane; kWrite: z
-  std::string name;            // kWrite: the writer's file name
+  int level = 0;               // kRead of a plane: its pyramid level
+  std::string name;            // kWrite: the writer's file name; kRead: the path
   std::vector<uint8_t> data;   // kWrite: bytes received
   uint64_t size = 0;           // kWrite: file size so far
   bool dirty = false;          // kWrite: written since the last ingest
@@ -88,6 +91,11 @@ class BrickFs {
   void FillFile(struct stat* st, mode_t mode, uint64_t size) const;
   void FillDir(struct stat* st, mode_t mode) const;
   int OpenWrite(const PathInfo& p, fuse_file_info* fi, bool truncate);
+  int OpenPlaneRead(const char* path, const PathInfo& p, fuse_file_info* fi);
+  int GetDirAttr(const PathInfo& p, struct stat* st) const;
+  void FillLevelsDir(const PathInfo& p, const std::function<void(const std::string&)>& fill) const;
+  // Whether the level of a path exists (always, outside levels/).
+  bool LevelExists(const PathInfo& p) const { return p.level < volume_->LevelCount(); }
   int OpenBrickWrite(const PathInfo& p, const Shape3& brick, fuse_file_info* fi);
   // The brick a bricks/ name designates, if it is one of this volume's.
   std::optional<Shape3> BrickOf(const PathInfo& p) const;
@@ -139,17 +147,12 @@ int BrickFs::GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
   const mode_t file_mode = volume_->read_only() ? 0444 : 0644;
   switch (p.kind) {
     case PathInfo::Kind::kRoot:
-      FillDir(st, 0755);
-      return 0;
     case PathInfo::Kind::kAxisDir:
-      FillDir(st, p.axis == Axis::kZ && !volume_->read_only() ? 0755 : 0555);
-      return 0;
     case PathInfo::Kind::kStateDir:
-      FillDir(st, 0555);
-      return 0;
     case PathInfo::Kind::kBricksDir:
-      FillDir(st, volume_->read_only() ? 0555 : 0755);
-      return 0;
+    case PathInfo::Kind::kLevelsDir:
+    case PathInfo::Kind::kLevelDir:
+      return GetDirAttr(p, st);
     case PathInfo::Kind::kBrickFile:
       if (auto b = BrickOf(p)) {
         FillFile(st, file_mode, volume_->BrickFileSize(*b));
@@ -160,8 +163,9 @@ int BrickFs::GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
       FillFile(st, 0444, volume_->StatusJson().size());
       return 0;
     case PathInfo::Kind::kPlaneFile:
-      if (p.index < volume_->PlaneCount(p.axis)) {
-        FillFile(st, p.axis == Axis::kZ ? file_mode : 0444, volume_->VirtualFileSize(p.axis));
+      if (p.index < volume_->PlaneCount(p.axis, p.level)) {
+        FillFile(st, IsSliceTarget(p) ? file_mode : 0444,
+                 volume_->VirtualFileSize(p.axis, p.level));
         return 0;
       }
       break;
@@ -190,16 +194,55 @@ int BrickFs::GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
   return -ENOENT;
 }
 
+int BrickFs::GetDirAttr(const PathInfo& p, struct stat* st) const {
+  const mode_t writable = volume_->read_only() ? 0555 : 0755;
+  switch (p.kind) {
+    case PathInfo::Kind::kRoot:
+      FillDir(st, 0755);
+      return 0;
+    case PathInfo::Kind::kBricksDir:
+      FillDir(st, writable);
+      return 0;
+    case PathInfo::Kind::kAxisDir:
+    case PathInfo::Kind::kLevelDir: {
+      if (!LevelExists(p)) return -ENOENT;
+      // Only the top-level z/ takes new files.
+      const bool slices = p.kind == PathInfo::Kind::kAxisDir && p.axis == Axis::kZ && !p.in_levels;
+      FillDir(st, slices ? writable : 0555);
+      return 0;
+    }
+    default:  // .brickfs, levels
+      FillDir(st, 0555);
+      return 0;
+  }
+}
+
+// Entries of levels/ (one per level) or of levels/L (its axes).
+void BrickFs::FillLevelsDir(const PathInfo& p,
+                            const std::function<void(const std::string&)>& fill) const {
+  if (p.kind == PathInfo::Kind::kLevelDir) {
+    for (const char* n : {"z", "y", "x"}) fill(n);
+    return;
+  }
+  const int levels = volume_->LevelCount();
+  for (int l = 0; l < levels; ++l) fill(std::to_string(l));
+}
+
 int BrickFs::ReadDir(const char* path, void* buf, fuse_fill_dir_t filler) {
   PathInfo p = ParsePath(path);
+  if (!LevelExists(p)) return -ENOENT;
   auto fill = [&](const std::string& name) {
-    return filler(buf, name.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+    filler(buf, name.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
   };
   fill(".");
   fill("..");
   switch (p.kind) {
     case PathInfo::Kind::kRoot:
-      for (const char* n : {"z", "y", "x", "bricks", ".brickfs"}) fill(n);
+      for (const char* n : {"z", "y", "x", "bricks", "levels", ".brickfs"}) fill(n);
+      return 0;
+    case PathInfo::Kind::kLevelsDir:
+    case PathInfo::Kind::kLevelDir:
+      FillLevelsDir(p, fill);
       return 0;
     case PathInfo::Kind::kBricksDir: {
       auto g = volume_->geometry();
@@ -219,7 +262,7 @@ int BrickFs::ReadDir(const char* path, void* buf, fuse_fill_dir_t filler) {
       fill("status");
       return 0;
     case PathInfo::Kind::kAxisDir: {
-      uint64_t n = volume_->PlaneCount(p.axis);
+      uint64_t n = volume_->PlaneCount(p.axis, p.level);
       for (uint64_t i = 0; i < n; ++i) fill(CanonicalSliceName(i, n));
       return 0;
     }
@@ -318,26 +361,30 @@ int BrickFs::Open(const char* path, fuse_file_info* fi) {
     return 0;
   }
   if (writing) {
-    if (p.axis == Axis::kZ &&
-        (p.kind == PathInfo::Kind::kPlaneFile || p.kind == PathInfo::Kind::kSliceName)) {
-      return OpenWrite(p, fi, (fi->flags & O_TRUNC) != 0);
-    }
+    if (IsSliceTarget(p)) return OpenWrite(p, fi, (fi->flags & O_TRUNC) != 0);
     return Refuse("write", path, p.kind == PathInfo::Kind::kPlaneFile ? EACCES : EPERM);
   }
+  if (p.kind == PathInfo::Kind::kPlaneFile || p.kind == PathInfo::Kind::kSliceName) {
+    return OpenPlaneRead(path, p, fi);
+  }
+  return p.kind == PathInfo::Kind::kNotFound || p.kind == PathInfo::Kind::kBadName ? -ENOENT
+                                                                                   : -EISDIR;
+}
+
+int BrickFs::OpenPlaneRead(const char* path, const PathInfo& p, fuse_file_info* fi) {
   uint64_t index = p.index;
   if (p.kind == PathInfo::Kind::kSliceName) {
     auto z = volume_->SliceIndexForName(p.name);
     if (!z.ok() || !volume_->SlicePresent(*z)) return -ENOENT;
     index = *z;
-  } else if (p.kind != PathInfo::Kind::kPlaneFile) {
-    return p.kind == PathInfo::Kind::kNotFound || p.kind == PathInfo::Kind::kBadName ? -ENOENT
-                                                                                     : -EISDIR;
   }
-  if (index >= volume_->PlaneCount(p.axis)) return -ENOENT;
+  if (index >= volume_->PlaneCount(p.axis, p.level)) return -ENOENT;
   auto h = std::make_unique<Handle>();
   h->kind = Handle::Kind::kRead;
   h->axis = p.axis;
   h->index = index;
+  h->level = p.level;
+  h->name = path + 1;
   // Keep the kernel's cached pages only if nothing changed since this file
   // was last opened (always, on a read-only mount).
   {
@@ -354,10 +401,7 @@ int BrickFs::Open(const char* path, fuse_file_info* fi) {
 int BrickFs::Create(const char* path, fuse_file_info* fi) {
   PathInfo p = ParsePath(path);
   if (auto b = BrickOf(p)) return OpenBrickWrite(p, *b, fi);
-  if (p.axis == Axis::kZ &&
-      (p.kind == PathInfo::Kind::kSliceName || p.kind == PathInfo::Kind::kPlaneFile)) {
-    return OpenWrite(p, fi, true);
-  }
+  if (IsSliceTarget(p)) return OpenWrite(p, fi, true);
   return Refuse("create", path, volume_->read_only() ? EROFS : EPERM);
 }
 
@@ -387,11 +431,9 @@ int BrickFs::Read(char* buf, size_t size, off_t off, fuse_file_info* fi) {
         return static_cast<int>(*n);
       }
       auto n = volume_->ReadVirtualFile(h->axis, h->index, static_cast<uint64_t>(off), size,
-                                        reinterpret_cast<uint8_t*>(buf));
+                                        reinterpret_cast<uint8_t*>(buf), h->level);
       if (!n.ok()) {
-        volume_->RecordError(std::string(AxisName(h->axis)) + "/" +
-                                 CanonicalSliceName(h->index, volume_->PlaneCount(h->axis)),
-                             "read failed: " + n.status().ToString());
+        volume_->RecordError(h->name, "read failed: " + n.status().ToString());
         return -ToErrno(n.status());
       }
       return static_cast<int>(*n);
@@ -468,11 +510,7 @@ int BrickFs::Truncate(const char* path, off_t size, fuse_file_info* fi) {
   PathInfo p = ParsePath(path);
   // Truncating a slice or brick to 0 precedes rewriting it (O_TRUNC).
   if (size == 0 && BrickOf(p) && !volume_->read_only()) return 0;
-  if (size == 0 && p.axis == Axis::kZ &&
-      (p.kind == PathInfo::Kind::kPlaneFile || p.kind == PathInfo::Kind::kSliceName) &&
-      !volume_->read_only()) {
-    return 0;
-  }
+  if (size == 0 && IsSliceTarget(p) && !volume_->read_only()) return 0;
   return Refuse("truncate", path, volume_->read_only() ? EROFS : EPERM);
 }
 
@@ -591,6 +629,33 @@ bool ParseShapeOption(const std::string& v, Shape3* out) {
   return true;
 }
 
+// The pyramid options pyramid[=0|1], nopyramid, downsample=, voxel_size=
+// and unit=; nullopt when `key` is none of them. `bare`: no '=' given.
+std::optional<Status> ParsePyramidOption(const std::string& key, const std::string& val, bool bare,
+                                         VolumeOptions* v) {
+  if (key == "nopyramid") {
+    v->pyramid = false;
+  } else if (key == "pyramid") {
+    if (!bare && val != "0" && val != "1") {
+      return Status::InvalidArgument("expected pyramid=0 or pyramid=1");
+    }
+    v->pyramid = bare || val == "1";
+  } else {
+    return SetPyramidValue(key, val, ':', v);
+  }
+  return Status::Ok();
+}
+
+// True when `part`, a piece of an -o string cut at commas, is the next
+// number of the Z,Y,X value begun in `prev` (block=, brick=, voxel_size=).
+bool ContinuesTriple(const std::string& prev, const std::string& part) {
+  if (part.empty() || part.find_first_not_of("0123456789.eE+-") != std::string::npos) return false;
+  for (const char* key : {"block=", "brick=", "voxel_size="}) {
+    if (prev.rfind(key, 0) == 0) return true;
+  }
+  return false;
+}
+
 uint64_t PeakRssKb() {
   FILE* f = std::fopen("/proc/self/status", "r");
   if (!f) return 0;
@@ -609,11 +674,10 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
   std::stringstream ss(opts);
   std::string opt;
   // Options are comma separated; shapes contain commas, so a bare number
-  // after block=/brick= continues the previous option.
+  // after block=/brick=/voxel_size= continues the previous option.
   std::vector<std::string> parts;
   while (std::getline(ss, opt, ',')) {
-    if (!parts.empty() && !opt.empty() && opt.find_first_not_of("0123456789") == std::string::npos &&
-        (parts.back().rfind("block=", 0) == 0 || parts.back().rfind("brick=", 0) == 0)) {
+    if (!parts.empty() && ContinuesTriple(parts.back(), opt)) {
       parts.back() += "," + opt;
     } else {
       parts.push_back(opt);
@@ -637,7 +701,9 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
       *out = std::stoull(val);
       return Status::Ok();
     };
-    if (key == "first_index") {
+    if (auto pyr = ParsePyramidOption(key, val, eq == std::string::npos, &config->volume)) {
+      if (!pyr->ok()) return bad(pyr->message());
+    } else if (key == "first_index") {
       BRICKFS_RETURN_IF_ERROR(uint_opt(&config->volume.first_index));
     } else if (key == "mem") {
       BRICKFS_RETURN_IF_ERROR(size_opt(&config->volume.mem_budget));

@@ -28,7 +28,10 @@ struct MountConfig {
 
 // Parses a comma-separated -o string into `config`. Options brickfs knows:
 // first_index=N, mem=SIZE, cache=SIZE, threads=N, block=Z,Y,X, brick=Z,Y,X,
-// zstd_level=N, ro, rw, log=FILE, verbose; fstab-only options (noauto,
+// zstd_level=N, pyramid=0|1, nopyramid, downsample=mean|mode,
+// voxel_size=Z:Y:X (or one number; commas also work, as in block=),
+// unit=NAME (an OME-Zarr space unit), ro, rw, log=FILE, verbose,
+// nonempty, nojournal, journal; fstab-only options (noauto,
 // nofail, auto, user, users, nouser, _netdev, defaults, x-*) are ignored; the
 // rest go to libfuse. InvalidArgument names a malformed option.
 Status ParseMountOptions(const std::string& opts, MountConfig* config);

@@ -13,17 +13,26 @@ _brickfs_mounts()
     done </proc/mounts
 }
 
+# OME-Zarr space units (--unit, unit=), the common ones first.
+_brickfs_units="micrometer nanometer millimeter angstrom meter centimeter picometer attometer decimeter exameter femtometer foot gigameter hectometer inch kilometer megameter mile parsec petameter terameter yard yoctometer yottameter zeptometer zettameter"
+
 # Completes a comma-separated -o list: "mem=2G,fi" -> "mem=2G,first_index=".
 _brickfs_mount_options()
 {
     local cur=$1 prefix="" last
-    local opts="first_index= mem= cache= threads= block= brick= zstd_level= ro rw log= verbose nojournal allow_other noauto nofail"
+    local opts="first_index= mem= cache= threads= block= brick= zstd_level= nopyramid pyramid= downsample= voxel_size= unit= ro rw log= verbose nojournal allow_other noauto nofail"
     if [[ $cur == *,* ]]; then
         prefix=${cur%,*},
         last=${cur##*,}
     else
         last=$cur
     fi
+    # Values that come from a list: "downsample=m" -> "downsample=mean".
+    case $last in
+        downsample=*) opts="downsample=mean downsample=mode" ;;
+        pyramid=*) opts="pyramid=0 pyramid=1" ;;
+        unit=*) opts=$(printf 'unit=%s ' $_brickfs_units) ;;
+    esac
     local IFS=$'\n'
     COMPREPLY=($(compgen -P "$prefix" -W "${opts// /$'\n'}" -- "$last"))
     # Do not add a space after "key=" so the value can follow.
@@ -66,11 +75,26 @@ _brickfs()
     local i npos=0
     for ((i = 2; i < cword; i++)); do
         case ${words[i]} in
-            -o | --shape | --dtype | --block | --brick | --zstd-level | --level) ((i++)) ;;
+            -o | --shape | --dtype | --block | --brick | --zstd-level | --level | --voxel-size | --unit | --downsample) ((i++)) ;;
             -*) ;;
             *) ((npos++)) ;;
         esac
     done
+
+    # Values of the pyramid flags of create and mount.
+    case $prev in
+        --unit)
+            COMPREPLY=($(compgen -W "$_brickfs_units" -- "$cur"))
+            return 0
+            ;;
+        --downsample)
+            COMPREPLY=($(compgen -W "mean mode" -- "$cur"))
+            return 0
+            ;;
+        --voxel-size)
+            return 0   # a value: Z,Y,X or one number
+            ;;
+    esac
 
     case $cmd in
         mount)
@@ -81,7 +105,7 @@ _brickfs()
                     ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "-o -f --foreground -v --verbose --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "-o -f --foreground -v --verbose --voxel-size --unit --downsample --no-pyramid --help" -- "$cur"))
             elif ((npos < 2)); then
                 _brickfs_dirs "$cur"   # STORE, then MOUNT
             fi
@@ -106,7 +130,7 @@ _brickfs()
                     ;;
             esac
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "--shape --dtype --block --brick --zstd-level --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--shape --dtype --block --brick --zstd-level --voxel-size --unit --downsample --help" -- "$cur"))
             elif ((npos < 1)); then
                 _brickfs_dirs "$cur"
             fi

@@ -21,6 +21,7 @@
 #include "format/json.h"
 #include "format/volume_meta.h"
 #include "mount/fuse_mount.h"
+#include "mount/pyramid_options.h"
 #include "store/journal.h"
 #include "store/shard_store.h"
 #include "store/store.h"
@@ -64,6 +65,70 @@ bool ParseShape(const std::string& v, Shape3* out) {
   return true;
 }
 
+// Parses args[*i] when it is --voxel-size, --unit or --downsample, taking
+// its value args[*i + 1], into `out` (as the mount options voxel_size=,
+// unit= and downsample= do). nullopt: none of them; else kExitOk, or the
+// usage exit code after printing what is wrong.
+std::optional<int> ParsePyramidFlag(const std::vector<std::string>& args, size_t* i,
+                                    VolumeOptions* out) {
+  static const std::pair<const char*, const char*> kFlags[] = {
+      {"--voxel-size", "voxel_size"}, {"--unit", "unit"}, {"--downsample", "downsample"}};
+  const std::string& flag = args[*i];
+  for (const auto& [name, key] : kFlags) {
+    if (flag != name) continue;
+    if (*i + 1 >= args.size()) return Fail(flag + " expects a value (see --help)", kExitUsage);
+    const std::string& value = args[++*i];
+    Status s = *SetPyramidValue(key, value, ',', out);
+    if (!s.ok()) return Fail(flag + " \"" + value + "\": " + s.message(), kExitUsage);
+    return kExitOk;
+  }
+  return std::nullopt;
+}
+
+// "2 x 0.5 x 0.5 micrometer" (z, y, x; no unit when there is none).
+std::string VoxelSizeText(const VolumeMeta& m) {
+  std::ostringstream out;
+  out << m.voxel_size[0] << " x " << m.voxel_size[1] << " x " << m.voxel_size[2];
+  if (!m.unit.empty()) out << " " << m.unit;
+  return out.str();
+}
+
+bool HasVoxelSize(const VolumeMeta& m) {
+  return !m.unit.empty() || m.voxel_size != std::array<double, 3>{1, 1, 1};
+}
+
+// "160 x 600 x 512"
+std::string ShapeText(const Shape3& s) {
+  return std::to_string(s[0]) + " x " + std::to_string(s[1]) + " x " + std::to_string(s[2]);
+}
+
+Json ShapeJson(const Shape3& s) { return Json(Json::Array{Json(s[0]), Json(s[1]), Json(s[2])}); }
+
+// The pyramid keys of `brickfs info --json`.
+void SetPyramidJson(const VolumeMeta& m, Json* doc) {
+  doc->Set("num_levels", m.num_levels);
+  Json shapes = Json::MakeArray();
+  for (int l = 0; l < m.num_levels; ++l) shapes.Push(ShapeJson(LevelShape(m.geo.shape, l)));
+  doc->Set("level_shapes", std::move(shapes));
+  doc->Set("voxel_size",
+           Json(Json::Array{Json(m.voxel_size[0]), Json(m.voxel_size[1]), Json(m.voxel_size[2])}));
+  doc->Set("unit", m.unit.empty() ? Json() : Json(m.unit));
+  doc->Set("downsample_method", m.downsample_method);
+}
+
+// The pyramid lines of `brickfs info`: levels (with their shapes when there
+// are several), voxel size when set.
+void PrintPyramid(const VolumeMeta& m) {
+  std::cout << "levels:       " << m.num_levels << " (downsampling: " << m.downsample_method
+            << ")\n";
+  for (int l = 0; m.num_levels > 1 && l < m.num_levels; ++l) {
+    std::string label = "  level " + std::to_string(l) + ":";
+    label.resize(std::max<size_t>(label.size() + 1, 14), ' ');
+    std::cout << label << ShapeText(LevelShape(m.geo.shape, l)) << "\n";
+  }
+  if (HasVoxelSize(m)) std::cout << "voxel size:   " << VoxelSizeText(m) << " (z, y, x)\n";
+}
+
 bool WantsHelp(const std::vector<std::string>& args) {
   for (const auto& a : args) {
     if (a == "-h" || a == "--help") return true;
@@ -100,6 +165,9 @@ Returns once the mount is ready; the daemon finalizes the store on unmount.
   MOUNT/z/NNNNN.tif   XY planes; copy slice TIFFs here (any name with a number)
   MOUNT/y/NNNNN.tif   XZ planes (read only)
   MOUNT/x/NNNNN.tif   YZ planes (read only)
+  MOUNT/levels/L/{z,y,x}/NNNNN.tif
+                      planes of pyramid level L (0: full resolution; each
+                      level 2x smaller per axis than the one before; read only)
   MOUNT/.brickfs/status  JSON progress and errors
 
 Options (-o, comma separated):
@@ -110,6 +178,14 @@ Options (-o, comma separated):
   block=Z,Y,X     block shape of a new volume (default 64 KiB: uint8 32,32,64)
   brick=Z,Y,X     brick (shard) shape of a new volume (default 256,256,256)
   zstd_level=N    zstd level of a new volume (default 1)
+  nopyramid       build no pyramid levels (only to measure their cost;
+                  pyramid=0|1 also works)
+  downsample=M    pyramid downsampling of a new volume: mean (default) or
+                  mode (the most frequent value, for label volumes)
+  voxel_size=Z:Y:X  size of a voxel (or one number for all axes), e.g.
+                  2:0.5:0.5; given, it replaces the store's
+  unit=NAME       unit of voxel_size, an OME-Zarr space unit: micrometer,
+                  nanometer, millimeter, angstrom, meter, ...
   ro              read-only mount
   nonempty        allow a mount point that is not empty
   nojournal       no write-ahead journal (only to measure its cost: a crash
@@ -119,19 +195,31 @@ Options (-o, comma separated):
   Other options (allow_other, ...) go to libfuse; fstab options (noauto,
   nofail, user, _netdev, x-*) are ignored.
   -f              stay in the foreground
+  --voxel-size Z,Y,X, --unit NAME, --downsample M, --no-pyramid
+                  the same as voxel_size=, unit=, downsample=, nopyramid
 
 Example:
   brickfs mount vol.zarr /mnt/v -o mem=4G,first_index=1
+  brickfs mount vol.zarr /mnt/v -o voxel_size=2:0.5:0.5,unit=micrometer
 )";
 
 const char* kCreateHelp = R"(Usage: brickfs create STORE --shape Z,Y,X --dtype T [--block Z,Y,X] [--brick Z,Y,X] [--zstd-level N]
+                      [--voxel-size Z,Y,X] [--unit NAME] [--downsample mean|mode]
 
 Creates an empty volume of fixed shape. dtype: uint8 uint16 int16 uint32 float32.
 Defaults: block 64 KiB raw (uint8 32,32,64; uint16 32,32,32; 4-byte 16,32,32),
 brick 256,256,256, zstd level 1. Slices outside Z are refused when written.
 
+  --voxel-size Z,Y,X  size of a voxel, or one number for all axes (default 1)
+  --unit NAME         its unit, an OME-Zarr space unit: micrometer, nanometer,
+                      millimeter, angstrom, meter, ... (default none)
+  --downsample M      how pyramid levels are computed: mean (default) or mode
+                      (the most frequent value, for label volumes)
+
 Example:
   brickfs create vol.zarr --shape 300,2048,2048 --dtype uint16
+  brickfs create labels.zarr --shape 300,2048,2048 --dtype uint32 --downsample mode \
+      --voxel-size 2,0.5,0.5 --unit micrometer
 )";
 
 const char* kUmountHelp = R"(Usage: brickfs umount MOUNT
@@ -145,9 +233,10 @@ Example:
 
 const char* kInfoHelp = R"(Usage: brickfs info STORE|MOUNT [--json]
 
-Prints a store's shape, dtype, block and brick shape, slices present and
-missing (as z ranges to copy again), bytes stored and compression ratio, and
-whether it was finalized. Given a mount point, prints its live status.
+Prints a store's shape, dtype, block and brick shape, pyramid levels with
+their shapes, voxel size and downsampling method, slices present and missing
+(as z ranges to copy again), bytes stored and compression ratio, and whether
+it was finalized. Given a mount point, prints its live status.
 
 Example:
   brickfs info vol.zarr
@@ -174,6 +263,7 @@ int CmdCreate(const std::vector<std::string>& args) {
   VolumeMeta meta;
   bool have_shape = false, have_dtype = false;
   std::optional<Shape3> block;
+  VolumeOptions pyramid;  // only its pyramid settings: --voxel-size, --unit, --downsample
   meta.geo.brick = kDefaultBrick;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -183,7 +273,9 @@ int CmdCreate(const std::vector<std::string>& args) {
       return true;
     };
     std::string v;
-    if (a == "--shape") {
+    if (auto rc = ParsePyramidFlag(args, &i, &pyramid)) {
+      if (*rc != kExitOk) return *rc;
+    } else if (a == "--shape") {
       if (!value(&v) || !ParseShape(v, &meta.geo.shape)) return Fail("--shape expects Z,Y,X", kExitUsage);
       have_shape = true;
     } else if (a == "--dtype") {
@@ -223,11 +315,15 @@ int CmdCreate(const std::vector<std::string>& args) {
   if (meta.zstd_level < -7 || meta.zstd_level > 22) return Fail("--zstd-level must be in -7..22", kExitUsage);
   meta.fixed_shape = true;
   meta.finalized = true;
+  meta.voxel_size = pyramid.voxel_size.value_or(meta.voxel_size);
+  meta.unit = pyramid.unit.value_or(meta.unit);
+  meta.downsample_method = pyramid.downsample.value_or(meta.downsample_method);
   Status s = Store::Create(Absolute(store), meta);
   if (!s.ok()) return Fail("create " + store + ": " + s.message());
   std::cout << "created " << store << ": " << ShapeToString(meta.geo.shape) << " "
             << DTypeName(meta.geo.dtype) << ", block " << ShapeToString(meta.geo.block)
-            << ", brick " << ShapeToString(meta.geo.brick) << "\n";
+            << ", brick " << ShapeToString(meta.geo.brick)
+            << (HasVoxelSize(meta) ? ", voxel size " + VoxelSizeText(meta) : "") << "\n";
   return kExitOk;
 }
 
@@ -251,6 +347,10 @@ int CmdMount(const std::vector<std::string>& args) {
       if (!s.ok()) return Fail(s.message(), kExitUsage);
     } else if (a == "-v" || a == "--verbose") {
       config.verbose = true;
+    } else if (a == "--no-pyramid") {
+      config.volume.pyramid = false;
+    } else if (auto rc = ParsePyramidFlag(args, &i, &config.volume)) {
+      if (*rc != kExitOk) return *rc;
     } else if (!a.empty() && a[0] == '-') {
       return Fail("mount: unknown option " + a + " (see brickfs mount --help)", kExitUsage);
     } else {
@@ -400,14 +500,14 @@ int CmdInfo(const std::vector<std::string>& args) {
   uint64_t dead = usage.file_bytes - usage.live_block_bytes - usage.index_bytes;
   if (json) {
     Json doc = Json::MakeObject();
-    auto shape = [](const Shape3& s) { return Json(Json::Array{Json(s[0]), Json(s[1]), Json(s[2])}); };
     doc.Set("store", path);
-    doc.Set("shape", shape(g.shape));
+    doc.Set("shape", ShapeJson(g.shape));
     doc.Set("dtype", std::string(DTypeName(g.dtype)));
-    doc.Set("block", shape(g.block));
-    doc.Set("brick", shape(g.brick));
+    doc.Set("block", ShapeJson(g.block));
+    doc.Set("brick", ShapeJson(g.brick));
     doc.Set("zstd_level", m.zstd_level);
     doc.Set("fixed_shape", m.fixed_shape);
+    SetPyramidJson(m, &doc);
     doc.Set("slices_present", npresent);
     Json mj = Json::MakeArray();
     for (const auto& [a, b] : missing) mj.Push(Json(Json::Array{Json(a), Json(b)}));
@@ -428,14 +528,15 @@ int CmdInfo(const std::vector<std::string>& args) {
   char ratio_s[32];
   std::snprintf(ratio_s, sizeof ratio_s, "%.2f", ratio);
   std::cout << "store:        " << path << "\n"
-            << "shape:        " << g.shape[0] << " x " << g.shape[1] << " x " << g.shape[2]
-            << " (z, y, x)" << (m.fixed_shape ? ", fixed" : "") << "\n"
+            << "shape:        " << ShapeText(g.shape) << " (z, y, x)"
+            << (m.fixed_shape ? ", fixed" : "") << "\n"
             << "dtype:        " << DTypeName(g.dtype) << "\n"
             << "block:        " << ShapeToString(g.block) << " (" << HumanBytes(g.block_bytes())
             << " raw, zstd level " << m.zstd_level << ")\n"
             << "brick:        " << ShapeToString(g.brick) << " (one shard file per brick, "
-            << g.blocks_in_brick() << " blocks)\n"
-            << "slices:       " << npresent << " of " << g.shape[0] << " present\n"
+            << g.blocks_in_brick() << " blocks)\n";
+  PrintPyramid(m);
+  std::cout << "slices:       " << npresent << " of " << g.shape[0] << " present\n"
             << "missing z:    " << RangesToString(missing) << "\n"
             << "stored:       " << HumanBytes(usage.file_bytes) << " in " << usage.files
             << " shard files (raw " << HumanBytes(raw) << ", ratio " << ratio_s << ")\n"
