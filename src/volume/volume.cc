@@ -135,6 +135,10 @@ struct Volume::Slab {
   std::mutex err_mu;
   Status flush_error;  // guarded by err_mu
   std::vector<std::pair<Shape3, uint64_t>> appended;  // brick, new length; guarded by err_mu
+  // The slab downsampled for pyramid level 1 (planes of `down_from` level-0
+  // slices), each flush task filling its brick column's part.
+  std::vector<uint8_t> down;
+  uint64_t down_from = 0;
 };
 
 namespace {
@@ -791,6 +795,14 @@ void Volume::StartFlushLocked(const std::shared_ptr<Slab>& slab) {
     slab->appended.clear();
   }
   slab->retry = false;
+  slab->down.clear();
+  slab->down_from = 0;
+  if (pyramid_) {
+    const uint64_t z0 = slab->index * geo_->block[0];
+    slab->down_from = std::min(geo_->block[0], geo_->shape[0] - std::min(z0, geo_->shape[0]));
+    slab->down.resize(Product(DownsampledShape({slab->down_from, geo_->shape[1], geo_->shape[2]})) *
+                      geo_->voxel_bytes());
+  }
   Shape3 grid = geo_->brick_grid();
   uint64_t n = grid[1] * grid[2];
   slab->pending_bricks = n;
@@ -839,6 +851,18 @@ void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uin
     }
   }
   if (s.ok()) counters_.raw_bytes_flushed.fetch_add(enc.raw_bytes);
+  if (s.ok() && !slab->down.empty()) {
+    // This brick column's share of the level-1 planes (brick offsets are even,
+    // so the 2x2x2 windows of different columns never overlap).
+    const uint64_t y0 = brick_y * g.brick[1], x0 = brick_x * g.brick[2];
+    const Shape3 box{slab->down_from, std::min(g.brick[1], g.shape[1] - y0),
+                     std::min(g.brick[2], g.shape[2] - x0)};
+    const Shape3 up = DownsampledShape({2, g.shape[1], g.shape[2]});
+    Downsample2x(g.dtype, method_, buf + (y0 * g.shape[2] + x0) * g.voxel_bytes(), box,
+                 {g.shape[2], g.shape[1] * g.shape[2]},
+                 slab->down.data() + (y0 / 2 * up[2] + x0 / 2) * g.voxel_bytes(),
+                 {up[2], up[1] * up[2]});
+  }
   if (!s.ok()) {
     std::lock_guard<std::mutex> lock(slab->err_mu);
     if (slab->flush_error.ok()) slab->flush_error = s;
@@ -872,14 +896,13 @@ void Volume::FinishFlush(const std::shared_ptr<Slab>& slab) {
     err = shards_->SyncBricks(bricks);
     if (err.ok()) err = journal_->Append(frames, /*sync=*/true);
   }
-  if (err.ok()) {
-    // The levels above follow the committed slab. A failure there is
-    // reported and fails the finalize (the journal then stays, and the next
-    // mount rebuilds the levels), but the slab itself is safe.
-    Status p = PyramidFromSlab(slab->index, slab->buf.get());
-    if (!p.ok()) RecordError("pyramid", "updating levels from slab " +
-                                            std::to_string(slab->index) + ": " + p.ToString());
-  }
+  // The levels above follow the committed slab: it is downsampled here, its
+  // buffer released below, and the levels fed after that, all under pyr_mu_
+  // so feeds of one slab keep their order. A failure there is reported and
+  // fails the finalize (the journal then stays and the next mount rebuilds
+  // the levels), but the slab itself is safe.
+  std::unique_lock<std::mutex> pyr_lock(pyr_mu_, std::defer_lock);
+  if (err.ok() && pyramid_) pyr_lock.lock();
   std::unique_lock<std::mutex> lock(mu_);
   const Geometry& g = *geo_;
   if (!err.ok()) {
@@ -911,9 +934,19 @@ void Volume::FinishFlush(const std::shared_ptr<Slab>& slab) {
   cache_->Invalidate(keys);
   slab->state = Slab::State::kCommitted;
   slabs_.erase(slab->index);
+  slab->buf.reset();  // back to the pool now, not when the last task lets go
   generation_.fetch_add(1);
   counters_.slabs_flushed.fetch_add(1);
   cv_.notify_all();
+  lock.unlock();
+  if (pyr_lock.owns_lock()) {
+    Status p = FeedSlabLocked(slab->index, slab->down_from, slab->down);
+    slab->down = std::vector<uint8_t>();
+    if (!p.ok()) {
+      RecordError("pyramid", "updating levels from slab " + std::to_string(slab->index) + ": " +
+                                 p.ToString());
+    }
+  }
 }
 
 Status Volume::Finalize() {

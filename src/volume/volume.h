@@ -247,8 +247,9 @@ class Volume {
   // Level `level`'s state with its shape brought up to date. REQUIRES: pyr_mu_.
   Level& LevelLocked(int level);
   ShardStore* LevelStore(int level);  // REQUIRES: level built
-  // A committed level-0 slab, downsampled into level 1 (and on up).
-  Status PyramidFromSlab(uint64_t slab, const uint8_t* buf);
+  // A committed level-0 slab's first `planes` slices, downsampled (`down`),
+  // fed into level 1 and on up.
+  Status FeedSlabLocked(uint64_t slab, uint64_t planes, const std::vector<uint8_t>& down);
   // Slices [k0, k0+n) of level L (whole planes, C order) go into their
   // pending rows; complete rows are written; pairs are carried to L+1.
   Status FeedLevelLocked(int level, uint64_t k0, uint64_t n, const uint8_t* data);

@@ -99,22 +99,13 @@ int Volume::LevelCount() const {
 // ---------------------------------------------------------------------------
 // Ingest: slabs feed level 1, levels feed the next.
 
-Status Volume::PyramidFromSlab(uint64_t slab, const uint8_t* buf) {
-  std::lock_guard<std::mutex> lock(pyr_mu_);
-  if (!pyramid_) return Status::Ok();
+Status Volume::FeedSlabLocked(uint64_t slab, uint64_t planes, const std::vector<uint8_t>& down) {
   Status s = [&]() -> Status {
     BRICKFS_RETURN_IF_ERROR(EnsureLevelsLocked());
-    if (levels_built_ < 2) return Status::Ok();
-    const Geometry g0 = LevelGeoLocked(0);
-    const uint64_t z0 = slab * g0.block[0];
-    const uint64_t z1 = std::min(z0 + g0.block[0], g0.shape[0]);
-    if (z1 <= z0) return Status::Ok();
-    const Shape3 src{z1 - z0, g0.shape[1], g0.shape[2]};
-    const Shape3 dst = DownsampledShape(src);
-    std::vector<uint8_t> out(Product(dst) * g0.voxel_bytes());
-    Downsample2x(g0.dtype, method_, buf, src, out.data());
-    if (src[0] % 2) edges_.insert({1, z1 / 2});
-    BRICKFS_RETURN_IF_ERROR(FeedLevelLocked(1, z0 / 2, dst[0], out.data()));
+    if (levels_built_ < 2 || down.empty()) return Status::Ok();
+    const uint64_t z0 = slab * LevelGeoLocked(0).block[0];
+    if (planes % 2) edges_.insert({1, (z0 + planes) / 2});  // the last pair had one plane
+    BRICKFS_RETURN_IF_ERROR(FeedLevelLocked(1, z0 / 2, CeilDiv(planes, 2), down.data()));
     return CommitLevelAppendsLocked();
   }();
   if (!s.ok() && pyr_error_.ok()) pyr_error_ = s;

@@ -35,52 +35,63 @@ rm -rf "$work/plain"; mkdir -p "$work/plain"; sync
 t0=$(now); cp "$stack"/*.tif "$work/plain/"; t1=$(now); sync; t2=$(now)
 rm -rf "$work/plain"
 
-# 2. brickfs, with the journal (default) and without (-o nojournal), ROUNDS
-#    times each, alternating, so both see the same machine; best time kept.
+# 2. brickfs: the default (journal + pyramid), without the pyramid
+#    (-o pyramid=0) and without the journal (-o nojournal), ROUNDS times each,
+#    interleaved, so all see the same machine; the best time of each is kept.
 rounds=${ROUNDS:-2}
-results=()
-run_brickfs() {  # $1 = extra mount options ("" or nojournal); prints "cp total hwm_kb"
+variants=("" "pyramid=0" "nojournal")
+run_brickfs() {  # $1 = extra mount options; prints "cp total hwm_kb slab_peak pyr_peak"
   local opts=${MOUNT_OPTS:-}
   [[ -n $1 ]] && opts=${opts:+$opts,}$1
   rm -rf "$work/vol.zarr"; mkdir -p "$work/mnt"; sync
   "$brickfs" mount "$work/vol.zarr" "$work/mnt" ${opts:+-o $opts}
   local t3 t4 t5
   t3=$(now); cp "$stack"/*.tif "$work/mnt/z/"; t4=$(now)
+  cp "$work/mnt/.brickfs/status" "$work/status.json"
   "$brickfs" umount "$work/mnt"; t5=$(now)
   local hwm
   hwm=$(grep -o 'peak_rss_kb=[0-9]*' "$work/vol.zarr/.brickfs/daemon.log" | tail -1 | cut -d= -f2)
-  echo "$(/usr/bin/python3 -c "print($t4-$t3, $t5-$t3)") $hwm"
+  /usr/bin/python3 - "$t3" "$t4" "$t5" "$hwm" "$work/status.json" <<'PY'
+import json, sys
+t3, t4, t5 = (float(v) for v in sys.argv[1:4])
+s = json.load(open(sys.argv[5]))
+print(t4 - t3, t5 - t3, sys.argv[4], s["memory"]["peak"], s.get("pyramid", {}).get("peak_pending_bytes", 0))
+PY
 }
 trap 'mountpoint -q "$work/mnt" && { fusermount3 -u "$work/mnt" || umount -l "$work/mnt"; }' EXIT
-best_j=""; best_n=""
+best=("" "" "")
 for ((r = 0; r < rounds; r++)); do
-  j=$(run_brickfs ""); n=$(run_brickfs nojournal)
-  echo "round $r: journal: $j   nojournal: $n" >&2
-  [[ -z $best_j || $(echo "$j $best_j" | awk '{print ($2 < $5)}') == 1 ]] && best_j=$j
-  [[ -z $best_n || $(echo "$n $best_n" | awk '{print ($2 < $5)}') == 1 ]] && best_n=$n
+  for i in 0 1 2; do
+    res=$(run_brickfs "${variants[$i]}")
+    echo "round $r ${variants[$i]:-default}: $res" >&2
+    if [[ -z ${best[$i]} || $(echo "$res ${best[$i]}" | awk '{print ($2 < $7)}') == 1 ]]; then
+      best[$i]=$res
+    fi
+  done
 done
 info=$("$brickfs" info --json "$work/vol.zarr")
-/usr/bin/python3 - "$bytes" "$t0" "$t1" "$t2" "$best_j" "$best_n" "$info" <<'PY'
+/usr/bin/python3 - "$bytes" "$t0" "$t1" "$t2" "${best[0]}" "${best[1]}" "${best[2]}" "$info" <<'PY'
 import json, sys
 b, t0, t1, t2 = (float(v) for v in sys.argv[1:5])
-fs_cp, fs_all, hwm = sys.argv[5].split()
-nj_cp, nj_all, nj_hwm = sys.argv[6].split()
-fs_cp, fs_all, nj_cp, nj_all = float(fs_cp), float(fs_all), float(nj_cp), float(nj_all)
-info = json.loads(sys.argv[7])
+runs = [r.split() for r in sys.argv[5:8]]
+info = json.loads(sys.argv[8])
 mb = b / 1e6
-plain_cp, plain_all = t1 - t0, t2 - t0
-amp = info["bytes_stored"] / info["bytes_live_blocks"]
+plain_all = t2 - t0
 print(f"\ninput: {mb:.0f} MB in TIFF slices, volume {info['shape']} {info['dtype']}")
-print(f"{'':28s}{'seconds':>9s}{'MB/s':>9s}")
-print(f"{'plain dir: cp':28s}{plain_cp:9.2f}{mb/plain_cp:9.0f}")
-print(f"{'plain dir: cp + sync':28s}{plain_all:9.2f}{mb/plain_all:9.0f}")
-print(f"{'brickfs: cp':28s}{fs_cp:9.2f}{mb/fs_cp:9.0f}")
-print(f"{'brickfs: cp + umount':28s}{fs_all:9.2f}{mb/fs_all:9.0f}")
-print(f"{'brickfs -o nojournal: cp':28s}{nj_cp:9.2f}{mb/nj_cp:9.0f}")
-print(f"{'  ... cp + umount':28s}{nj_all:9.2f}{mb/nj_all:9.0f}")
-print(f"ratio brickfs(cp+umount) / plain(cp+sync) time: {fs_all/plain_all:.2f}")
-print(f"journal cost: cp+umount with / without journal: {fs_all/nj_all:.2f}")
-print(f"peak daemon RSS: {int(hwm)/1024:.0f} MiB" if hwm.isdigit() else "peak daemon RSS: ?")
-print(f"stored {info['bytes_stored']/1e6:.1f} MB (compression ratio {info['compression_ratio']:.2f}); "
+print(f"{'':30s}{'cp s':>7s}{'+umount s':>10s}{'MB/s':>7s}{'peak RSS':>10s}{'slab peak':>10s}{'levels':>8s}")
+print(f"{'plain dir: cp + sync':30s}{t1-t0:7.2f}{plain_all:10.2f}{mb/plain_all:7.0f}")
+names = ["brickfs (journal, pyramid)", "brickfs -o pyramid=0", "brickfs -o nojournal"]
+for name, (cp, total, hwm, slab, pyr) in zip(names, runs):
+    rss = f"{int(hwm)/1024:.0f} MiB" if hwm.isdigit() else "?"
+    print(f"{name:30s}{float(cp):7.2f}{float(total):10.2f}{mb/float(total):7.0f}{rss:>10s}"
+          f"{int(slab)/2**20:8.0f} M{int(pyr)/2**20:6.1f} M")
+full, nopyr, nojournal = (float(r[1]) for r in runs)
+print(f"ratio brickfs(cp+umount) / plain(cp+sync) time: {full/plain_all:.2f}")
+print(f"pyramid cost: time with / without: {full/nopyr:.2f}; peak RSS with / without: "
+      f"{int(runs[0][2])/int(runs[2-1][2]):.2f}; pending level rows peak / level-0 slab peak: "
+      f"{int(runs[0][4])/max(1,int(runs[0][3])):.3f} (target < 1/7 = 0.143)")
+print(f"journal cost: time with / without: {full/nojournal:.2f}")
+amp = info["bytes_stored"] / info["bytes_live_blocks"]
+print(f"level 0 stored {info['bytes_stored']/1e6:.1f} MB (compression ratio {info['compression_ratio']:.2f}); "
       f"write amplification (shard bytes / block bytes) {amp:.3f}")
 PY
