@@ -795,13 +795,13 @@ void Volume::StartFlushLocked(const std::shared_ptr<Slab>& slab) {
     slab->appended.clear();
   }
   slab->retry = false;
-  slab->down.clear();
+  // Allocated by the first flush task (see FlushBrick); left over from a failed flush.
+  NotePyramidBytes(-static_cast<int64_t>(slab->down.size()));
+  slab->down = std::vector<uint8_t>();
   slab->down_from = 0;
   if (pyramid_) {
     const uint64_t z0 = slab->index * geo_->block[0];
     slab->down_from = std::min(geo_->block[0], geo_->shape[0] - std::min(z0, geo_->shape[0]));
-    slab->down.resize(Product(DownsampledShape({slab->down_from, geo_->shape[1], geo_->shape[2]})) *
-                      geo_->voxel_bytes());
   }
   Shape3 grid = geo_->brick_grid();
   uint64_t n = grid[1] * grid[2];
@@ -851,7 +851,15 @@ void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uin
     }
   }
   if (s.ok()) counters_.raw_bytes_flushed.fetch_add(enc.raw_bytes);
-  if (s.ok() && !slab->down.empty()) {
+  if (s.ok() && slab->down_from > 0) {
+    {
+      std::lock_guard<std::mutex> lock(slab->err_mu);
+      if (slab->down.empty()) {
+        slab->down.resize(Product(DownsampledShape({slab->down_from, g.shape[1], g.shape[2]})) *
+                          g.voxel_bytes());
+        NotePyramidBytes(static_cast<int64_t>(slab->down.size()));
+      }
+    }
     // This brick column's share of the level-1 planes (brick offsets are even,
     // so the 2x2x2 windows of different columns never overlap).
     const uint64_t y0 = brick_y * g.brick[1], x0 = brick_x * g.brick[2];
@@ -941,6 +949,7 @@ void Volume::FinishFlush(const std::shared_ptr<Slab>& slab) {
   lock.unlock();
   if (pyr_lock.owns_lock()) {
     Status p = FeedSlabLocked(slab->index, slab->down_from, slab->down);
+    NotePyramidBytes(-static_cast<int64_t>(slab->down.size()));
     slab->down = std::vector<uint8_t>();
     if (!p.ok()) {
       RecordError("pyramid", "updating levels from slab " + std::to_string(slab->index) + ": " +
@@ -1604,7 +1613,7 @@ std::string Volume::StatusJson(bool pretty) const {
                         : 1);
   pyr.Set("downsample", meta_.downsample_method);
   pyr.Set("pending_bytes", pyr_bytes_.load());
-  pyr.Set("peak_pending_bytes", pyr_peak_bytes_.load());
+  pyr.Set("peak_buffer_bytes", pyr_peak_bytes_.load());  // pending rows + slabs downsampled
   pyr.Set("rows_written", pyr_rows_written_.load());
   pyr.Set("bytes_written", pyr_bytes_written_.load());
   doc.Set("pyramid", std::move(pyr));

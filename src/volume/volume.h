@@ -260,6 +260,8 @@ class Volume {
   // Writes a pending row (missing slices loaded from the store when partial).
   Status FlushRowLocked(int level, uint64_t row);
   Status TrimPendingLocked();
+  // Downsampled slab planes in flight (+) or released (-), for the peak.
+  void NotePyramidBytes(int64_t delta);
   // Level-L voxels of a region: the store overlaid with pending rows.
   Status ReadLevelLocked(int level, const Region& r, uint8_t* out, bool store_only);
   // Level 0's box [lo, hi) changed to `data` (C order): levels above are updated.
@@ -321,7 +323,9 @@ class Volume {
   std::set<std::pair<int, uint64_t>> edges_;    // (L, j): level-L slice j averaged at an edge
   std::vector<std::pair<BrickId, uint64_t>> level_appended_;  // not yet journaled
   uint64_t pyr_tick_ = 0;
-  std::atomic<uint64_t> pyr_bytes_{0}, pyr_peak_bytes_{0};
+  std::atomic<uint64_t> pyr_bytes_{0};       // pending level rows
+  std::atomic<uint64_t> pyr_down_bytes_{0};  // downsampled slabs not yet fed
+  std::atomic<uint64_t> pyr_peak_bytes_{0};  // of the two together
   std::atomic<uint64_t> pyr_rows_written_{0};
   std::atomic<uint64_t> pyr_bytes_written_{0};  // level shards: blocks + indexes
   bool fixed_shape_ = false;  // meta_.fixed_shape, readable without mu_

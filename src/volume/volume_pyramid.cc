@@ -128,7 +128,7 @@ Status Volume::FeedLevelLocked(int level, uint64_t k0, uint64_t n, const uint8_t
     std::memcpy(p.data(), data + i * plane, plane);
     row.touched = ++pyr_tick_;
   }
-  pyr_peak_bytes_ = std::max(pyr_peak_bytes_.load(), pyr_bytes_.load());
+  NotePyramidBytes(0);
   if (level + 1 < levels_built_) {
     const uint64_t j1 = std::min(CeilDiv(k0 + n, 2), CeilDiv(g.shape[0], 2));
     BRICKFS_RETURN_IF_ERROR(CarryUpLocked(level, k0 / 2, j1, k0, n, data));
@@ -262,6 +262,14 @@ Status Volume::TrimPendingLocked() {
     BRICKFS_RETURN_IF_ERROR(FlushRowLocked(oldest_level, oldest_row));
   }
   return Status::Ok();
+}
+
+void Volume::NotePyramidBytes(int64_t delta) {
+  if (delta != 0) pyr_down_bytes_.fetch_add(static_cast<uint64_t>(delta));
+  const uint64_t now = pyr_bytes_.load() + pyr_down_bytes_.load();
+  uint64_t peak = pyr_peak_bytes_.load();
+  while (now > peak && !pyr_peak_bytes_.compare_exchange_weak(peak, now)) {
+  }
 }
 
 void Volume::InvalidateLevelRowLocked(int level, uint64_t bz) {

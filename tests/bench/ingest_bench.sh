@@ -55,7 +55,7 @@ run_brickfs() {  # $1 = extra mount options; prints "cp total hwm_kb slab_peak p
 import json, sys
 t3, t4, t5 = (float(v) for v in sys.argv[1:4])
 s = json.load(open(sys.argv[5]))
-print(t4 - t3, t5 - t3, sys.argv[4], s["memory"]["peak"], s.get("pyramid", {}).get("peak_pending_bytes", 0))
+print(t4 - t3, t5 - t3, sys.argv[4], s["memory"]["peak"], s.get("pyramid", {}).get("peak_buffer_bytes", 0))
 PY
 }
 trap 'mountpoint -q "$work/mnt" && { fusermount3 -u "$work/mnt" || umount -l "$work/mnt"; }' EXIT
@@ -88,7 +88,7 @@ for name, (cp, total, hwm, slab, pyr) in zip(names, runs):
 full, nopyr, nojournal = (float(r[1]) for r in runs)
 print(f"ratio brickfs(cp+umount) / plain(cp+sync) time: {full/plain_all:.2f}")
 print(f"pyramid cost: time with / without: {full/nopyr:.2f}; peak RSS with / without: "
-      f"{int(runs[0][2])/int(runs[2-1][2]):.2f}; pending level rows peak / level-0 slab peak: "
+      f"{int(runs[0][2])/int(runs[2-1][2]):.2f}; pyramid buffers peak / level-0 slab peak: "
       f"{int(runs[0][4])/max(1,int(runs[0][3])):.3f} (target < 1/7 = 0.143)")
 print(f"journal cost: time with / without: {full/nojournal:.2f}")
 amp = info["bytes_stored"] / info["bytes_live_blocks"]
