@@ -3,11 +3,9 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <utility>
 #include <vector>
 
-#include "format/volume_meta.h"
-#include "volume/downsample.h"
+#include "volume/pyramid_settings.h"
 
 namespace brickfs {
 namespace {
@@ -31,29 +29,6 @@ std::vector<std::string> Split(const std::string& s, char sep) {
   return parts;
 }
 
-// The full name of a unit written as its symbol or a common short form.
-const char* FullUnitName(const std::string& unit) {
-  static constexpr std::pair<const char*, const char*> kShort[] = {{"um", "micrometer"},
-                                                                   {"µm", "micrometer"},
-                                                                   {"micron", "micrometer"},
-                                                                   {"microns", "micrometer"},
-                                                                   {"micrometre", "micrometer"},
-                                                                   {"nm", "nanometer"},
-                                                                   {"nanometre", "nanometer"},
-                                                                   {"mm", "millimeter"},
-                                                                   {"millimetre", "millimeter"},
-                                                                   {"cm", "centimeter"},
-                                                                   {"m", "meter"},
-                                                                   {"metre", "meter"},
-                                                                   {"pm", "picometer"},
-                                                                   {"A", "angstrom"},
-                                                                   {"Å", "angstrom"}};
-  for (const auto& [from, to] : kShort) {
-    if (unit == from) return to;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 Result<std::array<double, 3>> ParseVoxelSize(const std::string& text, char sep) {
@@ -71,22 +46,6 @@ Result<std::array<double, 3>> ParseVoxelSize(const std::string& text, char sep) 
   }
   if (parts.size() == 1) size = {size[0], size[0], size[0]};
   return size;
-}
-
-Status CheckSpaceUnit(const std::string& unit) {
-  if (IsOmeSpaceUnit(unit)) return Status::Ok();
-  std::string hint;
-  if (const char* full = FullUnitName(unit)) hint = " (did you mean " + std::string(full) + "?)";
-  return Status::InvalidArgument("\"" + unit + "\" is not an OME-Zarr space unit" + hint +
-                                 "; use the full name, e.g. micrometer, nanometer, millimeter, "
-                                 "angstrom or meter");
-}
-
-Status CheckDownsampleMethod(const std::string& method) {
-  if (ParseDownsampleMethod(method)) return Status::Ok();
-  return Status::InvalidArgument(
-      "expected mean (averages, for intensities) or mode (the most "
-      "frequent value, for label volumes)");
 }
 
 std::optional<Status> SetPyramidValue(const std::string& key, const std::string& value, char sep,

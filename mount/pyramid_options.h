@@ -13,6 +13,7 @@
 #include <string>
 
 #include "brickfs/status.h"
+#include "volume/pyramid_settings.h"
 #include "volume/volume.h"
 
 namespace brickfs {
@@ -21,13 +22,6 @@ namespace brickfs {
 // ':' (one of them throughout); each a finite decimal number > 0, e.g.
 // "2:0.5:0.5", "2,0.5,0.5", "0.4". `sep` is the separator the message shows.
 Result<std::array<double, 3>> ParseVoxelSize(const std::string& text, char sep);
-
-// An OME-Zarr space unit (IsOmeSpaceUnit), e.g. "micrometer"; the message
-// lists a few and suggests the full name for "um", "nm", "mm", ...
-Status CheckSpaceUnit(const std::string& unit);
-
-// "mean" or "mode" (volume/downsample.h).
-Status CheckDownsampleMethod(const std::string& method);
 
 // Checks `value` and sets the pyramid setting `key` of `v`: "downsample",
 // "voxel_size" (`sep` as above) or "unit", the names of the mount options.

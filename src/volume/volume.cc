@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <cstring>
 
 #include "brickfs/version.h"
@@ -19,6 +18,7 @@
 #include "tiff/tiff_decode.h"
 #include "volume/block_encode.h"
 #include "volume/naming.h"
+#include "volume/pyramid_settings.h"
 
 namespace brickfs {
 
@@ -296,13 +296,9 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
 }
 
 Status Volume::ApplyPyramidOptions() {
-  const bool has_data = !meta_.present.empty();
   if (options_.downsample) {
-    if (!ParseDownsampleMethod(*options_.downsample)) {
-      return Status::InvalidArgument("downsample=" + *options_.downsample +
-                                     ": the methods are mean and mode");
-    }
-    if (has_data && *options_.downsample != meta_.downsample_method) {
+    BRICKFS_RETURN_IF_ERROR(CheckDownsampleMethod(*options_.downsample).WithContext("downsample"));
+    if (!meta_.present.empty() && *options_.downsample != meta_.downsample_method) {
       return Status::InvalidArgument(
           store_->path() + " holds a pyramid made with downsample=" + meta_.downsample_method +
           "; it cannot change to " + *options_.downsample + " (copy the volume to a new store)");
@@ -310,18 +306,12 @@ Status Volume::ApplyPyramidOptions() {
     meta_.downsample_method = *options_.downsample;
   }
   if (options_.voxel_size) {
-    for (double v : *options_.voxel_size) {
-      if (!(v > 0) || !std::isfinite(v)) {
-        return Status::InvalidArgument("voxel sizes must be positive numbers");
-      }
-    }
+    BRICKFS_RETURN_IF_ERROR(CheckVoxelSize(*options_.voxel_size));
     meta_.voxel_size = *options_.voxel_size;
   }
   if (options_.unit) {
-    if (!options_.unit->empty() && !IsOmeSpaceUnit(*options_.unit)) {
-      return Status::InvalidArgument("unit=" + *options_.unit +
-                                     " is not an OME-Zarr space unit (e.g. micrometer, "
-                                     "nanometer, millimeter)");
+    if (!options_.unit->empty()) {
+      BRICKFS_RETURN_IF_ERROR(CheckSpaceUnit(*options_.unit).WithContext("unit"));
     }
     meta_.unit = *options_.unit;
   }

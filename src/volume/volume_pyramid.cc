@@ -315,9 +315,15 @@ Status Volume::ReadLevelLocked(int level, const Region& r, uint8_t* out, bool st
     part.lo[0] = std::max(r.lo[0], bz * B0);
     part.hi[0] = std::min(r.hi[0], (bz + 1) * B0);
     uint8_t* part_out = out + (part.lo[0] - r.lo[0]) * r.stride[0];
-    BRICKFS_RETURN_IF_ERROR(
-        ReadBlocksOfRegion(g, part, part_out, cache_ ? cache_->epoch() : 0, level, lv.shards.get()));
     auto it = store_only ? lv.rows.end() : lv.rows.find(bz);
+    bool all_pending = it != lv.rows.end();
+    for (uint64_t z = part.lo[0]; all_pending && z < part.hi[0]; ++z) {
+      all_pending = !it->second.slices[z - bz * B0].empty();
+    }
+    if (!all_pending) {  // some planes only the store has
+      BRICKFS_RETURN_IF_ERROR(ReadBlocksOfRegion(g, part, part_out, cache_ ? cache_->epoch() : 0,
+                                                 level, lv.shards.get()));
+    }
     if (it == lv.rows.end()) continue;
     for (uint64_t z = part.lo[0]; z < part.hi[0]; ++z) {
       const std::vector<uint8_t>& p = it->second.slices[z - bz * B0];
