@@ -188,58 +188,101 @@ Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>&
   return Status::Ok();
 }
 
-Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& indices,
-                              std::vector<std::string>* out) {
+Status ShardStore::PlanReads(const Shape3& brick, const std::vector<uint64_t>& indices,
+                             ReadPlan* plan) {
   BrickState* st = State(brick);
-  std::shared_ptr<const ShardIndex> index;
   uint64_t file_size;
   {
     std::lock_guard<std::mutex> lock(st->mu);
     BRICKFS_RETURN_IF_ERROR(LoadLocked(brick, st));
-    index = st->index;
+    plan->index = st->index;
     file_size = st->file_size;
   }
-  out->assign(indices.size(), std::string());
-  // Blocks written by one slab flush are adjacent in the file: read runs of
-  // nearby blocks with one pread (gaps up to kMaxGap are read and dropped).
-  constexpr uint64_t kMaxGap = 64 << 10, kMaxRun = 16 << 20;
-  std::vector<size_t> order;
+  const ShardIndex& index = *plan->index;
+  plan->order.clear();
+  plan->runs.clear();
   for (size_t i = 0; i < indices.size(); ++i) {
-    const BlockLocation& loc = index->at(indices[i]);
+    const BlockLocation& loc = index.at(indices[i]);
     if (loc.empty()) continue;
     if (loc.offset + loc.nbytes > file_size) {
       return Status::Corruption(BrickPath(brick) + ": block " + std::to_string(indices[i]) +
                                 " lies past the end of the shard");
     }
-    order.push_back(i);
+    plan->order.push_back(i);
   }
-  if (order.empty()) return Status::Ok();
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return index->at(indices[a]).offset < index->at(indices[b]).offset;
+  std::sort(plan->order.begin(), plan->order.end(), [&](size_t a, size_t b) {
+    return index.at(indices[a]).offset < index.at(indices[b]).offset;
   });
-  std::string path = BrickPath(brick);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError("open " + path, errno);
-  ScopeGuard close_fd([fd] { ::close(fd); });
-  std::string run;
+  // Blocks written by one slab flush are adjacent in the file: one pread per
+  // run of nearby blocks (gaps up to kMaxGap are read and dropped).
+  constexpr uint64_t kMaxGap = 64 << 10, kMaxRun = 16 << 20;
+  const std::vector<size_t>& order = plan->order;
   for (size_t k = 0; k < order.size();) {
-    const uint64_t begin = index->at(indices[order[k]]).offset;
-    uint64_t end = begin + index->at(indices[order[k]]).nbytes;
+    const uint64_t begin = index.at(indices[order[k]]).offset;
+    uint64_t end = begin + index.at(indices[order[k]]).nbytes;
     size_t m = k + 1;
     while (m < order.size()) {
-      const BlockLocation& next = index->at(indices[order[m]]);
+      const BlockLocation& next = index.at(indices[order[m]]);
       if (next.offset > end + kMaxGap || next.offset + next.nbytes - begin > kMaxRun) break;
       end = std::max(end, next.offset + next.nbytes);
       ++m;
     }
-    run.resize(end - begin);
-    BRICKFS_RETURN_IF_ERROR(PreadAll(fd, run.data(), run.size(), begin, path));
-    for (; k < m; ++k) {
-      const BlockLocation& loc = index->at(indices[order[k]]);
-      (*out)[order[k]].assign(run, loc.offset - begin, loc.nbytes);
+    plan->runs.push_back({begin, end, k, m});
+    k = m;
+  }
+  return Status::Ok();
+}
+
+void ShardStore::Prefetch(const Shape3& brick, const std::vector<uint64_t>& indices) {
+  ReadPlan plan;
+  if (!PlanReads(brick, indices, &plan).ok() || plan.runs.empty()) return;
+  int fd = ::open(BrickPath(brick).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  for (const auto& run : plan.runs) {
+    ::posix_fadvise(fd, static_cast<off_t>(run.begin), static_cast<off_t>(run.end - run.begin),
+                    POSIX_FADV_WILLNEED);
+  }
+  ::close(fd);
+}
+
+Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& indices,
+                              const BlockVisitor& visit) {
+  ReadPlan plan;
+  BRICKFS_RETURN_IF_ERROR(PlanReads(brick, indices, &plan));
+  if (plan.runs.empty()) return Status::Ok();
+  std::string path = BrickPath(brick);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("open " + path, errno);
+  ScopeGuard close_fd([fd] { ::close(fd); });
+  // Exactly the runs asked for: the kernel's readahead (up to the device's
+  // read_ahead_kb past each) would read neighbouring blocks nobody wants.
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+  // Reused by this thread's reads: a fresh buffer per run would fault in
+  // fresh pages every time.
+  thread_local std::string bytes;
+  ScopeGuard trim([] {
+    if (bytes.capacity() > (8u << 20)) std::string().swap(bytes);
+  });
+  for (const auto& run : plan.runs) {
+    bytes.resize(run.end - run.begin);
+    BRICKFS_RETURN_IF_ERROR(PreadAll(fd, bytes.data(), bytes.size(), run.begin, path));
+    for (size_t k = run.first; k < run.last; ++k) {
+      const size_t i = plan.order[k];
+      const BlockLocation& loc = plan.index->at(indices[i]);
+      BRICKFS_RETURN_IF_ERROR(
+          visit(i, std::string_view(bytes).substr(loc.offset - run.begin, loc.nbytes)));
     }
   }
   return Status::Ok();
+}
+
+Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& indices,
+                              std::vector<std::string>* out) {
+  out->assign(indices.size(), std::string());
+  return ReadBlocks(brick, indices, [out](size_t i, std::string_view bytes) {
+    (*out)[i].assign(bytes);
+    return Status::Ok();
+  });
 }
 
 Result<uint64_t> ShardStore::FileSize(const Shape3& brick) {

@@ -72,6 +72,17 @@ class ShardStore {
   // index says.
   Status ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& indices,
                     std::vector<std::string>* out);
+  // The same, without copies: visit(i, bytes) for each stored block, in file
+  // order, i its position in `indices`; `bytes` lives only during the call.
+  // The first error a visit returns stops the read and is returned.
+  using BlockVisitor = std::function<Status(size_t i, std::string_view bytes)>;
+  Status ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& indices,
+                    const BlockVisitor& visit);
+
+  // Starts the kernel reading the byte runs ReadBlocks(brick, indices) would
+  // pread, without waiting (posix_fadvise WILLNEED), so that one reader keeps
+  // many disk reads in flight. A hint: errors are ignored.
+  void Prefetch(const Shape3& brick, const std::vector<uint64_t>& indices);
 
   // fsyncs every shard appended to since the last call, and the directories
   // created. Returns the first error.
@@ -106,6 +117,19 @@ class ShardStore {
     std::shared_ptr<const ShardIndex> index;
   };
   BrickState* State(const Shape3& brick);
+  // The preads that read blocks `indices` of a brick: `order` holds the
+  // positions in `indices` of the stored blocks, by file offset; a run reads
+  // file bytes [begin, end) holding blocks order[first..last).
+  struct ReadPlan {
+    struct Run {
+      uint64_t begin, end;
+      size_t first, last;
+    };
+    std::shared_ptr<const ShardIndex> index;
+    std::vector<size_t> order;
+    std::vector<Run> runs;
+  };
+  Status PlanReads(const Shape3& brick, const std::vector<uint64_t>& indices, ReadPlan* plan);
   // REQUIRES: st->mu held.
   Status LoadLocked(const Shape3& brick, BrickState* st);
 

@@ -219,6 +219,46 @@ TEST_F(ShardStoreTest, ReadBlocksReturnsEmptyStringsForEmptyEntries) {
   EXPECT_EQ(out[3], b3);
 }
 
+TEST_F(ShardStoreTest, VisitorSeesEachStoredBlockOnceInFileOrderAndCanStopTheRead) {
+  ShardStore store(dir_, geo_, false);
+  std::string b1 = Enc(11), b5 = Enc(55), b6 = Enc(66);
+  ASSERT_TRUE(store.Append({0, 0, 0}, {{5, b5}, {1, b1}}, nullptr).ok());
+  ASSERT_TRUE(store.Append({0, 0, 0}, {{6, b6}}, nullptr).ok());
+  std::vector<std::pair<size_t, std::string>> seen;
+  ASSERT_TRUE(store
+                  .ReadBlocks({0, 0, 0}, {6, 0, 1, 5},
+                              [&](size_t i, std::string_view bytes) {
+                                seen.emplace_back(i, std::string(bytes));
+                                return Status::Ok();
+                              })
+                  .ok());
+  // Block 0 was never written; the others come in file order: 5, 1, then 6.
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0], std::make_pair(size_t{3}, b5));
+  EXPECT_EQ(seen[1], std::make_pair(size_t{2}, b1));
+  EXPECT_EQ(seen[2], std::make_pair(size_t{0}, b6));
+  int calls = 0;
+  Status st = store.ReadBlocks({0, 0, 0}, {1, 5, 6}, [&](size_t, std::string_view) {
+    ++calls;
+    return Status::Corruption("bad block");
+  });
+  EXPECT_EQ(st.code(), Status::Code::kCorruption);
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(ShardStoreTest, PrefetchIsAHintThatChangesNothing) {
+  ShardStore store(dir_, geo_, false);
+  store.Prefetch({0, 0, 0}, {0, 1});  // no file yet
+  std::string b2 = Enc(22);
+  ASSERT_TRUE(store.Append({0, 0, 0}, {{2, b2}}, nullptr).ok());
+  const uint64_t size = FileSize(store.BrickPath({0, 0, 0}));
+  store.Prefetch({0, 0, 0}, {0, 2, 7});
+  EXPECT_EQ(FileSize(store.BrickPath({0, 0, 0})), size);
+  std::vector<std::string> out;
+  ASSERT_TRUE(store.ReadBlocks({0, 0, 0}, {2}, &out).ok());
+  EXPECT_EQ(out[0], b2);
+}
+
 TEST_F(ShardStoreTest, AppendOfEmptyBlockClearsTheEntry) {
   // Volume::FlushBrick clears a block that became all fill value by appending
   // an empty view for it; the entry must become "never written" (2^64-1).
