@@ -42,9 +42,9 @@ using BlockData = std::shared_ptr<const BlockBuffer>;
 // A block of n bytes set to `fill`, on the heap (tests and one-offs).
 std::shared_ptr<BlockBuffer> MakeHeapBlock(size_t n, uint8_t fill = 0);
 
-// Fixed-size block buffers carved from 32 MiB regions mapped with
-// MADV_HUGEPAGE and reused, never unmapped: faulting in fresh 4 KiB pages is
-// what made first reads of a new mount slow (DESIGN §11). A buffer returns
+// Fixed-size block buffers carved from 32 MiB regions, reused and never
+// unmapped: faulting in fresh pages is what made first reads of a new mount
+// slow (DESIGN §11). A buffer returns
 // to the pool when its last BlockData goes. Thread-safe.
 class BlockPool : public std::enable_shared_from_this<BlockPool> {
  public:
@@ -54,10 +54,18 @@ class BlockPool : public std::enable_shared_from_this<BlockPool> {
   std::shared_ptr<BlockBuffer> Get();
   size_t block_bytes() const { return block_bytes_; }
   uint64_t mapped_bytes() const;
+  // Maps and touches regions until `bytes` are mapped. Fresh memory faults
+  // in slowly (a VM's host backs it on first touch, DESIGN §11); a mount
+  // calls this in the background so that its first reads find buffers ready.
+  void Reserve(uint64_t bytes);
 
  private:
   explicit BlockPool(size_t block_bytes) : block_bytes_(block_bytes) {}
   void Put(uint8_t* p);
+  size_t stride() const { return (block_bytes_ + 63) & ~size_t{63}; }
+  // A new region of buffers, not yet in the pool ({nullptr, 0} on failure).
+  std::pair<void*, size_t> MapRegion() const;
+  void AddRegionLocked(std::pair<void*, size_t> region);
 
   const size_t block_bytes_;
   mutable std::mutex mu_;
@@ -98,6 +106,8 @@ class BlockCache {
 
   // Returns true and sets *out when cached (out may be set to null = fill).
   bool Lookup(const BlockKey& key, BlockData* out);
+  // Whether `key` is cached; counts neither a hit nor a miss, keeps the LRU order.
+  bool Contains(const BlockKey& key) const;
 
   // Inserts unless the epoch moved since `epoch_at_lookup`. Evicts least
   // recently used entries to stay within budget.

@@ -169,5 +169,35 @@ TEST(BlockCacheTest, ConcurrentUseKeepsAccountsConsistent) {
   EXPECT_LE(st.bytes + 64 * st.entries, st.budget);
 }
 
+TEST(BlockCacheTest, ContainsCountsNeitherHitNorMiss) {
+  BlockCache cache(10 * kEntry);
+  EXPECT_FALSE(cache.Contains(Key(1)));
+  ASSERT_TRUE(cache.Insert(Key(1), Block(1000, 1), cache.epoch()));
+  EXPECT_TRUE(cache.Contains(Key(1)));
+  EXPECT_FALSE(cache.Contains(Key(2)));
+  auto st = cache.GetStats();
+  EXPECT_EQ(st.hits, 0u);
+  EXPECT_EQ(st.misses, 0u);
+}
+
+TEST(BlockPoolTest, ReserveMapsAheadAndGetUsesThoseBuffers) {
+  auto pool = BlockPool::Create(64 << 10);
+  EXPECT_EQ(pool->mapped_bytes(), 0u);
+  pool->Reserve(40u << 20);  // two 32 MiB regions
+  const uint64_t mapped = pool->mapped_bytes();
+  EXPECT_GE(mapped, 40u << 20);
+  std::vector<std::shared_ptr<BlockBuffer>> held;
+  for (uint64_t i = 0; i < mapped / (64 << 10); ++i) {
+    held.push_back(pool->Get());
+    held.back()->data()[0] = static_cast<uint8_t>(i);
+  }
+  EXPECT_EQ(pool->mapped_bytes(), mapped);  // all came from the reserve
+  held.push_back(pool->Get());
+  EXPECT_GT(pool->mapped_bytes(), mapped);  // and then the pool grows
+  const uint64_t grown = pool->mapped_bytes();
+  pool->Reserve(1);  // already enough: maps nothing
+  EXPECT_EQ(pool->mapped_bytes(), grown);
+}
+
 }  // namespace
 }  // namespace brickfs
