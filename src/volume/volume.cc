@@ -19,6 +19,7 @@
 #include "volume/block_encode.h"
 #include "volume/naming.h"
 #include "volume/pyramid_settings.h"
+#include "volume/transpose.h"
 
 namespace brickfs {
 
@@ -192,29 +193,6 @@ bool EndsWithValidIndex(const std::string& path, uint64_t length, uint64_t block
       .ok();
 }
 
-// out[(x*B0 + z)*B1 + y] = in[(z*B1 + y)*B2 + x]: writes stream, reads stride
-// through the block (which fits in L2).
-template <typename T>
-void Transpose(const T* in, T* out, const Shape3& B) {
-  const uint64_t zy = B[0] * B[1];
-  for (uint64_t x = 0; x < B[2]; ++x) {
-    const T* src = in + x;
-    T* dst = out + x * zy;
-    for (uint64_t i = 0; i < zy; ++i) dst[i] = src[i * B[2]];
-  }
-}
-
-void TransposeToColumns(const uint8_t* in, uint8_t* out, const Shape3& B, uint32_t vb) {
-  switch (vb) {
-    case 1: Transpose(in, out, B); break;
-    case 2:
-      Transpose(reinterpret_cast<const uint16_t*>(in), reinterpret_cast<uint16_t*>(out), B);
-      break;
-    default:
-      Transpose(reinterpret_cast<const uint32_t*>(in), reinterpret_cast<uint32_t*>(out), B);
-  }
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -223,6 +201,12 @@ Volume::Volume(std::unique_ptr<Store> store, const VolumeOptions& options)
     : store_(std::move(store)), options_(options) {}
 
 Volume::~Volume() {
+  std::unique_ptr<ThreadPool> readahead;
+  {
+    std::lock_guard<std::mutex> lock(ahead_mu_);
+    readahead = std::move(readahead_);
+  }
+  readahead.reset();  // drains and joins: no prefetch runs after this
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -415,6 +399,14 @@ void Volume::Start() {
     rebuild_journal_.reset();
   }
   if (!read_only()) retry_thread_ = std::thread([this] { RetryLoop(); });
+  if (read_only() && block_pool_) {
+    // A mount for reading: fault in the buffers of the first reads now.
+    std::lock_guard<std::mutex> lock(ahead_mu_);
+    readahead_ = std::make_unique<ThreadPool>(1);
+    readahead_->Submit([pool = block_pool_, n = std::min(options_.cache_budget, kWarmPoolBytes)] {
+      pool->Reserve(n);
+    });
+  }
 }
 
 std::optional<Geometry> Volume::geometry() const {
@@ -1111,26 +1103,70 @@ Result<size_t> Volume::ReadVirtualFile(Axis axis, uint64_t index, uint64_t offse
   return len;
 }
 
+Volume::Region Volume::PlaneRegion(const Geometry& g, Axis axis, uint64_t index, uint64_t row0,
+                                   uint64_t nrows) {
+  const uint64_t vb = g.voxel_bytes(), Y = g.shape[1], X = g.shape[2];
+  switch (axis) {
+    case Axis::kZ:
+      return {{index, row0, 0}, {index + 1, row0 + nrows, X}, {0, X * vb, vb}};
+    case Axis::kY:
+      return {{row0, index, 0}, {row0 + nrows, index + 1, X}, {X * vb, 0, vb}};
+    case Axis::kX:
+      break;
+  }
+  return {{row0, 0, index}, {row0 + nrows, Y, index + 1}, {Y * vb, vb, 0}};
+}
+
+void Volume::ReadAheadLocked(const Geometry& g, Axis axis, uint64_t index, uint64_t row0,
+                             uint64_t nrows, int level, std::shared_ptr<ShardStore> store) {
+  const uint32_t lv = static_cast<uint32_t>(level);
+  const Region r = PlaneRegion(g, axis, index, row0, nrows);
+  const Shape3 first{r.lo[0] / g.block[0], r.lo[1] / g.block[1], r.lo[2] / g.block[2]};
+  if (!cache_ || cache_->Contains({lv, first[0], first[1], first[2], BlockKey::kNatural}) ||
+      cache_->Contains({lv, first[0], first[1], first[2], BlockKey::kColumns})) {
+    return;  // warm: the blocks are decoded already
+  }
+  const uint64_t rows = axis == Axis::kZ ? g.shape[1] : g.shape[0];
+  const uint64_t row_bytes = (axis == Axis::kX ? g.shape[1] : g.shape[2]) * g.voxel_bytes();
+  const uint64_t to = std::min(rows, row0 + nrows + std::max<uint64_t>(1, kReadAheadBytes / row_bytes));
+  const uint64_t epoch = cache_->epoch();
+  uint64_t from = row0;
+  {
+    std::lock_guard<std::mutex> lock(ahead_mu_);
+    PlaneAhead* rec = nullptr;
+    for (auto& a : ahead_) {
+      if (a.level == level && a.axis == axis && a.index == index && a.epoch == epoch) rec = &a;
+    }
+    if (!rec) {
+      rec = &ahead_[ahead_next_];
+      ahead_next_ = (ahead_next_ + 1) % ahead_.size();
+      *rec = {level, axis, index, epoch, row0, row0};
+    }
+    if (rec->from <= row0 && row0 <= rec->to) {
+      from = std::max(row0, rec->to);
+    } else {
+      rec->from = row0;  // a jump: start a new prefetched range
+    }
+    if (from >= to) return;  // prefetched by an earlier read of this plane
+    rec->to = to;
+    if (!readahead_) readahead_ = std::make_unique<ThreadPool>(1);
+    const Region ahead = PlaneRegion(g, axis, index, from, to - from);
+    readahead_->Submit([this, g, ahead, level, store] { PrefetchRegion(g, ahead, level, store.get()); });
+  }
+}
+
 Status Volume::ReadPlaneRows(Axis axis, uint64_t index, uint64_t row0, uint64_t nrows,
                              uint8_t* out, int level) {
   auto gopt = LevelGeometry(level);
   if (!gopt) return Status::NotFound("no level " + std::to_string(level) + " (yet)");
   const Geometry& g = *gopt;
-  const uint64_t vb = g.voxel_bytes(), Y = g.shape[1], X = g.shape[2];
-  Region r;
-  switch (axis) {
-    case Axis::kZ:
-      r = {{index, row0, 0}, {index + 1, row0 + nrows, X}, {0, X * vb, vb}};
-      break;
-    case Axis::kY:
-      r = {{row0, index, 0}, {row0 + nrows, index + 1, X}, {X * vb, 0, vb}};
-      break;
-    case Axis::kX:
-      r = {{row0, 0, index}, {row0 + nrows, Y, index + 1}, {Y * vb, vb, 0}};
-      break;
+  const Region r = PlaneRegion(g, axis, index, row0, nrows);
+  if (level == 0) {
+    ReadAheadLocked(g, axis, index, row0, nrows, 0, shards_);
+    return ReadRegion(g, r, out, /*from_store_only=*/false);
   }
-  if (level == 0) return ReadRegion(g, r, out, /*from_store_only=*/false);
   std::lock_guard<std::mutex> lock(pyr_mu_);
+  ReadAheadLocked(g, axis, index, row0, nrows, level, LevelLocked(level).shards);
   return ReadLevelLocked(level, r, out, /*store_only=*/false);
 }
 
@@ -1138,6 +1174,18 @@ Status Volume::ReadRegion(const Geometry& g, const Region& r, uint8_t* out, bool
   const uint32_t vb = g.voxel_bytes();
   const uint64_t Y = g.shape[1], X = g.shape[2];
   const uint64_t bzs = g.block[0];
+  // Consecutive block rows only the store has are read as one batch: one
+  // parallel decode, not one per row.
+  bool in_batch = false;
+  uint64_t batch_lo = 0, batch_epoch = 0;
+  auto read_batch = [&](uint64_t hi) {
+    in_batch = false;
+    Region part = r;
+    part.lo[0] = batch_lo;
+    part.hi[0] = hi;
+    return ReadBlocksOfRegion(g, part, out + (batch_lo - r.lo[0]) * r.stride[0], batch_epoch, 0,
+                              shards_.get());
+  };
   for (uint64_t bz = r.lo[0] / bzs; bz * bzs < r.hi[0]; ++bz) {
     Region part = r;
     part.lo[0] = std::max(r.lo[0], bz * bzs);
@@ -1155,6 +1203,7 @@ Status Volume::ReadRegion(const Geometry& g, const Region& r, uint8_t* out, bool
         // store is, until loading finishes.
         bool reloading = slab.state == Slab::State::kLoading && !slab.spool_valid;
         if (!reloading && (slab.buf || from_spool)) {
+          if (in_batch) BRICKFS_RETURN_IF_ERROR(read_batch(part.lo[0]));
           // Served from memory (or the spool file) — read your own writes.
           std::shared_ptr<uint8_t> buf = slab.buf;
           std::vector<uint8_t> present = slab.present;
@@ -1192,50 +1241,122 @@ Status Volume::ReadRegion(const Geometry& g, const Region& r, uint8_t* out, bool
         }
       }
     }
-    BRICKFS_RETURN_IF_ERROR(ReadBlocksOfRegion(g, part, part_out, epoch, 0, shards_.get()));
+    if (!in_batch) {
+      in_batch = true;
+      batch_lo = part.lo[0];
+      batch_epoch = epoch;  // the oldest: a write since then keeps the batch out of the cache
+    }
   }
+  if (in_batch) BRICKFS_RETURN_IF_ERROR(read_batch(r.hi[0]));
   return Status::Ok();
+}
+
+void Volume::PrefetchRegion(const Geometry& g, const Region& r, int level, ShardStore* store) {
+  const Shape3 B = g.block, nb = g.blocks_per_brick();
+  const uint32_t lv = static_cast<uint32_t>(level);
+  std::map<Shape3, std::vector<uint64_t>> wanted;  // brick -> block indices
+  for (uint64_t bz = r.lo[0] / B[0]; bz * B[0] < r.hi[0]; ++bz) {
+    for (uint64_t by = r.lo[1] / B[1]; by * B[1] < r.hi[1]; ++by) {
+      for (uint64_t bx = r.lo[2] / B[2]; bx * B[2] < r.hi[2]; ++bx) {
+        if (cache_ && (cache_->Contains({lv, bz, by, bx, BlockKey::kNatural}) ||
+                       cache_->Contains({lv, bz, by, bx, BlockKey::kColumns}))) {
+          continue;
+        }
+        wanted[{bz / nb[0], by / nb[1], bx / nb[2]}].push_back(g.BlockIndexInBrick({bz, by, bx}));
+      }
+    }
+  }
+  for (const auto& [brick, idx] : wanted) store->Prefetch(brick, idx);
 }
 
 Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* out,
                                   uint64_t epoch, int level, ShardStore* store) {
   const uint32_t lv = static_cast<uint32_t>(level);
-  // `r` lies within one block row bz; `out` points at voxel r.lo.
+  // `out` points at voxel r.lo.
   const uint32_t vb = g.voxel_bytes();
   const Shape3 B = g.block;
-  const uint64_t bz = r.lo[0] / B[0];
+  const uint64_t bz0 = r.lo[0] / B[0], bz1 = (r.hi[0] - 1) / B[0];
   const uint64_t by0 = r.lo[1] / B[1], by1 = (r.hi[1] - 1) / B[1];
   const uint64_t bx0 = r.lo[2] / B[2], bx1 = (r.hi[2] - 1) / B[2];
-  const uint64_t nby = by1 - by0 + 1, nbx = bx1 - bx0 + 1;
-  std::vector<BlockData> blocks(nby * nbx);
+  const uint64_t nbz = bz1 - bz0 + 1, nby = by1 - by0 + 1, nbx = bx1 - bx0 + 1;
+  // At most kMaxBatchBlocks blocks are held at once: bigger regions go by
+  // groups of block rows.
+  const uint64_t rows_per_batch = std::max<uint64_t>(1, kMaxBatchBlocks / (nby * nbx));
+  if (nbz > rows_per_batch) {
+    for (uint64_t z = r.lo[0]; z < r.hi[0];) {
+      Region part = r;
+      part.lo[0] = z;
+      part.hi[0] = std::min(r.hi[0], (z / B[0] + rows_per_batch) * B[0]);
+      BRICKFS_RETURN_IF_ERROR(ReadBlocksOfRegion(g, part, out + (z - r.lo[0]) * r.stride[0], epoch,
+                                                 level, store));
+      z = part.hi[0];
+    }
+    return Status::Ok();
+  }
+  std::vector<BlockData> blocks(nbz * nby * nbx);
+  auto coords = [&](size_t slot) {
+    return Shape3{bz0 + slot / (nby * nbx), by0 + slot / nbx % nby, bx0 + slot % nbx};
+  };
+  auto key_of = [&](size_t slot, BlockKey::Layout layout) {
+    const Shape3 c = coords(slot);
+    return BlockKey{lv, c[0], c[1], c[2], layout};
+  };
 
-  // A YZ plane (one x): use x-major copies of the blocks when cached; a
-  // natural block hit again by such a read is transposed once (see BlockKey).
-  const bool columns = r.hi[2] - r.lo[2] == 1 && r.stride[1] == vb;
-  std::vector<uint8_t> is_columns(nby * nbx, 0);
+  // A YZ plane (one x) reads blocks x-major (see BlockKey): cached ones as
+  // they are, cached natural ones transposed once, missing ones transposed
+  // as they are decoded. Without a cache, voxels are gathered from natural
+  // blocks instead.
+  const bool columns = cache_ && r.hi[2] - r.lo[2] == 1 && r.stride[1] == vb;
+  const BlockKey::Layout layout = columns ? BlockKey::kColumns : BlockKey::kNatural;
+
+  // Copies block `slot`'s part of the region to `out` (fill where null).
+  auto copy_out = [&](size_t slot) {
+    const BlockData& data = blocks[slot];
+    const Shape3 c = coords(slot);
+    const uint64_t z0 = c[0] * B[0], y0 = c[1] * B[1], x0 = c[2] * B[2];
+    const uint64_t zlo = std::max(r.lo[0], z0), zhi = std::min(r.hi[0], z0 + B[0]);
+    const uint64_t ylo = std::max(r.lo[1], y0), yhi = std::min(r.hi[1], y0 + B[1]);
+    const uint64_t xlo = std::max(r.lo[2], x0), xhi = std::min(r.hi[2], x0 + B[2]);
+    const uint64_t n = xhi - xlo;
+    for (uint64_t z = zlo; z < zhi; ++z) {
+      const uint64_t zi = z - z0;
+      uint8_t* row = out + (z - r.lo[0]) * r.stride[0] + (xlo - r.lo[2]) * r.stride[2];
+      if (data && columns) {
+        // x-major: the (z, y) plane at this x is contiguous, y fastest.
+        std::memcpy(row + (ylo - r.lo[1]) * vb,
+                    data->data() + (((xlo - x0) * B[0] + zi) * B[1] + (ylo - y0)) * vb,
+                    (yhi - ylo) * vb);
+      } else if (data && n == 1 && r.stride[1] == vb) {
+        // A YZ plane without a cache: one voxel per (z, y), down the rows.
+        GatherColumn(row + (ylo - r.lo[1]) * vb,
+                     data->data() + ((zi * B[1] + (ylo - y0)) * B[2] + (xlo - x0)) * vb,
+                     yhi - ylo, B[2] * vb, vb);
+      } else {
+        for (uint64_t y = ylo; y < yhi; ++y) {
+          uint8_t* dst = row + (y - r.lo[1]) * r.stride[1];
+          if (!data) {
+            ZeroRun(dst, r.stride[2], n, vb);
+          } else {
+            CopyRun(dst, r.stride[2], data->data() + ((zi * B[1] + (y - y0)) * B[2] + (xlo - x0)) * vb,
+                    n, vb);
+          }
+        }
+      }
+    }
+  };
 
   // 1. Cache lookups; misses grouped by brick.
   const Shape3 nb = g.blocks_per_brick();
   std::map<Shape3, std::vector<size_t>> misses;  // brick -> slots in `blocks`
   std::vector<size_t> to_transpose;
-  for (uint64_t i = 0; i < nby; ++i) {
-    for (uint64_t j = 0; j < nbx; ++j) {
-      size_t slot = i * nbx + j;
-      BlockKey key{lv, bz, by0 + i, bx0 + j, BlockKey::kNatural};
-      if (columns && cache_) {
-        BlockKey ckey = key;
-        ckey.layout = BlockKey::kColumns;
-        if (cache_->Lookup(ckey, &blocks[slot])) {
-          is_columns[slot] = 1;
-          continue;
-        }
-      }
-      if (!cache_ || !cache_->Lookup(key, &blocks[slot])) {
-        misses[{bz / nb[0], (by0 + i) / nb[1], (bx0 + j) / nb[2]}].push_back(slot);
-      } else if (columns && blocks[slot]) {
-        to_transpose.push_back(slot);
-      }
+  for (size_t slot = 0; slot < blocks.size(); ++slot) {
+    if (cache_ && cache_->Lookup(key_of(slot, layout), &blocks[slot])) continue;
+    if (columns && cache_->Lookup(key_of(slot, BlockKey::kNatural), &blocks[slot])) {
+      if (blocks[slot]) to_transpose.push_back(slot);
+      continue;
     }
+    const Shape3 c = coords(slot);
+    misses[{c[0] / nb[0], c[1] / nb[1], c[2] / nb[2]}].push_back(slot);
   }
   if (!to_transpose.empty()) {
     auto transpose = [&](size_t k) {
@@ -1243,101 +1364,81 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
       std::shared_ptr<BlockBuffer> t = block_pool_->Get();
       TransposeToColumns(blocks[slot]->data(), t->data(), B, vb);
       blocks[slot] = std::move(t);
-      is_columns[slot] = 1;
     };
     if (pool_ && to_transpose.size() > 8) {
       pool_->ParallelFor(to_transpose.size(), transpose);
     } else {
       for (size_t k = 0; k < to_transpose.size(); ++k) transpose(k);
     }
-    for (size_t slot : to_transpose) {
-      cache_->Insert({lv, bz, by0 + slot / nbx, bx0 + slot % nbx, BlockKey::kColumns}, blocks[slot],
-                     epoch);
-    }
+    for (size_t slot : to_transpose) cache_->Insert(key_of(slot, layout), blocks[slot], epoch);
   }
-  // 2. Misses: each brick's blocks are read (coalesced preads) and decoded
-  //    by one task; bricks are spread over the pool and this thread.
+
+  // 2. Misses: read (coalesced preads) and decoded by tasks of at most
+  //    `per_task` blocks of one brick, spread over the pool and this thread,
+  //    each block copied out while it is still in this core's cache. All
+  //    misses are prefetched first, so their disk reads overlap.
+  std::vector<uint8_t> copied(blocks.size(), 0);
   if (!misses.empty()) {
-    std::vector<std::pair<Shape3, std::vector<size_t>>> bricks(misses.begin(), misses.end());
-    std::vector<Status> errs(bricks.size());
-    auto load_brick = [&](size_t k) {
-      const Shape3& brick = bricks[k].first;
-      const std::vector<size_t>& slots = bricks[k].second;
+    size_t total = 0;
+    for (const auto& [brick, slots] : misses) total += slots.size();
+    const size_t threads = pool_ ? pool_->size() + 1 : 1;
+    const size_t per_task = std::max<size_t>(1, CeilDiv(total, 4 * threads));
+    struct Task {
+      Shape3 brick;
+      std::vector<size_t> slots;  // in `blocks`
+      std::vector<uint64_t> idx;  // the blocks' positions in the brick's index
+    };
+    std::vector<Task> tasks;
+    for (const auto& [brick, slots] : misses) {
       std::vector<uint64_t> idx;
       idx.reserve(slots.size());
-      for (size_t slot : slots) {
-        idx.push_back(g.BlockIndexInBrick({bz, by0 + slot / nbx, bx0 + slot % nbx}));
+      for (size_t slot : slots) idx.push_back(g.BlockIndexInBrick(coords(slot)));
+      store->Prefetch(brick, idx);
+      for (size_t i = 0; i < slots.size(); i += per_task) {
+        const size_t n = std::min(per_task, slots.size() - i);
+        tasks.push_back({brick, {slots.begin() + i, slots.begin() + i + n},
+                         {idx.begin() + i, idx.begin() + i + n}});
       }
-      std::vector<std::string> enc;
-      errs[k] = store->ReadBlocks(brick, idx, &enc);
-      if (!errs[k].ok()) return;
+    }
+    std::vector<Status> errs(tasks.size());
+    auto load = [&](size_t k) {
+      const Task& t = tasks[k];
       BlockCodec& codec = ThreadCodec(meta_.zstd_level);
-      for (size_t i = 0; i < slots.size(); ++i) {
-        if (enc[i].empty()) continue;  // never written: fill (null)
+      thread_local std::vector<uint8_t> natural;  // decoded, before the transpose
+      errs[k] = store->ReadBlocks(t.brick, t.idx, [&](size_t i, std::string_view enc) -> Status {
+        const size_t slot = t.slots[i];
         std::shared_ptr<BlockBuffer> data = block_pool_->Get();
-        errs[k] = codec.Decode(reinterpret_cast<const uint8_t*>(enc[i].data()), enc[i].size(),
-                               data->data(), data->size(),
-                               store->BrickPath(brick) + " block " + std::to_string(idx[i]));
-        if (!errs[k].ok()) return;
-        blocks[slots[i]] = std::move(data);
+        if (columns) natural.resize(data->size());
+        BRICKFS_RETURN_IF_ERROR(codec.Decode(
+            reinterpret_cast<const uint8_t*>(enc.data()), enc.size(),
+            columns ? natural.data() : data->data(), data->size(),
+            store->BrickPath(t.brick) + " block " + std::to_string(t.idx[i])));
+        if (columns) TransposeToColumns(natural.data(), data->data(), B, vb);
+        blocks[slot] = std::move(data);
+        copy_out(slot);
+        copied[slot] = 1;
+        return Status::Ok();
+      });
+      if (!errs[k].ok()) return;
+      for (size_t slot : t.slots) {
+        if (!copied[slot]) copy_out(slot);  // never written: fill (null)
+        copied[slot] = 1;
       }
     };
-    if (pool_ && bricks.size() > 1) {
-      pool_->ParallelFor(bricks.size(), load_brick);
+    if (pool_ && tasks.size() > 1) {
+      pool_->ParallelFor(tasks.size(), load);
     } else {
-      for (size_t k = 0; k < bricks.size(); ++k) load_brick(k);
+      for (size_t k = 0; k < tasks.size(); ++k) load(k);
     }
-    for (size_t k = 0; k < bricks.size(); ++k) {
+    for (size_t k = 0; k < tasks.size(); ++k) {
       if (!errs[k].ok()) return errs[k];
-      for (size_t slot : bricks[k].second) {
-        if (cache_) {
-          cache_->Insert({lv, bz, by0 + slot / nbx, bx0 + slot % nbx}, blocks[slot], epoch);
-        }
-      }
+      if (!cache_) continue;
+      for (size_t slot : tasks[k].slots) cache_->Insert(key_of(slot, layout), blocks[slot], epoch);
     }
   }
-  // 3. Copy the region out of the blocks.
-  for (uint64_t i = 0; i < nby; ++i) {
-    for (uint64_t j = 0; j < nbx; ++j) {
-      const BlockData& data = blocks[i * nbx + j];
-      const uint64_t y0 = (by0 + i) * B[1], x0 = (bx0 + j) * B[2];
-      const uint64_t ylo = std::max(r.lo[1], y0), yhi = std::min(r.hi[1], y0 + B[1]);
-      const uint64_t xlo = std::max(r.lo[2], x0), xhi = std::min(r.hi[2], x0 + B[2]);
-      const uint64_t n = xhi - xlo;
-      if (data && is_columns[i * nbx + j]) {
-        // x-major block: the (z, y) plane at this x is contiguous, y fastest.
-        for (uint64_t z = r.lo[0]; z < r.hi[0]; ++z) {
-          const uint64_t zi = z - bz * B[0];
-          std::memcpy(out + (z - r.lo[0]) * r.stride[0] + (ylo - r.lo[1]) * vb,
-                      data->data() + (((xlo - x0) * B[0] + zi) * B[1] + (ylo - y0)) * vb,
-                      (yhi - ylo) * vb);
-        }
-        continue;
-      }
-      if (data && n == 1 && r.stride[1] == vb) {
-        // A YZ plane: one voxel per (z, y), gathered down the block's rows.
-        for (uint64_t z = r.lo[0]; z < r.hi[0]; ++z) {
-          const uint64_t zi = z - bz * B[0];
-          uint8_t* dst = out + (z - r.lo[0]) * r.stride[0] + (ylo - r.lo[1]) * vb;
-          const uint8_t* src = data->data() + ((zi * B[1] + (ylo - y0)) * B[2] + (xlo - x0)) * vb;
-          GatherColumn(dst, src, yhi - ylo, B[2] * vb, vb);
-        }
-        continue;
-      }
-      for (uint64_t z = r.lo[0]; z < r.hi[0]; ++z) {
-        const uint64_t zi = z - bz * B[0];
-        for (uint64_t y = ylo; y < yhi; ++y) {
-          uint8_t* dst = out + (z - r.lo[0]) * r.stride[0] + (y - r.lo[1]) * r.stride[1] +
-                         (xlo - r.lo[2]) * r.stride[2];
-          if (!data) {
-            ZeroRun(dst, r.stride[2], n, vb);
-          } else {
-            CopyRun(dst, r.stride[2],
-                    data->data() + ((zi * B[1] + (y - y0)) * B[2] + (xlo - x0)) * vb, n, vb);
-          }
-        }
-      }
-    }
+  // 3. The blocks that were cached.
+  for (size_t slot = 0; slot < blocks.size(); ++slot) {
+    if (!copied[slot]) copy_out(slot);
   }
   return Status::Ok();
 }

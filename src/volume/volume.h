@@ -219,9 +219,40 @@ class Volume {
 
   // Reads a box of level-0 voxels into out with the given byte strides.
   Status ReadRegion(const Geometry& geo, const Region& r, uint8_t* out, bool from_store_only);
-  // The stored blocks of a region within one block row of array `level`.
+  // The stored blocks of a region of array `level`, read and decoded in
+  // parallel, at most kMaxBatchBlocks at a time.
+  static constexpr uint64_t kMaxBatchBlocks = 2048;
   Status ReadBlocksOfRegion(const Geometry& geo, const Region& r, uint8_t* out, uint64_t epoch,
                             int level, ShardStore* store);
+  // The rows [row0, row0 + nrows) of a virtual plane file, as a region.
+  static Region PlaneRegion(const Geometry& geo, Axis axis, uint64_t index, uint64_t row0,
+                            uint64_t nrows);
+  // Plane readahead. When a read of plane rows [row0, row0 + nrows) finds
+  // its first block not decoded, the stored blocks of those rows and of the
+  // next kReadAheadBytes of the plane are prefetched (ShardStore::Prefetch),
+  // unless an earlier read of the plane did so: a cold YZ plane then has its
+  // scattered block reads in flight at once, not two or three at a time, and
+  // the kernel's 128 KiB read requests find the disk reads already done.
+  // (Locked: for level > 0 the caller holds pyr_mu_.)
+  // The prefetch runs on `readahead_`: posix_fadvise blocks while the disk
+  // queue is full, and the reader should be decoding meanwhile.
+  void ReadAheadLocked(const Geometry& geo, Axis axis, uint64_t index, uint64_t row0,
+                       uint64_t nrows, int level, std::shared_ptr<ShardStore> store);
+  // Prefetches the uncached stored blocks of region `r` of array `level`.
+  void PrefetchRegion(const Geometry& geo, const Region& r, int level, ShardStore* store);
+  static constexpr uint64_t kReadAheadBytes = 4 << 20;
+  // Block buffers a read-only mount faults in at start (a cold YZ plane of
+  // 1024² uint8 decodes 64 MiB of blocks).
+  static constexpr uint64_t kWarmPoolBytes = 64 << 20;
+  struct PlaneAhead {  // prefetched rows [from, to) of a plane under a cache epoch
+    int level = -1;
+    Axis axis = Axis::kZ;
+    uint64_t index = 0, epoch = 0, from = 0, to = 0;
+  };
+  std::mutex ahead_mu_;
+  std::array<PlaneAhead, 8> ahead_;  // guarded by ahead_mu_; recent planes, round robin
+  size_t ahead_next_ = 0;            // guarded by ahead_mu_
+  std::unique_ptr<ThreadPool> readahead_;  // one thread, made on first use; guarded by ahead_mu_
 
   // Pyramid (volume_pyramid.cc). Lock order: pyr_mu_ before mu_.
   struct LevelRow {  // pending slices of one block row of a level >= 1
@@ -295,7 +326,7 @@ class Volume {
   std::condition_variable cv_;  // slab state changes, memory freed
   std::optional<Geometry> geo_;                 // guarded by mu_
   VolumeMeta meta_;                             // guarded by mu_ (present kept in bitmaps)
-  std::unique_ptr<ShardStore> shards_;          // set once with geo_
+  std::shared_ptr<ShardStore> shards_;          // set once with geo_
   std::unique_ptr<SlabPool> slab_pool_;         // set once with geo_
   std::shared_ptr<BlockPool> block_pool_;       // set once with geo_: decoded blocks
   std::map<uint64_t, std::shared_ptr<Slab>> slabs_;  // guarded by mu_

@@ -310,27 +310,42 @@ Status Volume::ReadLevelLocked(int level, const Region& r, uint8_t* out, bool st
   const Geometry g = lv.geo;
   const uint32_t vb = g.voxel_bytes();
   const uint64_t B0 = g.block[0], X = g.shape[2];
-  for (uint64_t bz = r.lo[0] / B0; bz * B0 < r.hi[0]; ++bz) {
+  const uint64_t epoch = cache_ ? cache_->epoch() : 0;
+  // 1. The store, for block rows not wholly pending; consecutive ones as one
+  //    batch (one parallel decode).
+  auto all_pending = [&](uint64_t bz) {
+    auto it = store_only ? lv.rows.end() : lv.rows.find(bz);
+    if (it == lv.rows.end()) return false;
+    for (uint64_t z = std::max(r.lo[0], bz * B0); z < std::min(r.hi[0], (bz + 1) * B0); ++z) {
+      if (it->second.slices[z - bz * B0].empty()) return false;
+    }
+    return true;
+  };
+  for (uint64_t bz = r.lo[0] / B0; bz * B0 < r.hi[0];) {
+    if (all_pending(bz)) {
+      ++bz;
+      continue;
+    }
+    uint64_t end = bz + 1;
+    while (end * B0 < r.hi[0] && !all_pending(end)) ++end;
     Region part = r;
     part.lo[0] = std::max(r.lo[0], bz * B0);
-    part.hi[0] = std::min(r.hi[0], (bz + 1) * B0);
-    uint8_t* part_out = out + (part.lo[0] - r.lo[0]) * r.stride[0];
-    auto it = store_only ? lv.rows.end() : lv.rows.find(bz);
-    bool all_pending = it != lv.rows.end();
-    for (uint64_t z = part.lo[0]; all_pending && z < part.hi[0]; ++z) {
-      all_pending = !it->second.slices[z - bz * B0].empty();
-    }
-    if (!all_pending) {  // some planes only the store has
-      BRICKFS_RETURN_IF_ERROR(ReadBlocksOfRegion(g, part, part_out, cache_ ? cache_->epoch() : 0,
-                                                 level, lv.shards.get()));
-    }
+    part.hi[0] = std::min(r.hi[0], end * B0);
+    BRICKFS_RETURN_IF_ERROR(ReadBlocksOfRegion(g, part, out + (part.lo[0] - r.lo[0]) * r.stride[0],
+                                               epoch, level, lv.shards.get()));
+    bz = end;
+  }
+  // 2. Pending planes over it.
+  if (store_only) return Status::Ok();
+  for (uint64_t bz = r.lo[0] / B0; bz * B0 < r.hi[0]; ++bz) {
+    auto it = lv.rows.find(bz);
     if (it == lv.rows.end()) continue;
-    for (uint64_t z = part.lo[0]; z < part.hi[0]; ++z) {
+    for (uint64_t z = std::max(r.lo[0], bz * B0); z < std::min(r.hi[0], (bz + 1) * B0); ++z) {
       const std::vector<uint8_t>& p = it->second.slices[z - bz * B0];
       if (p.empty()) continue;
-      for (uint64_t y = part.lo[1]; y < part.hi[1]; ++y) {
-        CopyRun(part_out + (z - part.lo[0]) * r.stride[0] + (y - r.lo[1]) * r.stride[1],
-                r.stride[2], p.data() + (y * X + part.lo[2]) * vb, part.hi[2] - part.lo[2], vb);
+      for (uint64_t y = r.lo[1]; y < r.hi[1]; ++y) {
+        CopyRun(out + (z - r.lo[0]) * r.stride[0] + (y - r.lo[1]) * r.stride[1], r.stride[2],
+                p.data() + (y * X + r.lo[2]) * vb, r.hi[2] - r.lo[2], vb);
       }
     }
   }

@@ -784,6 +784,43 @@ TEST_F(VolumeTest, ReadOnlyVolumeRefusesSlicesButServesReads) {
   EXPECT_TRUE(v->Finalize().ok());
 }
 
+TEST_F(VolumeTest, RegionsOfThousandsOfBlocksAreReadInBatchesAndMatch) {
+  // 1×2×2 blocks: a 32³ brick is 8192 blocks, four batches of
+  // kMaxBatchBlocks; a YZ plane spans every block row in one batch.
+  const uint64_t n = 40;
+  const Source src = MakeSource(n, n, n);
+  VolumeOptions o = Options();
+  o.block = {1, 2, 2};
+  o.brick = {32, 32, 32};
+  o.mem_budget = 64 * n * n * 2;
+  o.cache_budget = 4u << 20;
+  {
+    auto v = Open(o);
+    ASSERT_NE(v, nullptr);
+    for (uint64_t z = 0; z < n; ++z) Ingest(v.get(), src, z);
+    ASSERT_TRUE(v->Finalize().ok());
+  }
+  for (uint64_t cache : {uint64_t{4} << 20, uint64_t{0}}) {  // with and without a block cache
+    o.cache_budget = cache;
+    auto v = Open(o, /*read_only=*/true);
+    ASSERT_NE(v, nullptr);
+    ExpectVolumeEquals(v.get(), src, "cache " + std::to_string(cache));
+    Bytes brick(32 * 32 * 32 * 2);
+    auto got = v->ReadBrickFile({0, 0, 0}, 0, brick.size(), brick.data());
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    ASSERT_EQ(*got, brick.size());
+    for (uint64_t z = 0; z < 32; ++z) {
+      for (uint64_t y = 0; y < 32; ++y) {
+        for (uint64_t x = 0; x < 32; ++x) {
+          uint16_t value;
+          std::memcpy(&value, &brick[((z * 32 + y) * 32 + x) * 2], 2);
+          ASSERT_EQ(value, src.at(z, y, x)) << z << "," << y << "," << x;
+        }
+      }
+    }
+  }
+}
+
 TEST_F(VolumeTest, FirstIndexShiftsNames) {
   VolumeOptions o = Options();
   o.first_index = 1;
