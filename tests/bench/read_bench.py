@@ -3,11 +3,12 @@
 FUSE read ceiling and (optionally) HDF5 with the same chunk shape.
 
 usage: read_bench.py --brickfs BIN --work DIR [--shape 1024,1024,1024] [--dtype uint8]
-                     [--repeat 20] [--no-hdf5]
+                     [--repeat 20] [--cold-repeat 3] [--no-hdf5]
 
 Builds (once, cached in DIR) a store by mounting and cp'ing a generated stack
 (make_stack.py), then mounts it read-only and measures, in one run:
-  cold  = a fresh mount (empty block cache) after dropping the kernel caches
+  cold  = a fresh mount (empty block cache) after dropping the kernel caches;
+          median of --cold-repeat such mounts per axis
   warm  = the same plane again (block cache warm; the kernel page cache is
           dropped at every open since brickfs files use keep_cache=0)
   all z = cat of every z/ file, sequentially (a viewer paging through)
@@ -145,6 +146,8 @@ def main():
     ap.add_argument("--shape", default="1024,1024,1024")
     ap.add_argument("--dtype", default="uint8")
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--cold-repeat", type=int, default=3,
+                    help="fresh mounts per axis for the cold reads (the median is printed)")
     ap.add_argument("--no-hdf5", action="store_true")
     ap.add_argument("--mount-opts", default="")
     args = ap.parse_args()
@@ -158,12 +161,18 @@ def main():
     opts = "ro" + ("," + args.mount_opts if args.mount_opts else "")
     planes = {"z": f"z/{z:05d}.tif", "y": f"y/{y:05d}.tif", "x": f"x/{x:05d}.tif"}
     cold, warm, cached = {}, {}, {}
-    for axis, rel in planes.items():
-        drop_caches()
-        with Mount(args.brickfs, store, mnt, opts):
-            cold[axis] = read_file(os.path.join(mnt, rel))
-            warm[axis] = best_of(os.path.join(mnt, rel), args.repeat, drop=True)
-            cached[axis] = best_of(os.path.join(mnt, rel), args.repeat)
+    colds = {axis: [] for axis in planes}
+    for round_ in range(args.cold_repeat):
+        for axis, rel in planes.items():
+            drop_caches()
+            with Mount(args.brickfs, store, mnt, opts):
+                colds[axis].append(read_file(os.path.join(mnt, rel)))
+                if round_ == 0:
+                    warm[axis] = best_of(os.path.join(mnt, rel), args.repeat, drop=True)
+                    cached[axis] = best_of(os.path.join(mnt, rel), args.repeat)
+    for axis, samples in colds.items():
+        samples.sort()
+        cold[axis] = samples[len(samples) // 2]  # median
     drop_caches()
     with Mount(args.brickfs, store, mnt, opts):
         t = time.perf_counter()
@@ -202,7 +211,7 @@ def main():
         return t_n[1] / t_n[0] / 1e6
 
     print(f"\nvolume {args.shape} {args.dtype}, block {status['block']}, brick {status['brick']}; "
-          f"planes z={z} y={y} x={x}; median of {args.repeat} warm reads")
+          f"planes z={z} y={y} x={x}; median of {args.cold_repeat} cold and {args.repeat} warm reads")
     print("cold: fresh mount, kernel caches dropped; warm: brickfs block cache warm, page cache "
           "dropped before each read; cached: kernel page cache kept (unchanged file)")
     print(f"{'':10s}{'cold ms':>9s}{'MB/s':>7s}{'warm ms':>9s}{'MB/s':>7s}{'cached ms':>11s}{'MB/s':>7s}")
