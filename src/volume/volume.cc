@@ -1117,8 +1117,8 @@ Volume::Region Volume::PlaneRegion(const Geometry& g, Axis axis, uint64_t index,
   return {{row0, 0, index}, {row0 + nrows, Y, index + 1}, {Y * vb, vb, 0}};
 }
 
-void Volume::ReadAheadLocked(const Geometry& g, Axis axis, uint64_t index, uint64_t row0,
-                             uint64_t nrows, int level, std::shared_ptr<ShardStore> store) {
+void Volume::ReadAhead(const Geometry& g, Axis axis, uint64_t index, uint64_t row0,
+                       uint64_t nrows, int level, std::shared_ptr<ShardStore> store) {
   const uint32_t lv = static_cast<uint32_t>(level);
   const Region r = PlaneRegion(g, axis, index, row0, nrows);
   const Shape3 first{r.lo[0] / g.block[0], r.lo[1] / g.block[1], r.lo[2] / g.block[2]};
@@ -1151,7 +1151,9 @@ void Volume::ReadAheadLocked(const Geometry& g, Axis axis, uint64_t index, uint6
     rec->to = to;
     if (!readahead_) readahead_ = std::make_unique<ThreadPool>(1);
     const Region ahead = PlaneRegion(g, axis, index, from, to - from);
-    readahead_->Submit([this, g, ahead, level, store] { PrefetchRegion(g, ahead, level, store.get()); });
+    readahead_->Submit([this, g, ahead, level, store] {
+      PrefetchRegion(g, ahead, level, store.get());
+    });
   }
 }
 
@@ -1162,11 +1164,11 @@ Status Volume::ReadPlaneRows(Axis axis, uint64_t index, uint64_t row0, uint64_t 
   const Geometry& g = *gopt;
   const Region r = PlaneRegion(g, axis, index, row0, nrows);
   if (level == 0) {
-    ReadAheadLocked(g, axis, index, row0, nrows, 0, shards_);
+    ReadAhead(g, axis, index, row0, nrows, 0, shards_);
     return ReadRegion(g, r, out, /*from_store_only=*/false);
   }
   std::lock_guard<std::mutex> lock(pyr_mu_);
-  ReadAheadLocked(g, axis, index, row0, nrows, level, LevelLocked(level).shards);
+  ReadAhead(g, axis, index, row0, nrows, level, LevelLocked(level).shards);
   return ReadLevelLocked(level, r, out, /*store_only=*/false);
 }
 

@@ -233,26 +233,17 @@ class Volume {
   // unless an earlier read of the plane did so: a cold YZ plane then has its
   // scattered block reads in flight at once, not two or three at a time, and
   // the kernel's 128 KiB read requests find the disk reads already done.
-  // (Locked: for level > 0 the caller holds pyr_mu_.)
   // The prefetch runs on `readahead_`: posix_fadvise blocks while the disk
-  // queue is full, and the reader should be decoding meanwhile.
-  void ReadAheadLocked(const Geometry& geo, Axis axis, uint64_t index, uint64_t row0,
-                       uint64_t nrows, int level, std::shared_ptr<ShardStore> store);
+  // queue is full, and the reader should be decoding meanwhile. For level > 0
+  // the caller holds pyr_mu_.
+  void ReadAhead(const Geometry& geo, Axis axis, uint64_t index, uint64_t row0, uint64_t nrows,
+                 int level, std::shared_ptr<ShardStore> store);
   // Prefetches the uncached stored blocks of region `r` of array `level`.
   void PrefetchRegion(const Geometry& geo, const Region& r, int level, ShardStore* store);
   static constexpr uint64_t kReadAheadBytes = 4 << 20;
   // Block buffers a read-only mount faults in at start (a cold YZ plane of
   // 1024² uint8 decodes 64 MiB of blocks).
   static constexpr uint64_t kWarmPoolBytes = 64 << 20;
-  struct PlaneAhead {  // prefetched rows [from, to) of a plane under a cache epoch
-    int level = -1;
-    Axis axis = Axis::kZ;
-    uint64_t index = 0, epoch = 0, from = 0, to = 0;
-  };
-  std::mutex ahead_mu_;
-  std::array<PlaneAhead, 8> ahead_;  // guarded by ahead_mu_; recent planes, round robin
-  size_t ahead_next_ = 0;            // guarded by ahead_mu_
-  std::unique_ptr<ThreadPool> readahead_;  // one thread, made on first use; guarded by ahead_mu_
 
   // Pyramid (volume_pyramid.cc). Lock order: pyr_mu_ before mu_.
   struct LevelRow {  // pending slices of one block row of a level >= 1
@@ -340,6 +331,17 @@ class Volume {
   Status sticky_error_;                // a failed flush, for the next close; guarded by mu_
   bool stopping_ = false;              // guarded by mu_
   std::thread retry_thread_;
+
+  // Plane readahead (ReadAhead).
+  struct PlaneAhead {  // prefetched rows [from, to) of a plane under a cache epoch
+    int level = -1;
+    Axis axis = Axis::kZ;
+    uint64_t index = 0, epoch = 0, from = 0, to = 0;
+  };
+  std::mutex ahead_mu_;
+  std::array<PlaneAhead, 8> ahead_;        // guarded by ahead_mu_; recent planes, round robin
+  size_t ahead_next_ = 0;                  // guarded by ahead_mu_
+  std::unique_ptr<ThreadPool> readahead_;  // one thread (also warms the block pool); guarded by ahead_mu_
   bool meta_dirty_ = false;      // store metadata not yet marked unfinalized
   bool finalized_ = false;
 

@@ -3,7 +3,7 @@
 FUSE read ceiling and (optionally) HDF5 with the same chunk shape.
 
 usage: read_bench.py --brickfs BIN --work DIR [--shape 1024,1024,1024] [--dtype uint8]
-                     [--repeat 20] [--cold-repeat 3] [--no-hdf5]
+                     [--block Z,Y,X] [--repeat 20] [--cold-repeat 3] [--no-hdf5]
 
 Builds (once, cached in DIR) a store by mounting and cp'ing a generated stack
 (make_stack.py), then mounts it read-only and measures, in one run:
@@ -93,7 +93,8 @@ class Mount:
 
 
 def ensure_store(args, work):
-    store = os.path.join(work, f"read-{args.shape}-{args.dtype}.zarr")
+    tag = f"-block{args.block}" if args.block else ""
+    store = os.path.join(work, f"read-{args.shape}-{args.dtype}{tag}.zarr")
     if os.path.exists(os.path.join(store, "0", "zarr.json")):
         return store
     stack = os.path.join(work, f"stack-{args.shape}-{args.dtype}")
@@ -104,6 +105,9 @@ def ensure_store(args, work):
              "--dtype", args.dtype], timeout=3600)
         open(os.path.join(stack, ".done"), "w").close()
     print("ingesting it into", store, flush=True)
+    if args.block:
+        run([args.brickfs, "create", store, "--shape", args.shape, "--dtype", args.dtype,
+             "--block", args.block])
     mnt = os.path.join(work, "mnt-ingest")
     with Mount(args.brickfs, store, mnt, "rw"):
         files = sorted(f for f in os.listdir(stack) if f.endswith(".tif"))
@@ -117,7 +121,7 @@ def h5_bench(args, work, z, y, x, chunk):
         import numpy as np
     except ImportError:
         return None
-    path = os.path.join(work, f"read-{args.shape}-{args.dtype}-lzf.h5")
+    path = os.path.join(work, f"read-{args.shape}-{args.dtype}-{'x'.join(map(str, chunk))}-lzf.h5")
     Z, Y, X = (int(v) for v in args.shape.split(","))
     if not os.path.exists(path):
         stack = os.path.join(work, f"stack-{args.shape}-{args.dtype}")
@@ -150,6 +154,8 @@ def main():
                     help="fresh mounts per axis for the cold reads (the median is printed)")
     ap.add_argument("--no-hdf5", action="store_true")
     ap.add_argument("--mount-opts", default="")
+    ap.add_argument("--block", default="",
+                    help="Z,Y,X block shape of the store (default: brickfs's default for the dtype)")
     args = ap.parse_args()
     args.brickfs = os.path.abspath(args.brickfs)
     work = os.path.abspath(args.work)
