@@ -492,7 +492,11 @@ int CmdInfo(const std::vector<std::string>& args) {
   for (bool b : present) npresent += b;
   ZRanges missing = MissingRanges(present, g.shape[0]);
   ShardStore shards((*store)->ArrayDir(0), g, true);
-  auto scanned = shards.ScanUsage(g.brick_grid());
+  // A torn append (the crash) is not counted: recovery cuts it off.
+  auto scanned = shards.ScanUsage(g.brick_grid(), [&](const Shape3& b) -> std::optional<uint64_t> {
+    if (!recovery_pending) return std::nullopt;
+    return journal->RecoveredLength(BrickId{0, b});
+  });
   if (!scanned.ok()) return Fail(scanned.status().ToString() + " (run brickfs fsck)");
   const ShardStore::Usage& usage = *scanned;
   uint64_t raw = Product(g.shape) * g.voxel_bytes();

@@ -33,29 +33,31 @@ ShardStore::BrickState* ShardStore::State(const Shape3& brick) {
 
 Status ShardStore::LoadLocked(const Shape3& brick, BrickState* st) {
   if (st->loaded) return Status::Ok();
+  BRICKFS_ASSIGN_OR_RETURN(ShardIndex index, ReadIndex(brick, std::nullopt, &st->file_size));
+  st->index = std::make_shared<ShardIndex>(std::move(index));
+  st->loaded = true;
+  return Status::Ok();
+}
+
+Result<ShardIndex> ShardStore::ReadIndex(const Shape3& brick, std::optional<uint64_t> length,
+                                         uint64_t* file_size) const {
   const uint64_t n = geo_.blocks_in_brick();
+  *file_size = 0;
   std::string path = BrickPath(brick);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno != ENOENT) return Status::IOError("open " + path, errno);
-    st->file_size = 0;
-    st->index = std::make_shared<ShardIndex>(n);
-    st->loaded = true;
-    return Status::Ok();
+    return ShardIndex(n);
   }
   ScopeGuard close_fd([fd] { ::close(fd); });
   struct stat sb;
   if (::fstat(fd, &sb) != 0) return Status::IOError("stat " + path, errno);
   uint64_t size = static_cast<uint64_t>(sb.st_size);
+  if (length && *length < size) size = *length;
   uint64_t index_size = ShardIndex::EncodedSize(n);
-  if (size == 0) {
-    // Created by an append that never happened (a crash): holds no block.
-    // Recovery and fsck --repair remove such files.
-    st->file_size = 0;
-    st->index = std::make_shared<ShardIndex>(n);
-    st->loaded = true;
-    return Status::Ok();
-  }
+  // Size 0: created by an append that never happened (a crash): holds no
+  // block. Recovery and fsck --repair remove such files.
+  if (size == 0) return ShardIndex(n);
   if (size < index_size) {
     return Status::Corruption(path + ": shard is " + std::to_string(size) +
                               " bytes, smaller than its " + std::to_string(index_size) +
@@ -67,10 +69,8 @@ Status ShardStore::LoadLocked(const Shape3& brick, BrickState* st) {
       ShardIndex index,
       ShardIndex::Decode(reinterpret_cast<const uint8_t*>(buf.data()), index_size, n,
                          size - index_size, max_block_nbytes_, path));
-  st->file_size = size;
-  st->index = std::make_shared<ShardIndex>(std::move(index));
-  st->loaded = true;
-  return Status::Ok();
+  *file_size = size;
+  return index;
 }
 
 Result<std::shared_ptr<const ShardIndex>> ShardStore::GetIndex(const Shape3& brick) {
@@ -331,19 +331,24 @@ Status ShardStore::SyncDirty() {
   return SyncBricks(dirty);
 }
 
-Result<ShardStore::Usage> ShardStore::ScanUsage(const Shape3& brick_grid) {
+Result<ShardStore::Usage> ShardStore::ScanUsage(const Shape3& brick_grid,
+                                                const LengthOf& recovered_length) {
   Usage u;
   for (uint64_t z = 0; z < brick_grid[0]; ++z) {
     for (uint64_t y = 0; y < brick_grid[1]; ++y) {
       for (uint64_t x = 0; x < brick_grid[2]; ++x) {
         struct stat sb;
         if (::stat(BrickPath({z, y, x}).c_str(), &sb) != 0) continue;
-        BRICKFS_ASSIGN_OR_RETURN(auto index, GetIndex({z, y, x}));
+        uint64_t size = 0;
+        BRICKFS_ASSIGN_OR_RETURN(
+            ShardIndex index,
+            ReadIndex({z, y, x}, recovered_length ? recovered_length({z, y, x}) : std::nullopt, &size));
+        if (size == 0) continue;
         ++u.files;
-        u.file_bytes += static_cast<uint64_t>(sb.st_size);
-        u.live_block_bytes += index->live_bytes();
-        u.live_blocks += index->live_blocks();
-        u.index_bytes += ShardIndex::EncodedSize(index->size());
+        u.file_bytes += size;
+        u.live_block_bytes += index.live_bytes();
+        u.live_blocks += index.live_blocks();
+        u.index_bytes += ShardIndex::EncodedSize(index.size());
       }
     }
   }

@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -104,7 +105,10 @@ class ShardStore {
     uint64_t live_blocks = 0;
     uint64_t index_bytes = 0;  // the current index of each file
   };
-  Result<Usage> ScanUsage(const Shape3& brick_grid);
+  // `recovered_length(brick)`, when given and set, is the length a recovery
+  // would cut the brick's file to (a torn append after it is not counted).
+  using LengthOf = std::function<std::optional<uint64_t>(const Shape3& brick)>;
+  Result<Usage> ScanUsage(const Shape3& brick_grid, const LengthOf& recovered_length = {});
 
   std::string BrickPath(const Shape3& brick) const;
   uint64_t max_block_nbytes() const { return max_block_nbytes_; }
@@ -132,6 +136,10 @@ class ShardStore {
   Status PlanReads(const Shape3& brick, const std::vector<uint64_t>& indices, ReadPlan* plan);
   // REQUIRES: st->mu held.
   Status LoadLocked(const Shape3& brick, BrickState* st);
+  // The validated index of the brick's file, cut at `length` when given and
+  // shorter; *file_size is the length used (0, all empty: no file).
+  Result<ShardIndex> ReadIndex(const Shape3& brick, std::optional<uint64_t> length,
+                               uint64_t* file_size) const;
 
   const std::string dir_;
   const Geometry geo_;

@@ -246,6 +246,26 @@ TEST_F(ShardStoreTest, VisitorSeesEachStoredBlockOnceInFileOrderAndCanStopTheRea
   EXPECT_EQ(calls, 1);
 }
 
+TEST_F(ShardStoreTest, ScanUsageCountsUpToTheRecoveredLengthOfATornShard) {
+  ShardStore store(dir_, geo_, false);
+  std::string b1 = Enc(1), b2 = Enc(2);
+  ASSERT_TRUE(store.Append({0, 0, 0}, {{1, b1}}, nullptr).ok());
+  const uint64_t committed = FileSize(store.BrickPath({0, 0, 0}));
+  ASSERT_TRUE(store.Append({0, 0, 0}, {{2, b2}}, nullptr).ok());
+  // A crash mid-append: the file ends in half an index.
+  ASSERT_EQ(::truncate(store.BrickPath({0, 0, 0}).c_str(),
+                       static_cast<off_t>(FileSize(store.BrickPath({0, 0, 0})) - 7)),
+            0);
+  ShardStore fresh(dir_, geo_, true);
+  EXPECT_EQ(fresh.ScanUsage({1, 1, 1}).status().code(), Status::Code::kCorruption);
+  auto u = fresh.ScanUsage({1, 1, 1}, [&](const Shape3&) { return std::optional<uint64_t>(committed); });
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->files, 1u);
+  EXPECT_EQ(u->file_bytes, committed);
+  EXPECT_EQ(u->live_blocks, 1u);
+  EXPECT_EQ(u->live_block_bytes, b1.size());
+}
+
 TEST_F(ShardStoreTest, PrefetchIsAHintThatChangesNothing) {
   ShardStore store(dir_, geo_, false);
   store.Prefetch({0, 0, 0}, {0, 1});  // no file yet
