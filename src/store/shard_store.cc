@@ -337,9 +337,7 @@ Result<ShardStore::Usage> ShardStore::ScanUsage(const Shape3& brick_grid,
   for (uint64_t z = 0; z < brick_grid[0]; ++z) {
     for (uint64_t y = 0; y < brick_grid[1]; ++y) {
       for (uint64_t x = 0; x < brick_grid[2]; ++x) {
-        struct stat sb;
-        if (::stat(BrickPath({z, y, x}).c_str(), &sb) != 0) continue;
-        uint64_t size = 0;
+        uint64_t size = 0;  // 0: no file (or an empty one)
         BRICKFS_ASSIGN_OR_RETURN(
             ShardIndex index,
             ReadIndex({z, y, x}, recovered_length ? recovered_length({z, y, x}) : std::nullopt, &size));

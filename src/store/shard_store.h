@@ -110,6 +110,12 @@ class ShardStore {
   using LengthOf = std::function<std::optional<uint64_t>(const Shape3& brick)>;
   Result<Usage> ScanUsage(const Shape3& brick_grid, const LengthOf& recovered_length = {});
 
+  // The validated index of the brick's file, read from disk (not the cache),
+  // cut at `length` when given and shorter; *file_size is the length used
+  // (0, all entries empty: no file). Corruption when no valid index ends there.
+  Result<ShardIndex> ReadIndex(const Shape3& brick, std::optional<uint64_t> length,
+                               uint64_t* file_size) const;
+
   std::string BrickPath(const Shape3& brick) const;
   uint64_t max_block_nbytes() const { return max_block_nbytes_; }
 
@@ -136,10 +142,6 @@ class ShardStore {
   Status PlanReads(const Shape3& brick, const std::vector<uint64_t>& indices, ReadPlan* plan);
   // REQUIRES: st->mu held.
   Status LoadLocked(const Shape3& brick, BrickState* st);
-  // The validated index of the brick's file, cut at `length` when given and
-  // shorter; *file_size is the length used (0, all empty: no file).
-  Result<ShardIndex> ReadIndex(const Shape3& brick, std::optional<uint64_t> length,
-                               uint64_t* file_size) const;
 
   const std::string dir_;
   const Geometry geo_;

@@ -177,22 +177,6 @@ inline void GatherColumn(uint8_t* dst, const uint8_t* src, uint64_t n, uint64_t 
   }
 }
 
-// True when the bytes of `path` ending at `length` are a shard index whose
-// checksum holds, i.e. the file cut at `length` is a valid shard.
-bool EndsWithValidIndex(const std::string& path, uint64_t length, uint64_t blocks) {
-  const uint64_t n = ShardIndex::EncodedSize(blocks);
-  if (length < n) return false;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  std::string buf(n, '\0');
-  Status s = PreadAll(fd, buf.data(), n, length - n, path);
-  ::close(fd);
-  if (!s.ok()) return false;
-  return ShardIndex::Decode(reinterpret_cast<const uint8_t*>(buf.data()), n, blocks, length - n,
-                            ~uint64_t{0}, path)
-      .ok();
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -317,13 +301,14 @@ Status Volume::Recover(const JournalState& js) {
   recovery_.needed = true;
   for (const BrickId& id : ids) {
     uint64_t len = *js.RecoveredLength(id);
-    std::string path = store_->ArrayDir(id.level) + "/c/" + std::to_string(id.brick[0]) + "/" +
-                       std::to_string(id.brick[1]) + "/" + std::to_string(id.brick[2]);
+    const ShardStore shards(store_->ArrayDir(id.level), *g, /*read_only=*/true);
+    const std::string path = shards.BrickPath(id.brick);
     struct stat sb;
     if (::stat(path.c_str(), &sb) != 0) continue;
     uint64_t size = static_cast<uint64_t>(sb.st_size);
     ::unlink((path + ".tmp").c_str());  // a replacement that never got renamed
-    if (size > len && len > 0 && !EndsWithValidIndex(path, len, g->blocks_in_brick())) {
+    uint64_t valid_len = 0;
+    if (size > len && len > 0 && !shards.ReadIndex(id.brick, len, &valid_len).ok()) {
       // Not a length this brick's file ever had (a replacement recorded but
       // not renamed): the file is left as it is, for fsck to judge.
       LogError("recovery: " + path + " has no valid index at its journaled length " +
