@@ -1289,15 +1289,16 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
     return BlockKey{lv, c[0], c[1], c[2], layout};
   };
 
-  // A YZ plane (one x) reads blocks x-major (see BlockKey): cached ones as
-  // they are, cached natural ones transposed once, missing ones transposed
-  // as they are decoded. Without a cache, voxels are gathered from natural
-  // blocks instead.
+  // A YZ plane (one x) reads cached blocks x-major (see BlockKey); a natural
+  // block it finds cached is transposed then, on its second use. A block it
+  // decodes now stays natural and its voxels are gathered while it is hot:
+  // one YZ read does not pay for a transpose only its neighbours would use.
   const bool columns = cache_ && r.hi[2] - r.lo[2] == 1 && r.stride[1] == vb;
   const BlockKey::Layout layout = columns ? BlockKey::kColumns : BlockKey::kNatural;
 
-  // Copies block `slot`'s part of the region to `out` (fill where null).
-  auto copy_out = [&](size_t slot) {
+  // Copies block `slot`'s part of the region to `out` (fill where null);
+  // `x_major` says the block is in the kColumns layout.
+  auto copy_out = [&](size_t slot, bool x_major) {
     const BlockData& data = blocks[slot];
     const Shape3 c = coords(slot);
     const uint64_t z0 = c[0] * B[0], y0 = c[1] * B[1], x0 = c[2] * B[2];
@@ -1308,13 +1309,13 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
     for (uint64_t z = zlo; z < zhi; ++z) {
       const uint64_t zi = z - z0;
       uint8_t* row = out + (z - r.lo[0]) * r.stride[0] + (xlo - r.lo[2]) * r.stride[2];
-      if (data && columns) {
+      if (data && x_major) {
         // x-major: the (z, y) plane at this x is contiguous, y fastest.
         std::memcpy(row + (ylo - r.lo[1]) * vb,
                     data->data() + (((xlo - x0) * B[0] + zi) * B[1] + (ylo - y0)) * vb,
                     (yhi - ylo) * vb);
       } else if (data && n == 1 && r.stride[1] == vb) {
-        // A YZ plane without a cache: one voxel per (z, y), down the rows.
+        // A YZ plane from a natural block: one voxel per (z, y), down the rows.
         GatherColumn(row + (ylo - r.lo[1]) * vb,
                      data->data() + ((zi * B[1] + (ylo - y0)) * B[2] + (xlo - x0)) * vb,
                      yhi - ylo, B[2] * vb, vb);
@@ -1391,24 +1392,20 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
     auto load = [&](size_t k) {
       const Task& t = tasks[k];
       BlockCodec& codec = ThreadCodec(meta_.zstd_level);
-      thread_local std::vector<uint8_t> natural;  // decoded, before the transpose
       errs[k] = store->ReadBlocks(t.brick, t.idx, [&](size_t i, std::string_view enc) -> Status {
         const size_t slot = t.slots[i];
         std::shared_ptr<BlockBuffer> data = block_pool_->Get();
-        if (columns) natural.resize(data->size());
         BRICKFS_RETURN_IF_ERROR(codec.Decode(
-            reinterpret_cast<const uint8_t*>(enc.data()), enc.size(),
-            columns ? natural.data() : data->data(), data->size(),
+            reinterpret_cast<const uint8_t*>(enc.data()), enc.size(), data->data(), data->size(),
             store->BrickPath(t.brick) + " block " + std::to_string(t.idx[i])));
-        if (columns) TransposeToColumns(natural.data(), data->data(), B, vb);
         blocks[slot] = std::move(data);
-        copy_out(slot);
+        copy_out(slot, /*x_major=*/false);
         copied[slot] = 1;
         return Status::Ok();
       });
       if (!errs[k].ok()) return;
       for (size_t slot : t.slots) {
-        if (!copied[slot]) copy_out(slot);  // never written: fill (null)
+        if (!copied[slot]) copy_out(slot, false);  // never written: fill (null)
         copied[slot] = 1;
       }
     };
@@ -1420,12 +1417,14 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
     for (size_t k = 0; k < tasks.size(); ++k) {
       if (!errs[k].ok()) return errs[k];
       if (!cache_) continue;
-      for (size_t slot : tasks[k].slots) cache_->Insert(key_of(slot, layout), blocks[slot], epoch);
+      for (size_t slot : tasks[k].slots) {
+        cache_->Insert(key_of(slot, BlockKey::kNatural), blocks[slot], epoch);
+      }
     }
   }
   // 3. The blocks that were cached.
   for (size_t slot = 0; slot < blocks.size(); ++slot) {
-    if (!copied[slot]) copy_out(slot);
+    if (!copied[slot]) copy_out(slot, columns);
   }
   return Status::Ok();
 }

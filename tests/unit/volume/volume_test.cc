@@ -821,6 +821,34 @@ TEST_F(VolumeTest, RegionsOfThousandsOfBlocksAreReadInBatchesAndMatch) {
   }
 }
 
+TEST_F(VolumeTest, YzReadsCacheDecodedBlocksNaturalAndTransposeThemOnTheirSecondUse) {
+  const Source src = MakeSource(kZ, kY, kX);
+  {
+    auto v = Open(Options());
+    ASSERT_NE(v, nullptr);
+    for (uint64_t z = 0; z < kZ; ++z) Ingest(v.get(), src, z);
+    ASSERT_TRUE(v->Finalize().ok());
+  }
+  auto v = Open(Options(), /*read_only=*/true);
+  ASSERT_NE(v, nullptr);
+  auto cache_used = [&] { return ParseStatus(*v).Get("memory")->Get("cache_used")->as_uint(); };
+  auto read_x = [&](uint64_t x) {
+    const Bytes want = ExpectedPlane(src, Axis::kX, x);
+    Bytes got(want.size(), 0xEE);
+    ASSERT_TRUE(v->ReadPlaneRows(Axis::kX, x, 0, kZ, got.data()).ok());
+    EXPECT_TRUE(got == want) << "x plane " << x;
+  };
+  // x = 1, 2 and 3 share one column of blocks (block x = 8).
+  const uint64_t column = CeilDiv(kZ, kBlock[0]) * CeilDiv(kY, kBlock[1]);
+  const uint64_t block_bytes = kBlock[0] * kBlock[1] * kBlock[2] * 2;
+  read_x(1);  // decoded, cached as they are, voxels gathered
+  EXPECT_EQ(cache_used(), column * block_bytes);
+  read_x(2);  // each block transposed once: both layouts cached
+  EXPECT_EQ(cache_used(), 2 * column * block_bytes);
+  read_x(3);  // from the transposed copies
+  EXPECT_EQ(cache_used(), 2 * column * block_bytes);
+}
+
 TEST_F(VolumeTest, FirstIndexShiftsNames) {
   VolumeOptions o = Options();
   o.first_index = 1;
