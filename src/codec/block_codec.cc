@@ -37,22 +37,21 @@ Status BlockCodec::Encode(const uint8_t* raw, size_t n, std::string* out) {
   return Status::Ok();
 }
 
-Status BlockCodec::Decode(const uint8_t* enc, size_t enc_n, uint8_t* out, size_t raw_n,
-                          const std::string& where) {
+Status BlockCodec::Decode(const uint8_t* enc, size_t enc_n, uint8_t* out, size_t raw_n) {
   if (enc_n < 4 + 9) {  // smallest zstd frame is 9 bytes
-    return Status::Corruption(where + ": encoded block of " + std::to_string(enc_n) +
+    return Status::Corruption("encoded block of " + std::to_string(enc_n) +
                               " bytes is too short");
   }
   size_t frame_n = enc_n - 4;
   uint32_t stored = GetU32(enc + frame_n);
   uint32_t actual = Crc32c(enc, frame_n);
   if (stored != actual) {
-    return Status::Corruption(where + ": block crc32c mismatch (stored " + std::to_string(stored) +
+    return Status::Corruption("block crc32c mismatch (stored " + std::to_string(stored) +
                               ", computed " + std::to_string(actual) + ")");
   }
   unsigned long long content = ZSTD_getFrameContentSize(enc, frame_n);
   if (content != raw_n) {
-    return Status::Corruption(where + ": zstd frame declares " +
+    return Status::Corruption("zstd frame declares " +
                               (content == ZSTD_CONTENTSIZE_UNKNOWN ? std::string("no")
                                : content == ZSTD_CONTENTSIZE_ERROR ? std::string("an invalid")
                                                                    : std::to_string(content)) +
@@ -60,10 +59,10 @@ Status BlockCodec::Decode(const uint8_t* enc, size_t enc_n, uint8_t* out, size_t
   }
   size_t d = ZSTD_decompressDCtx(dctx_, out, raw_n, enc, frame_n);
   if (ZSTD_isError(d)) {
-    return Status::Corruption(where + ": zstd: " + ZSTD_getErrorName(d));
+    return Status::Corruption(std::string("zstd: ") + ZSTD_getErrorName(d));
   }
   if (d != raw_n) {
-    return Status::Corruption(where + ": decoded " + std::to_string(d) + " bytes, expected " +
+    return Status::Corruption("decoded " + std::to_string(d) + " bytes, expected " +
                               std::to_string(raw_n));
   }
   return Status::Ok();

@@ -35,11 +35,10 @@ class BlockCodec {
   // Appends the encoded form of raw[0, n) to *out.
   Status Encode(const uint8_t* raw, size_t n, std::string* out);
 
-  // Decodes enc[0, enc_n) into out[0, raw_n). Corruption (naming `where`) on a
-  // checksum mismatch, a frame whose content size is not raw_n, or any zstd
-  // error.
-  Status Decode(const uint8_t* enc, size_t enc_n, uint8_t* out, size_t raw_n,
-                const std::string& where);
+  // Decodes enc[0, enc_n) into out[0, raw_n). Corruption on a checksum
+  // mismatch, a frame whose content size is not raw_n, or any zstd error; the
+  // caller names the block (Status::WithContext), so success builds no text.
+  Status Decode(const uint8_t* enc, size_t enc_n, uint8_t* out, size_t raw_n);
 
  private:
   int level_;

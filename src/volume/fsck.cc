@@ -575,11 +575,11 @@ BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
       continue;
     }
     ++r.blocks;
-    s = codec.Decode(reinterpret_cast<const uint8_t*>(enc.data()), enc.size(), raw.data(), raw.size(), "");
+    s = codec.Decode(reinterpret_cast<const uint8_t*>(enc.data()), enc.size(), raw.data(), raw.size());
     if (!s.ok()) {
       FsckProblem& p = block_problem("block", i,
-                                     StripWhere(s.message()) + " at offset " + std::to_string(loc.offset) +
-                                         ", " + std::to_string(loc.nbytes) + " bytes");
+                                     s.message() + " at offset " + std::to_string(loc.offset) + ", " +
+                                         std::to_string(loc.nbytes) + " bytes");
       p.lost_z = BlockZ(g, zyx[0]);
       dropped[i] = r.problems.size() - 1;
       continue;

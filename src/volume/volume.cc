@@ -1395,9 +1395,11 @@ Status Volume::ReadBlocksOfRegion(const Geometry& g, const Region& r, uint8_t* o
       errs[k] = store->ReadBlocks(t.brick, t.idx, [&](size_t i, std::string_view enc) -> Status {
         const size_t slot = t.slots[i];
         std::shared_ptr<BlockBuffer> data = block_pool_->Get();
-        BRICKFS_RETURN_IF_ERROR(codec.Decode(
-            reinterpret_cast<const uint8_t*>(enc.data()), enc.size(), data->data(), data->size(),
-            store->BrickPath(t.brick) + " block " + std::to_string(t.idx[i])));
+        const Status decoded = codec.Decode(reinterpret_cast<const uint8_t*>(enc.data()),
+                                            enc.size(), data->data(), data->size());
+        if (!decoded.ok()) {
+          return decoded.WithContext(store->BrickPath(t.brick) + " block " + std::to_string(t.idx[i]));
+        }
         blocks[slot] = std::move(data);
         copy_out(slot, /*x_major=*/false);
         copied[slot] = 1;

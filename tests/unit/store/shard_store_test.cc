@@ -79,7 +79,7 @@ class ShardStoreTest : public ::testing::Test {
   std::vector<uint8_t> Dec(const std::string& enc) {
     std::vector<uint8_t> out(geo_.block_bytes());
     Status s = codec_.Decode(reinterpret_cast<const uint8_t*>(enc.data()), enc.size(),
-                             out.data(), out.size(), "test");
+                             out.data(), out.size());
     EXPECT_TRUE(s.ok()) << s.ToString();
     return out;
   }
