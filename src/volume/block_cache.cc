@@ -96,8 +96,11 @@ bool BlockCache::Lookup(const BlockKey& key, BlockData* out) {
   return true;
 }
 
-bool BlockCache::Contains(const BlockKey& key) const {
+bool BlockCache::ContainsAnyLayout(BlockKey key) const {
   std::lock_guard<std::mutex> lock(mu_);
+  key.layout = BlockKey::kNatural;
+  if (map_.count(key) > 0) return true;
+  key.layout = BlockKey::kColumns;
   return map_.count(key) > 0;
 }
 

@@ -106,8 +106,9 @@ class BlockCache {
 
   // Returns true and sets *out when cached (out may be set to null = fill).
   bool Lookup(const BlockKey& key, BlockData* out);
-  // Whether `key` is cached; counts neither a hit nor a miss, keeps the LRU order.
-  bool Contains(const BlockKey& key) const;
+  // Whether the block of `key` is cached in either layout (key.layout is
+  // ignored); counts neither a hit nor a miss, keeps the LRU order.
+  bool ContainsAnyLayout(BlockKey key) const;
 
   // Inserts unless the epoch moved since `epoch_at_lookup`. Evicts least
   // recently used entries to stay within budget.

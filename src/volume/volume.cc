@@ -1107,8 +1107,7 @@ void Volume::ReadAhead(const Geometry& g, Axis axis, uint64_t index, uint64_t ro
   const uint32_t lv = static_cast<uint32_t>(level);
   const Region r = PlaneRegion(g, axis, index, row0, nrows);
   const Shape3 first{r.lo[0] / g.block[0], r.lo[1] / g.block[1], r.lo[2] / g.block[2]};
-  if (!cache_ || cache_->Contains({lv, first[0], first[1], first[2], BlockKey::kNatural}) ||
-      cache_->Contains({lv, first[0], first[1], first[2], BlockKey::kColumns})) {
+  if (!cache_ || cache_->ContainsAnyLayout({lv, first[0], first[1], first[2]})) {
     return;  // warm: the blocks are decoded already
   }
   const uint64_t rows = axis == Axis::kZ ? g.shape[1] : g.shape[0];
@@ -1245,10 +1244,7 @@ void Volume::PrefetchRegion(const Geometry& g, const Region& r, int level, Shard
   for (uint64_t bz = r.lo[0] / B[0]; bz * B[0] < r.hi[0]; ++bz) {
     for (uint64_t by = r.lo[1] / B[1]; by * B[1] < r.hi[1]; ++by) {
       for (uint64_t bx = r.lo[2] / B[2]; bx * B[2] < r.hi[2]; ++bx) {
-        if (cache_ && (cache_->Contains({lv, bz, by, bx, BlockKey::kNatural}) ||
-                       cache_->Contains({lv, bz, by, bx, BlockKey::kColumns}))) {
-          continue;
-        }
+        if (cache_ && cache_->ContainsAnyLayout({lv, bz, by, bx})) continue;
         wanted[{bz / nb[0], by / nb[1], bx / nb[2]}].push_back(g.BlockIndexInBrick({bz, by, bx}));
       }
     }

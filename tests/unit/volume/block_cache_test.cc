@@ -169,12 +169,16 @@ TEST(BlockCacheTest, ConcurrentUseKeepsAccountsConsistent) {
   EXPECT_LE(st.bytes + 64 * st.entries, st.budget);
 }
 
-TEST(BlockCacheTest, ContainsCountsNeitherHitNorMiss) {
+TEST(BlockCacheTest, ContainsAnyLayoutCountsNeitherHitNorMiss) {
   BlockCache cache(10 * kEntry);
-  EXPECT_FALSE(cache.Contains(Key(1)));
+  EXPECT_FALSE(cache.ContainsAnyLayout(Key(1)));
   ASSERT_TRUE(cache.Insert(Key(1), Block(1000, 1), cache.epoch()));
-  EXPECT_TRUE(cache.Contains(Key(1)));
-  EXPECT_FALSE(cache.Contains(Key(2)));
+  EXPECT_TRUE(cache.ContainsAnyLayout(Key(1)));
+  EXPECT_FALSE(cache.ContainsAnyLayout(Key(2)));
+  BlockKey columns = Key(3);
+  columns.layout = BlockKey::kColumns;
+  ASSERT_TRUE(cache.Insert(columns, Block(1000, 1), cache.epoch()));
+  EXPECT_TRUE(cache.ContainsAnyLayout(Key(3)));  // asked as natural, cached x-major
   auto st = cache.GetStats();
   EXPECT_EQ(st.hits, 0u);
   EXPECT_EQ(st.misses, 0u);
