@@ -66,9 +66,29 @@ struct Geometry {
     return {b[0] / n[0], b[1] / n[1], b[2] / n[2]};
   }
 
-  // Checks block/brick/dtype consistency; empty string when valid.
+  // Checks block/brick consistency and every limit below (with overflow-safe
+  // arithmetic, so a hostile shape cannot wrap around); empty when valid,
+  // else what is wrong with the numbers.
   std::string Validate() const;
 };
+
+// Limits on what a volume may declare (README "Limits", brickfs-format(5)).
+// Everything read from disk or from a name is checked against them before it
+// sizes anything; no code allocates or loops in proportion to the declared
+// shape, so a volume at these limits mounts, lists and reports instantly.
+//   side      every axis < 2^32: a plane is a TIFF, whose ImageWidth and
+//             ImageLength are 32-bit.
+//   plane     the pixel bytes of any z/, y/ or x/ plane <= 2^40 (1 TiB).
+//   volume    all voxels' bytes <= 2^60, so byte counts fit int64 everywhere.
+//   block     each side <= 4096, at most 64 MiB of voxels.
+//   brick     a multiple of the block; at most 2^20 blocks per brick (a
+//             16 MiB shard index), each side < 2^32.
+inline constexpr uint64_t kMaxSide = (uint64_t{1} << 32) - 1;
+inline constexpr uint64_t kMaxPlaneBytes = uint64_t{1} << 40;
+inline constexpr uint64_t kMaxVolumeBytes = uint64_t{1} << 60;
+inline constexpr uint64_t kMaxBlockSide = 4096;
+inline constexpr uint64_t kMaxBlockBytes = uint64_t{64} << 20;
+inline constexpr uint64_t kMaxBlocksPerBrick = uint64_t{1} << 20;
 
 // Default block shape: 64 KiB raw. uint8 32x32x64, uint16 32x32x32,
 // 4-byte types 16x32x32.

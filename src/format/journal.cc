@@ -15,6 +15,16 @@ class Writer {
     buf_.push_back(static_cast<char>(v));
     return *this;
   }
+  Writer& U16(uint16_t v) {
+    char b[2];
+    PutU16(reinterpret_cast<uint8_t*>(b), v);
+    buf_.append(b, 2);
+    return *this;
+  }
+  Writer& Bytes(const std::string& s) {
+    buf_ += s;
+    return *this;
+  }
   Writer& U32(uint32_t v) {
     char b[4];
     PutU32(reinterpret_cast<uint8_t*>(b), v);
@@ -47,6 +57,20 @@ class Reader {
     *v = *p_;
     p_ += 1;
     n_ -= 1;
+    return true;
+  }
+  bool U16(uint16_t* v) {
+    if (n_ < 2) return false;
+    *v = GetU16(p_);
+    p_ += 2;
+    n_ -= 2;
+    return true;
+  }
+  bool Bytes(size_t n, std::string* out) {
+    if (n_ < n) return false;
+    out->assign(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    n_ -= n;
     return true;
   }
   bool U32(uint32_t* v) {
@@ -93,6 +117,18 @@ void AppendSlabCommit(uint8_t level, uint64_t slab, const std::vector<uint64_t>&
 
 void AppendBrickReplace(const BrickId& id, uint64_t length, std::string* out) {
   Writer(JournalType::kBrickReplace).U8(id.level).U64(id.brick[0]).U64(id.brick[1]).U64(id.brick[2]).U64(length).FrameTo(out);
+}
+
+void AppendSession(uint64_t session, uint64_t previous, std::string* out) {
+  Writer(JournalType::kSession).U64(session).U64(previous).FrameTo(out);
+}
+
+void AppendName(uint64_t z, uint64_t size, int64_t mtime_ns, const std::string& name,
+                std::string* out) {
+  Writer w(JournalType::kName);
+  w.U64(z).U64(size).U64(static_cast<uint64_t>(mtime_ns)).U16(static_cast<uint16_t>(name.size()));
+  w.Bytes(name);
+  w.FrameTo(out);
 }
 
 void AppendReceived(uint64_t z, std::string* out) {
@@ -164,8 +200,10 @@ Result<JournalState> ReplayJournal(const std::string& bytes, const std::string& 
         for (uint32_t i = 0; i < count; ++i) {
           uint64_t z = 0;
           r.U64(&z);
+          if (z >= kMaxSide) return malformed("slice number beyond the limits");
           if (level == 0) st.committed_slices.insert(z);
         }
+        if (level == 0) st.slab_commit_offset[slab] = pos;
         // Appends to one brick happen in file order but slabs may commit out
         // of order; a shard only grows within a session, and its longest
         // committed length ends in an index that covers every earlier append.
@@ -179,7 +217,33 @@ Result<JournalState> ReplayJournal(const std::string& bytes, const std::string& 
       case JournalType::kReceived: {
         uint64_t z = 0;
         if (!r.U64(&z) || !r.done()) return malformed("received record size");
+        if (z >= kMaxSide) return malformed("slice number beyond the limits");
         st.received.insert(z);
+        break;
+      }
+      case JournalType::kSession: {
+        uint64_t session = 0, previous = 0;
+        if (!r.U64(&session) || !r.U64(&previous) || !r.done()) {
+          return malformed("session record size");
+        }
+        if (st.session == 0) {
+          st.session = session;
+          st.previous_session = previous;
+        }
+        break;
+      }
+      case JournalType::kName: {
+        JournalName n;
+        uint64_t mtime = 0;
+        uint16_t len = 0;
+        if (!r.U64(&n.z) || !r.U64(&n.size) || !r.U64(&mtime) || !r.U16(&len) ||
+            !r.Bytes(len, &n.name) || !r.done()) {
+          return malformed("name record size");
+        }
+        if (n.z >= kMaxSide) return malformed("slice number beyond the limits");
+        n.mtime_ns = static_cast<int64_t>(mtime);
+        n.offset = pos;
+        st.names.push_back(std::move(n));
         break;
       }
       case JournalType::kGeometry: {
@@ -211,25 +275,22 @@ VolumeMeta RecoveredMeta(const std::optional<VolumeMeta>& meta, const Geometry& 
                          ZRanges* lost) {
   VolumeMeta m = meta ? *meta : VolumeMeta{};
   m.geo = g;
-  std::vector<bool> present(m.geo.shape[0], false);
-  for (const auto& [a, b] : m.present) {
-    for (uint64_t z = a; z <= b && z < present.size(); ++z) present[z] = true;
-  }
+  IntervalSet present = SetFromRanges(m.present);
   uint64_t z_end = m.geo.shape[0];
-  for (uint64_t z : js.received) z_end = std::max(z_end, z + 1);
-  for (uint64_t z : js.committed_slices) z_end = std::max(z_end, z + 1);
+  if (!js.received.empty()) z_end = std::max(z_end, *js.received.rbegin() + 1);
+  if (!js.committed_slices.empty()) z_end = std::max(z_end, *js.committed_slices.rbegin() + 1);
   if (m.fixed_shape) z_end = m.geo.shape[0];
-  present.resize(z_end, false);
   for (uint64_t z : js.committed_slices) {
-    if (z < z_end) present[z] = true;
+    if (z < z_end) present.Insert(z);
   }
-  std::vector<bool> lost_bits(z_end, false);
+  IntervalSet lost_set;
   for (uint64_t z : js.received) {
-    if (z < z_end && !present[z]) lost_bits[z] = true;
+    if (z < z_end && !present.Contains(z)) lost_set.Insert(z);
   }
-  *lost = RangesFromBitmap(lost_bits);
+  present.Erase(z_end, UINT64_MAX);
+  *lost = RangesFromSet(lost_set);
   m.geo.shape[0] = z_end;
-  m.present = RangesFromBitmap(present);
+  m.present = RangesFromSet(present);
   return m;
 }
 

@@ -29,6 +29,16 @@
 //                   through bricks/: new file + rename); fsynced before the
 //                   rename. Its recovered length becomes `length`; a file
 //                   found shorter (the rename never happened) is left alone.
+//     kSession      session u64, previous u64
+//                   the first frame of every journal, fsynced before the
+//                   store's metadata says "not finalized": the metadata of
+//                   an unfinalized store names the session whose journal
+//                   must be replayed (`previous`: the session the metadata
+//                   may still name while the new one starts).
+//     kName         z u64, size u64, mtime_ns i64, name_len u16, name bytes
+//                   the name a writer gave slice z, with the size and time
+//                   it left (volume/slice_names.h); name_len 0: z has no
+//                   writer's name any more.
 // Replay stops at the first frame that is short or fails its checksum (a
 // torn tail); frames after it are ignored.
 //
@@ -56,6 +66,8 @@ enum class JournalType : uint8_t {
   kReceived = 4,
   kGeometry = 5,
   kBrickReplace = 6,
+  kSession = 7,
+  kName = 8,
 };
 
 struct BrickId {
@@ -75,6 +87,19 @@ void AppendSlabCommit(uint8_t level, uint64_t slab, const std::vector<uint64_t>&
 void AppendReceived(uint64_t z, std::string* out);
 void AppendGeometry(const Geometry& g, std::string* out);
 void AppendBrickReplace(const BrickId& id, uint64_t length, std::string* out);
+void AppendSession(uint64_t session, uint64_t previous, std::string* out);
+// name empty: z loses its name. REQUIRES: name.size() < 65536.
+void AppendName(uint64_t z, uint64_t size, int64_t mtime_ns, const std::string& name,
+                std::string* out);
+
+// A kName record, replayed.
+struct JournalName {
+  uint64_t z = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  std::string name;  // empty: forget z's name
+  uint64_t offset = 0;  // of its frame in the journal
+};
 
 // What a journal says, replayed.
 struct JournalState {
@@ -83,6 +108,12 @@ struct JournalState {
   std::map<BrickId, uint64_t> committed;   // longest committed length
   std::set<uint64_t> committed_slices;     // level 0
   std::set<uint64_t> received;             // accepted, committed or not
+  uint64_t session = 0;                    // of the first kSession frame; 0: none
+  uint64_t previous_session = 0;
+  // Level-0 slab -> offset in the journal of its last commit frame: a slice
+  // fsynced (volume/sync_log.h) at a journal offset past it is newer.
+  std::map<uint64_t, uint64_t> slab_commit_offset;
+  std::vector<JournalName> names;          // kName records in order
   uint64_t valid_bytes = 0;                // prefix of whole, valid frames
   uint64_t torn_bytes = 0;                 // bytes after it (ignored)
   uint64_t frames = 0;
@@ -103,7 +134,8 @@ VolumeMeta RecoveredMeta(const std::optional<VolumeMeta>& meta, const Geometry& 
 
 // Replays journal bytes. Never fails on a torn or corrupt tail (that is
 // recorded in torn_bytes); fails with Corruption only for a frame that is
-// intact (checksum right) but malformed, naming `where` and the offset.
+// intact (checksum right) but malformed (including a z or shape beyond the
+// limits of geometry.h), naming `where` and the offset.
 Result<JournalState> ReplayJournal(const std::string& bytes, const std::string& where);
 
 }  // namespace brickfs

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "brickfs/version.h"
 #include "format/json.h"
@@ -25,6 +27,26 @@ ZRanges MissingRanges(const std::vector<bool>& present, uint64_t z_end) {
   std::vector<bool> missing(z_end);
   for (uint64_t z = 0; z < z_end; ++z) missing[z] = z >= present.size() || !present[z];
   return RangesFromBitmap(missing);
+}
+
+IntervalSet SetFromRanges(const ZRanges& r) {
+  IntervalSet s;
+  for (const auto& [a, b] : r) {
+    if (b != UINT64_MAX) s.Insert(a, b + 1);
+  }
+  return s;
+}
+
+ZRanges RangesFromSet(const IntervalSet& s) {
+  ZRanges r;
+  for (const auto& [a, b] : s) r.emplace_back(a, b - 1);
+  return r;
+}
+
+ZRanges MissingRanges(const IntervalSet& present, uint64_t z_end) {
+  ZRanges r;
+  for (const auto& [a, b] : present.Gaps(0, z_end)) r.emplace_back(a, b - 1);
+  return r;
 }
 
 std::string RangesToString(const ZRanges& r) {
@@ -156,6 +178,11 @@ std::string VolumeMeta::ArrayJson() const {
   brickfs_attrs.Set("format_version", Json(int64_t{BRICKFS_FORMAT_VERSION}));
   brickfs_attrs.Set("writer", "brickfs " BRICKFS_VERSION);
   brickfs_attrs.Set("finalized", finalized);
+  if (!finalized && session != 0) {
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(session));
+    brickfs_attrs.Set("session", hex);
+  }
   brickfs_attrs.Set("fixed_shape", fixed_shape);
   Json ranges = Json::MakeArray();
   for (const auto& [a, b] : present) ranges.Push(Json(Json::Array{Json(a), Json(b)}));
@@ -322,6 +349,14 @@ Result<VolumeMeta> VolumeMeta::FromArrayJson(const std::string& text, const std:
     if (const Json* v = b->Get("format_version"); v && v->is_uint()) m.format_version = v->as_uint();
     if (const Json* v = b->Get("finalized"); v && v->is_bool()) m.finalized = v->as_bool();
     if (const Json* v = b->Get("fixed_shape"); v && v->is_bool()) m.fixed_shape = v->as_bool();
+    if (const Json* v = b->Get("session")) {
+      const bool hex = v->is_string() && v->as_string().size() == 16 &&
+                       v->as_string().find_first_not_of("0123456789abcdef") == std::string::npos;
+      if (!hex) {
+        return Status::Corruption(where + ": attributes.brickfs.session must be 16 hex digits");
+      }
+      m.session = std::strtoull(v->as_string().c_str(), nullptr, 16);
+    }
     if (const Json* v = b->Get("slices_present"); v && v->is_array()) {
       uint64_t next = 0;
       for (const Json& r : v->as_array()) {

@@ -34,6 +34,7 @@
 
 #include "brickfs/geometry.h"
 #include "brickfs/status.h"
+#include "common/interval_set.h"
 
 namespace brickfs {
 
@@ -45,6 +46,11 @@ ZRanges RangesFromBitmap(const std::vector<bool>& present);
 // Ranges of z in [0, z_end) NOT present.
 ZRanges MissingRanges(const std::vector<bool>& present, uint64_t z_end);
 std::string RangesToString(const ZRanges& r);  // "0-3, 7, 9-12" or "none"
+// The same with an IntervalSet, which costs nothing per slice (Z may be huge).
+IntervalSet SetFromRanges(const ZRanges& r);
+ZRanges RangesFromSet(const IntervalSet& s);
+// Ranges of z in [0, z_end) NOT in `present`.
+ZRanges MissingRanges(const IntervalSet& present, uint64_t z_end);
 
 // Most pyramid levels a store may list: shapes are at most 2^40 voxels per
 // side, so 41 levels reach one voxel with bricks of one voxel.
@@ -64,6 +70,10 @@ struct VolumeMeta {
   int zstd_level = 1;
   bool fixed_shape = false;  // shape given at create: z outside it is refused
   bool finalized = false;    // set by a clean unmount
+  // While not finalized: the journal session (journal.h kSession) that must
+  // be replayed after a crash; written as attributes.brickfs.session, 16 hex
+  // digits. 0: none recorded (finalized, or a store from before sessions).
+  uint64_t session = 0;
   ZRanges present;           // slices received
   uint64_t format_version = 0;  // of the store read; brickfs writes its own
 

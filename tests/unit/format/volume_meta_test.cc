@@ -326,7 +326,9 @@ TEST(ZRangesTest, MissingRangesCoversBeyondTheBitmap) {
   EXPECT_EQ(MissingRanges(present, 8), (ZRanges{{1, 1}, {3, 7}}));
   EXPECT_EQ(MissingRanges(present, 3), (ZRanges{{1, 1}}));
   EXPECT_TRUE(MissingRanges(present, 0).empty());
-  EXPECT_EQ(MissingRanges({}, 2), (ZRanges{{0, 1}}));
+  EXPECT_EQ(MissingRanges(std::vector<bool>{}, 2), (ZRanges{{0, 1}}));
+  EXPECT_EQ(MissingRanges(IntervalSet{}, 2), (ZRanges{{0, 1}}));
+  EXPECT_EQ(MissingRanges(SetFromRanges({{0, 0}, {2, 2}}), 5), (ZRanges{{1, 1}, {3, 4}}));
 }
 
 TEST(ZRangesTest, RangesToString) {
