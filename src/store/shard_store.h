@@ -65,6 +65,17 @@ class ShardStore {
   Status Replace(const Shape3& brick, const std::vector<EncodedBlock>& blocks,
                  const std::function<Status(uint64_t)>& before_rename, AppendStats* stats);
 
+  // Rewrites the brick's file densely (its live blocks and a fresh index,
+  // through Replace) when its dead bytes — superseded blocks and indexes —
+  // are more than `max_dead_share` of the file. Returns the bytes reclaimed
+  // (0: left alone). Every block is read back and its crc32c checked first;
+  // Corruption leaves the file untouched.
+  Result<uint64_t> CompactBrick(const Shape3& brick, double max_dead_share,
+                                const std::function<Status(uint64_t)>& before_rename);
+
+  // Bricks appended to or replaced through this object.
+  std::vector<Shape3> Touched() const;
+
   // The brick's index (all empty when the file does not exist).
   Result<std::shared_ptr<const ShardIndex>> GetIndex(const Shape3& brick);
 
@@ -148,9 +159,10 @@ class ShardStore {
   const bool read_only_;
   const uint64_t max_block_nbytes_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<Shape3, std::unique_ptr<BrickState>> bricks_;  // guarded by mu_
   std::set<Shape3> dirty_;                                // guarded by mu_
+  std::set<Shape3> touched_;                              // guarded by mu_
   std::set<std::string> made_dirs_;                       // guarded by mu_
   std::set<std::string> unsynced_dirs_;                   // guarded by mu_
 };

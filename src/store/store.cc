@@ -47,7 +47,11 @@ Status Store::Create(const std::string& path, const VolumeMeta& meta) {
   std::string bad = meta.geo.Validate();
   if (!bad.empty()) return Status::InvalidArgument(bad);
   BRICKFS_RETURN_IF_ERROR(MakeDirs(path + "/.brickfs"));
-  return WriteGroupAndArray(path, meta);
+  // A store just created holds nothing and is consistent: final.
+  VolumeMeta m = meta;
+  m.finalized = true;
+  m.session = 0;
+  return WriteGroupAndArray(path, m);
 }
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path,

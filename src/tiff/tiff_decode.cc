@@ -354,6 +354,78 @@ Result<Chunking> CheckChunks(TIFF* tif, const SliceInfo& info,
   return c;
 }
 
+// Bytes of one value of TIFF field type `type` (TIFF 6.0 and BigTIFF); 0
+// for types libtiff does not know (it skips those entries).
+uint64_t TiffTypeSize(uint16_t type) {
+  switch (type) {
+    case 1: case 2: case 6: case 7: return 1;    // BYTE ASCII SBYTE UNDEFINED
+    case 3: case 8: return 2;                    // SHORT SSHORT
+    case 4: case 9: case 11: case 13: return 4;  // LONG SLONG FLOAT IFD
+    case 5: case 10: case 12: case 16: case 17: case 18: return 8;  // RATIONAL.. LONG8 IFD8
+    default: return 0;
+  }
+}
+
+// Checks that every byte the decoder reads was written: the header, the
+// first directory (entry count, entries, next pointer), every tag value
+// stored outside its entry, and every strip or tile. libtiff itself leaves
+// gaps (it aligns a directory to a word by seeking), so holes elsewhere are
+// allowed. The directory has been parsed by libtiff, so its offset and
+// entry count are within the file.
+Status CheckWritten(TIFF* tif, const uint8_t* d, uint64_t size, const Chunking& c,
+                    const IntervalSet& written) {
+  auto need = [&](uint64_t a, uint64_t n, const std::string& what) -> Status {
+    if (a > size || n > size - a) {
+      return Status::InvalidArgument("is truncated or corrupt: " + what + " lies past the end");
+    }
+    if (written.ContainsAll(a, a + n)) return Status::Ok();
+    const auto gaps = written.Gaps(a, a + n);
+    return Status::InvalidArgument(
+        "is incomplete: bytes [" + std::to_string(gaps[0].first) + ", " +
+        std::to_string(gaps[0].second) + ") of " + what +
+        " were never written (an interrupted or out-of-order copy); nothing was stored");
+  };
+  const bool le = d[0] == 'I';
+  auto u16 = [&](uint64_t p) -> uint64_t {
+    return le ? d[p] | d[p + 1] << 8 : d[p] << 8 | d[p + 1];
+  };
+  auto un = [&](uint64_t p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; ++i) v |= uint64_t{d[p + (le ? i : n - 1 - i)]} << (8 * i);
+    return v;
+  };
+  const bool big = TIFFIsBigTIFF(tif) != 0;
+  BRICKFS_RETURN_IF_ERROR(need(0, big ? 16 : 8, "the TIFF header"));
+  const uint64_t dir = TIFFCurrentDirOffset(tif);
+  const uint64_t count_bytes = big ? 8 : 2, entry_bytes = big ? 20 : 12, inline_bytes = big ? 8 : 4;
+  BRICKFS_RETURN_IF_ERROR(need(dir, count_bytes, "the image directory"));
+  const uint64_t entries = big ? un(dir, 8) : u16(dir);
+  if (entries > (size - dir) / entry_bytes) {
+    return Status::InvalidArgument("is truncated or corrupt: the image directory lies past the end");
+  }
+  BRICKFS_RETURN_IF_ERROR(
+      need(dir, count_bytes + entries * entry_bytes + inline_bytes, "the image directory"));
+  for (uint64_t e = 0; e < entries; ++e) {
+    const uint64_t p = dir + count_bytes + e * entry_bytes;
+    const uint64_t tag = u16(p), type = u16(p + 2);
+    const uint64_t n = big ? un(p + 4, 8) : un(p + 4, 4);
+    const uint64_t unit = TiffTypeSize(static_cast<uint16_t>(type));
+    if (unit == 0 || n > size / unit) continue;  // unknown type, or libtiff rejected it
+    if (n * unit <= inline_bytes) continue;
+    const uint64_t at = big ? un(p + 12, 8) : un(p + 8, 4);
+    BRICKFS_RETURN_IF_ERROR(need(at, n * unit, "the value of tag " + std::to_string(tag)));
+  }
+  const char* what = c.tiled ? "tile" : "strip";
+  for (uint64_t k = 0; k < c.count; ++k) {
+    int err = 0;
+    const uint64_t offset = TIFFGetStrileOffsetWithErr(tif, static_cast<uint32_t>(k), &err);
+    const uint64_t bytes = TIFFGetStrileByteCountWithErr(tif, static_cast<uint32_t>(k), &err);
+    BRICKFS_RETURN_IF_ERROR(need(offset, bytes, std::string(what) + " " + std::to_string(k) +
+                                                    " of " + std::to_string(c.count)));
+  }
+  return Status::Ok();
+}
+
 Status DecodeStrips(TIFF* tif, const SliceInfo& info, const Chunking& c,
                     const MemFile& f, uint8_t* out) {
   const uint64_t row_bytes = info.width * DTypeSize(info.dtype);
@@ -407,7 +479,7 @@ Status DecodeTiles(TIFF* tif, const SliceInfo& info, const Chunking& c,
 }  // namespace
 
 Result<SliceInfo> DecodeTiffSlice(const uint8_t* data, size_t size,
-                                  const SliceDestFn& dest) {
+                                  const SliceDestFn& dest, const IntervalSet* written) {
   if (size == 0) return Status::InvalidArgument("is empty (0 bytes), not a TIFF");
   if (!HasTiffMagic(data, size)) {
     std::string first;
@@ -443,6 +515,7 @@ Result<SliceInfo> DecodeTiffSlice(const uint8_t* data, size_t size,
   BRICKFS_RETURN_IF_ERROR(CheckImage(tif.get(), &info));
   BRICKFS_ASSIGN_OR_RETURN(const Chunking chunks,
                            CheckChunks(tif.get(), info, size));
+  if (written) BRICKFS_RETURN_IF_ERROR(CheckWritten(tif.get(), data, size, chunks, *written));
 
   BRICKFS_ASSIGN_OR_RETURN(uint8_t* const out, dest(info));
   assert(out != nullptr && "dest must return a buffer or an error");

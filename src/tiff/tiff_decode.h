@@ -21,6 +21,7 @@
 
 #include "brickfs/dtype.h"
 #include "brickfs/status.h"
+#include "common/interval_set.h"
 
 namespace brickfs {
 
@@ -49,12 +50,18 @@ using SliceDestFn = std::function<Result<uint8_t*>(const SliceInfo&)>;
 //                    strip 3 of 8 could not be decoded (libtiff: ...)";
 //                    strip and tile numbers are 0-based, as in libtiff's
 //                    own text).
+//   InvalidArgument  `written` given and a byte the decoder needs was never
+//                    written: the header, the directory, a tag's value or
+//                    any byte of a strip or tile ("is incomplete: bytes
+//                    [a, b) of strip 3 of 25 were never written"); holes
+//                    elsewhere (libtiff's own alignment gaps) are fine.
 //   whatever `dest` returned, if it failed.
 // `dest` is called at most once, and only after all header checks passed
 // (also those of strip/tile positions against `size`). On failure the
 // destination may have been partly written.
 Result<SliceInfo> DecodeTiffSlice(const uint8_t* data, size_t size,
-                                  const SliceDestFn& dest);
+                                  const SliceDestFn& dest,
+                                  const IntervalSet* written = nullptr);
 
 }  // namespace brickfs
 
