@@ -18,6 +18,13 @@ bool EndsWithNoCase(const std::string& s, const std::string& suffix) {
 
 }  // namespace
 
+bool IsStagedName(const std::string& name) {
+  if (name.empty()) return true;
+  const char first = name.front(), last = name.back();
+  if (first == '.' || first == '~' || first == '#' || last == '~' || last == '#') return true;
+  return !EndsWithNoCase(name, ".tif") && !EndsWithNoCase(name, ".tiff");
+}
+
 Result<uint64_t> SliceIndexFromName(const std::string& name, uint64_t first_index) {
   std::string stem = name;
   for (const char* ext : {".tiff", ".tif"}) {

@@ -16,6 +16,16 @@
 
 namespace brickfs {
 
+// Names in z/ that are not (yet) meant as a slice: staged, held in memory,
+// never ingested under their own name; a rename onto a slice name ingests
+// them (README "Temporary names"). Staged is every name that
+//   - starts with '.' (rsync's .NAME.XXXXXX, .goutputstream-*, .#emacs), '~'
+//     or '#', or ends with '~' or '#' (editor backups and autosaves), or
+//   - does not end in .tif or .tiff, any case (NAME.tmp, NAME.part,
+//     NAME.tif.XXXXXX, Python's tmpXXXXXXXX, sed's sedXXXXXX, vim's 4913).
+// Everything else is a slice name.
+bool IsStagedName(const std::string& name);
+
 // InvalidArgument when the name has no digits, the number has more than 15
 // digits, or it is below first_index.
 Result<uint64_t> SliceIndexFromName(const std::string& name, uint64_t first_index);

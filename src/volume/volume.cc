@@ -8,12 +8,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
+#include <random>
 
 #include "brickfs/version.h"
 #include "codec/block_codec.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/scope_guard.h"
 #include "format/json.h"
 #include "tiff/tiff_decode.h"
 #include "volume/block_encode.h"
@@ -38,13 +41,10 @@ const char* AxisName(Axis a) {
 
 class Volume::SlabPool {
  public:
-  SlabPool(uint64_t slab_bytes, uint64_t max_buffers)
-      : slab_bytes_(slab_bytes), max_buffers_(max_buffers) {}
-  ~SlabPool() {
-    for (uint8_t* p : free_) ::munmap(p, slab_bytes_);
-  }
+  SlabPool(uint64_t slab_bytes, MemoryBudget* budget) : slab_bytes_(slab_bytes), budget_(budget) {}
+  ~SlabPool() { TrimFree(); }
 
-  // A zeroed buffer of slab_bytes, or null when max_buffers are in use.
+  // A zeroed buffer of slab_bytes, or null when the budget has no room.
   std::shared_ptr<uint8_t> TryGet() {
     uint8_t* p = nullptr;
     {
@@ -52,7 +52,7 @@ class Volume::SlabPool {
       if (!free_.empty()) {
         p = free_.back();
         free_.pop_back();
-      } else if (allocated_ < max_buffers_) {
+      } else if (budget_->TryCharge(slab_bytes_, MemoryBudget::Kind::kSlab)) {
         ++allocated_;
       } else {
         return nullptr;
@@ -69,6 +69,7 @@ class Volume::SlabPool {
         std::lock_guard<std::mutex> lock(mu_);
         --allocated_;
         --in_use_;
+        budget_->Release(slab_bytes_, MemoryBudget::Kind::kSlab);
         return nullptr;
       }
       ::madvise(m, slab_bytes_, MADV_HUGEPAGE);
@@ -79,8 +80,22 @@ class Volume::SlabPool {
     return std::shared_ptr<uint8_t>(p, [this](uint8_t* q) { Release(q); });
   }
 
+  // Gives every idle buffer back (to the kernel and the budget); returns bytes.
+  uint64_t TrimFree() {
+    std::vector<uint8_t*> gone;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      gone.swap(free_);
+      allocated_ -= gone.size();
+    }
+    for (uint8_t* p : gone) {
+      ::munmap(p, slab_bytes_);
+      budget_->Release(slab_bytes_, MemoryBudget::Kind::kSlab);
+    }
+    return gone.size() * slab_bytes_;
+  }
+
   uint64_t slab_bytes() const { return slab_bytes_; }
-  uint64_t max_buffers() const { return max_buffers_; }
   uint64_t in_use_bytes() const {
     std::lock_guard<std::mutex> lock(mu_);
     return in_use_ * slab_bytes_;
@@ -102,7 +117,7 @@ class Volume::SlabPool {
   }
 
   const uint64_t slab_bytes_;
-  const uint64_t max_buffers_;
+  MemoryBudget* const budget_;
   mutable std::mutex mu_;
   std::vector<uint8_t*> free_;  // guarded by mu_
   uint64_t allocated_ = 0;      // guarded by mu_
@@ -118,19 +133,26 @@ struct Volume::Slab {
     kFlushing,  // buf valid and read only, blocks being compressed/appended
     kCommitted, // in the store; no longer in the slab table
   };
-  explicit Slab(uint64_t i, uint64_t slots) : index(i), present(slots), claimed(slots) {}
+  explicit Slab(uint64_t i, uint64_t slots)
+      : index(i), present(slots), renewed(slots), synced(slots) {}
 
   const uint64_t index;
   State state = State::kLoading;      // all fields guarded by Volume::mu_ ...
   std::shared_ptr<uint8_t> buf;
   std::vector<uint8_t> present;       // per slot: slice received
-  std::vector<uint8_t> claimed;       // per slot: a writer decodes into buf
   uint64_t count = 0;                 // present slots
   uint64_t pins = 0;                  // writers decoding into buf
   uint64_t last_touch = 0;
   bool spool_valid = false;           // the spool file holds the data
   bool dirty = false;                 // holds a slice the store does not have
   bool retry = false;                 // its last flush failed; RetryLoop retries it
+  // A slab loaded from the store to take rewritten slices: it flushes when
+  // every slot was re-sent, or kBurstIdle after the last one (RetryLoop).
+  bool reloaded = false;
+  std::vector<uint8_t> renewed;       // per slot: re-sent since the reload
+  uint64_t renewed_count = 0;
+  std::chrono::steady_clock::time_point last_write{};
+  std::vector<uint8_t> synced;        // per slot: its current version is in the sync log
   // ... except these, used by flush tasks:
   std::atomic<uint64_t> pending_bricks{0};
   std::mutex err_mu;
@@ -143,6 +165,12 @@ struct Volume::Slab {
 };
 
 namespace {
+
+int64_t NowNs() {
+  struct timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
 
 uint64_t PhysicalMemory() {
   long pages = ::sysconf(_SC_PHYS_PAGES);
@@ -202,6 +230,47 @@ Volume::~Volume() {
   slabs_.clear();  // buffers return to slab_pool_ before it goes
 }
 
+namespace {
+
+uint64_t NewSessionId() {
+  std::random_device rd;
+  uint64_t id = 0;
+  while (id == 0) id = (uint64_t{rd()} << 32) ^ rd() ^ static_cast<uint64_t>(::getpid());
+  return id;
+}
+
+std::string SessionText(uint64_t s) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(s));
+  return hex;
+}
+
+// A store whose metadata says "not finalized" must come with the journal of
+// the session that wrote it: without it, which slices were committed cannot
+// be known, and recovering anyway would silently drop them.
+Status CheckJournalBelongs(const std::string& path, const std::optional<VolumeMeta>& meta,
+                           const JournalState& js) {
+  if (!meta || meta->finalized) return Status::Ok();
+  const std::string fix = "; run `brickfs fsck --repair " + path +
+                          "` (it keeps every stored block and says which slices to copy again)";
+  if (js.frames == 0) {
+    return Status::Corruption(path + " was not unmounted cleanly and its journal (" + path +
+                              "/.brickfs/journal) is missing or empty, so which slices were "
+                              "committed is unknown (was it deleted, or was the store written "
+                              "with -o nojournal?)" + fix);
+  }
+  if (meta->session != 0 && js.session != 0 && meta->session != js.session &&
+      meta->session != js.previous_session) {
+    return Status::Corruption(path + " was not unmounted cleanly and its journal belongs to "
+                              "another session (journal " + SessionText(js.session) +
+                              ", metadata " + SessionText(meta->session) +
+                              "): it was replaced or copied from another store" + fix);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
                                              const VolumeOptions& options) {
   VolumeOptions opts = options;
@@ -212,23 +281,19 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
                                    " is outside -7..22");
   }
   std::unique_ptr<Volume> v(new Volume(std::move(store), opts));
-  std::unique_ptr<JournalState> rebuild;
-  {
-    // Replayed even under -o nojournal: a crashed journaled session must be
-    // recovered before anything is appended.
-    BRICKFS_ASSIGN_OR_RETURN(JournalState js, ReadJournal(v->store_->path()));
-    if (js.frames > 0) {
-      if (v->read_only()) {
-        return Status::Unsupported(v->store_->path() +
-                                   " was not unmounted cleanly; mount it read-write once to "
-                                   "recover it (or run brickfs fsck --repair)");
-      }
-      BRICKFS_RETURN_IF_ERROR(v->Recover(js));
-      rebuild = std::make_unique<JournalState>(js);
+  v->budget_ = std::make_unique<MemoryBudget>(opts.mem_budget);
+  const std::string& path = v->store_->path();
+  // Replayed even under -o nojournal: a crashed journaled session must be
+  // recovered before anything is appended.
+  BRICKFS_ASSIGN_OR_RETURN(JournalState js, ReadJournal(path));
+  BRICKFS_RETURN_IF_ERROR(CheckJournalBelongs(path, v->store_->meta(), js));
+  if (js.frames > 0) {
+    if (v->read_only()) {
+      return Status::Unsupported(path +
+                                 " was not unmounted cleanly; mount it read-write once to "
+                                 "recover it (or run brickfs fsck --repair)");
     }
-  }
-  if (!v->read_only() && opts.journal) {
-    BRICKFS_ASSIGN_OR_RETURN(v->journal_, Journal::Open(v->store_->path(), 0));
+    BRICKFS_RETURN_IF_ERROR(v->Recover(js));
   }
   const std::optional<VolumeMeta> recovered_meta =
       v->recovery_.needed ? std::optional<VolumeMeta>(v->meta_) : v->store_->meta();
@@ -236,31 +301,157 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
     const VolumeMeta& m = *recovered_meta;
     v->meta_ = m;
     v->geo_ = m.geo;
-    v->received_.assign(m.geo.shape[0], false);
-    for (const auto& [a, b] : m.present) {
-      for (uint64_t z = a; z <= b; ++z) v->received_[z] = true;
-    }
+    v->received_ = SetFromRanges(m.present);
     v->committed_ = v->received_;
     v->shards_ = std::make_unique<ShardStore>(v->store_->ArrayDir(0), m.geo, v->read_only());
     v->block_pool_ = BlockPool::Create(m.geo.block_bytes());
     uint64_t slab = m.geo.slab_bytes();
     if (slab > opts.mem_budget && !v->read_only()) {
       return Status::NoSpace("mem=" + HumanBytes(opts.mem_budget) + " is less than one slab of " +
-                             v->store_->path() + " (" + std::to_string(m.geo.block[0]) +
+                             path + " (" + std::to_string(m.geo.block[0]) +
                              " slices = " + HumanBytes(slab) + "); mount with -o mem=" +
                              std::to_string(CeilDiv(2 * slab, 1 << 20)) + "M or more");
     }
-    if (slab > 0) v->slab_pool_ = std::make_unique<SlabPool>(slab, std::max<uint64_t>(1, opts.mem_budget / slab));
+    if (slab > 0) {
+      v->slab_pool_ = std::make_unique<SlabPool>(slab, v->budget_.get());
+      v->budget_->set_reserve(slab);
+    }
   } else {
     v->meta_.zstd_level = opts.zstd_level;
+  }
+  BRICKFS_RETURN_IF_ERROR(v->LoadNames(v->recovery_.needed ? &js : nullptr));
+  // Levels over every level-0 brick the crashed session touched are rebuilt
+  // from level 0 once the volume starts (RebuildPyramid).
+  std::set<Shape3> rebuild;
+  for (const auto* m : {&js.base, &js.committed}) {
+    for (const auto& [id, length] : *m) {
+      if (id.level == 0) rebuild.insert(id.brick);
+    }
+  }
+  if (!v->read_only()) {
+    if (v->recovery_.needed) {
+      // The crashed session's journal stays until what it protects is safe:
+      // the slices fsynced after their slab's last commit go into the store
+      // (their appends journaled there, so a crash now is recovered again).
+      BRICKFS_ASSIGN_OR_RETURN(v->journal_, Journal::Open(path, js.valid_bytes));
+      if (v->geo_) {
+        IntervalSet synced;
+        BRICKFS_RETURN_IF_ERROR(v->RecoverSynced(js, *v->geo_, &rebuild, &synced));
+        {
+          std::lock_guard<std::mutex> lock(v->mu_);
+          for (const auto& [a, b] : synced) {
+            v->received_.Insert(a, b);
+            v->committed_.Insert(a, b);
+          }
+          v->finalized_ = false;
+          v->meta_.session = js.session;
+          BRICKFS_RETURN_IF_ERROR(v->WriteMetaLocked());
+        }
+        ZRanges still_lost;
+        for (const auto& [a, b] : v->recovery_.lost) {
+          for (const auto& [x, y] : synced.Gaps(a, b + 1)) still_lost.emplace_back(x, y - 1);
+        }
+        v->recovery_.lost = still_lost;
+        v->recovery_.synced_slices = synced.Count();
+      }
+      BRICKFS_RETURN_IF_ERROR(v->journal_->Reset());
+      v->journaled_bricks_.clear();
+      if (!opts.journal) v->journal_.reset();
+    } else if (opts.journal) {
+      BRICKFS_ASSIGN_OR_RETURN(v->journal_, Journal::Open(path, 0));
+    }
+    if (v->journal_) {
+      const uint64_t previous =
+          v->recovery_.needed ? js.session : (v->store_->meta() ? v->store_->meta()->session : 0);
+      BRICKFS_RETURN_IF_ERROR(v->StartJournal(previous));
+    }
+    // Spool and sync files of a crashed session: their slices are either in
+    // the store now or reported lost.
+    const std::string state = path + "/.brickfs/";
+    for (const char* dir : {"spool", "synced"}) {
+      struct stat st;
+      if (::lstat((state + dir).c_str(), &st) == 0) {
+        ++v->recovery_.leftovers_removed;
+        SyncLog::RemoveAll(state + dir);
+      }
+    }
   }
   BRICKFS_RETURN_IF_ERROR(v->ApplyPyramidOptions());
   if (recovered_meta) {
     std::lock_guard<std::mutex> lock(v->mu_);
     v->InitPyramidLocked(/*new_volume=*/v->meta_.present.empty());
   }
-  if (v->recovery_.needed) v->rebuild_journal_ = std::move(rebuild);
+  if (v->recovery_.needed) v->rebuild_bricks_ = std::make_unique<std::set<Shape3>>(rebuild);
+  if (v->recovery_.needed) {
+    LogInfo("recovered " + path + " after an unclean shutdown: " +
+            std::to_string(v->recovery_.slices_committed) + " slices committed since the last "
+            "finalize, " + std::to_string(v->recovery_.synced_slices) + " fsynced slices kept, " +
+            std::to_string(v->recovery_.shards_truncated) + " torn shard tails cut (" +
+            std::to_string(v->recovery_.bytes_truncated) + " bytes); lost (copy again): " +
+            RangesToString(v->recovery_.lost));
+  }
   return v;
+}
+
+Status Volume::StartJournal(uint64_t previous_session) {
+  session_ = NewSessionId();
+  std::string frame;
+  AppendSession(session_, previous_session, &frame);
+  BRICKFS_RETURN_IF_ERROR(journal_->Append(frame, /*sync=*/true));
+  sync_log_ = std::make_unique<SyncLog>(store_->path() + "/.brickfs/synced", session_);
+  return Status::Ok();
+}
+
+Status Volume::LoadNames(const JournalState* js) {
+  if (!geo_) return Status::Ok();
+  const std::string path = store_->path() + "/.brickfs/names";
+  auto bytes = ReadFileToString(path, uint64_t{1} << 30);
+  SliceNames names;
+  if (bytes.ok()) {
+    auto decoded = SliceNames::Decode(*bytes, geo_->shape[0], path);
+    if (decoded.ok()) {
+      names = std::move(*decoded);
+    } else {
+      // Names are a convenience (rsync's quick check), not data: warn, go on.
+      LogError(decoded.status().ToString() + "; the writers' names are forgotten");
+    }
+  } else if (bytes.status().code() != Status::Code::kNotFound) {
+    LogError("reading " + path + ": " + bytes.status().ToString());
+  }
+  if (js) {
+    // A name counts when its slice made it into the store: recorded before
+    // the slab's last commit. Later records of the same name and size only
+    // change its time (touch, cp -p after the copy).
+    for (const JournalName& n : js->names) {
+      if (n.z >= geo_->shape[0]) continue;
+      auto c = js->slab_commit_offset.find(n.z / geo_->block[0]);
+      const bool committed = c != js->slab_commit_offset.end() && n.offset < c->second;
+      auto cur = names.OfZ(n.z);
+      if (committed) {
+        if (n.name.empty()) {
+          names.ForgetRange(n.z, n.z + 1);
+        } else if (SliceNames::ValidName(n.name)) {
+          names.Set({n.name, n.z, n.size, n.mtime_ns});
+        }
+      } else if (cur && cur->name == n.name && cur->size == n.size) {
+        names.SetTime(n.name, n.mtime_ns);
+      }
+    }
+  }
+  for (const auto& [a, b] : MissingRanges(received_, geo_->shape[0])) names.ForgetRange(a, b + 1);
+  names.Truncate(geo_->shape[0]);
+  std::lock_guard<std::mutex> lock(mu_);
+  names_ = std::move(names);
+  return Status::Ok();
+}
+
+Status Volume::WriteNamesFile() {
+  std::string bytes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bytes = names_.Encode();
+  }
+  return WriteFileAtomic(store_->path() + "/.brickfs/names", bytes);
 }
 
 Status Volume::ApplyPyramidOptions() {
@@ -295,16 +486,16 @@ Status Volume::Recover(const JournalState& js) {
     g->shape[0] = std::max(g->shape[0], js.geometry->shape[0]);
   }
   if (!g) return Status::Ok();  // nothing was ever written
+  recovery_.needed = true;
   std::set<BrickId> ids;
   for (const auto& [id, len] : js.base) ids.insert(id);
   for (const auto& [id, len] : js.committed) ids.insert(id);
-  recovery_.needed = true;
   for (const BrickId& id : ids) {
     uint64_t len = *js.RecoveredLength(id);
     const ShardStore shards(store_->ArrayDir(id.level), *g, /*read_only=*/true);
     const std::string path = shards.BrickPath(id.brick);
     struct stat sb;
-    if (::stat(path.c_str(), &sb) != 0) continue;
+    if (::lstat(path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
     uint64_t size = static_cast<uint64_t>(sb.st_size);
     ::unlink((path + ".tmp").c_str());  // a replacement that never got renamed
     uint64_t valid_len = 0;
@@ -328,15 +519,61 @@ Status Volume::Recover(const JournalState& js) {
   // 2. Present = what was final before + what the journal committed; the
   //    shape covers every slice ever received, so lost ones show as missing.
   VolumeMeta m = RecoveredMeta(store_->meta(), *g, js, &recovery_.lost);
+  std::string bad = m.geo.Validate();
+  if (!bad.empty()) return Status::Corruption(store_->path() + ": journal: " + bad);
   recovery_.slices_committed = js.committed_slices.size();
   m.finalized = false;
+  m.session = js.session;
   BRICKFS_RETURN_IF_ERROR(store_->WriteMeta(m));
   meta_ = m;
-  LogInfo("recovered " + store_->path() + " after an unclean shutdown: " +
-            std::to_string(recovery_.slices_committed) + " slices committed since the last "
-            "finalize, " + std::to_string(recovery_.shards_truncated) + " torn shard tails cut (" +
-            std::to_string(recovery_.bytes_truncated) + " bytes); lost (copy again): " +
-            RangesToString(recovery_.lost));
+  return Status::Ok();
+}
+
+Status Volume::RecoverSynced(const JournalState& js, const Geometry& g, std::set<Shape3>* bricks,
+                             IntervalSet* zs) {
+  uint64_t skipped = 0;
+  std::vector<SyncLog::Record> records = SyncLog::Scan(
+      store_->path() + "/.brickfs/synced", js.session, g.slice_bytes(), g.block[0], &skipped);
+  std::map<uint64_t, std::vector<SyncLog::Record>> by_slab;
+  for (SyncLog::Record& r : records) {
+    // A commit of its slab after the record was taken holds this version or
+    // a newer one.
+    auto c = js.slab_commit_offset.find(r.slab);
+    if (c != js.slab_commit_offset.end() && c->second >= r.journal_offset) continue;
+    if (r.z >= g.shape[0]) continue;  // outside a fixed shape: never accepted
+    by_slab[r.slab].push_back(std::move(r));
+  }
+  if (by_slab.empty()) return Status::Ok();
+  const uint64_t slice = g.slice_bytes(), depth = g.block[0];
+  std::vector<uint8_t> buf(depth * slice);
+  for (const auto& [slab, recs] : by_slab) {
+    // The slab as the store has it, with the fsynced slices over it.
+    std::fill(buf.begin(), buf.end(), 0);
+    const uint64_t z0 = slab * depth, z1 = std::min(z0 + depth, g.shape[0]);
+    if (committed_.Intersects(z0, z1)) {
+      BRICKFS_RETURN_IF_ERROR(ReadRegion(
+          g, CompactRegion({z0, 0, 0}, {z1, g.shape[1], g.shape[2]}, g.voxel_bytes()), buf.data(),
+          /*from_store_only=*/true));
+    }
+    for (const SyncLog::Record& r : recs) {
+      BRICKFS_RETURN_IF_ERROR(SyncLog::ReadData(r, buf.data() + (r.z - z0) * slice, slice));
+      zs->Insert(r.z);
+    }
+    std::vector<Shape3> touched;
+    const Shape3 grid = g.brick_grid();
+    for (uint64_t by = 0; by < grid[1]; ++by) {
+      for (uint64_t bx = 0; bx < grid[2]; ++bx) {
+        AppendStats stats;
+        Shape3 brick;
+        BRICKFS_RETURN_IF_ERROR(AppendSlabColumn(g, slab, buf.data(), by, bx, &brick, &stats));
+        if (stats.bytes_written > 0) {
+          touched.push_back(brick);
+          bricks->insert(brick);
+        }
+      }
+    }
+    BRICKFS_RETURN_IF_ERROR(shards_->SyncBricks(touched));
+  }
   return Status::Ok();
 }
 
@@ -355,15 +592,25 @@ Status Volume::JournalBrickBase(const BrickId& id) {
 
 void Volume::RetryLoop() {
   std::unique_lock<std::mutex> lock(mu_);
+  auto last_retry = std::chrono::steady_clock::now();
   while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::seconds(1));
+    cv_.wait_for(lock, std::chrono::milliseconds(250));
     if (stopping_) break;
-    std::vector<std::shared_ptr<Slab>> failed;
+    const auto now = std::chrono::steady_clock::now();
+    const bool retry_now = now - last_retry >= std::chrono::seconds(1);
+    if (retry_now) last_retry = now;
+    std::vector<std::shared_ptr<Slab>> todo;
     for (auto& [i, slab] : slabs_) {
-      if (slab->retry && slab->state == Slab::State::kFilling && !slab->pins) failed.push_back(slab);
+      if (slab->state != Slab::State::kFilling || slab->pins || brick_holds_.count(i)) continue;
+      // Failed flushes every second; reloaded slabs once their burst of
+      // rewritten slices has stopped.
+      if ((slab->retry && retry_now) ||
+          (!slab->retry && slab->reloaded && slab->dirty && now - slab->last_write >= kBurstIdle)) {
+        todo.push_back(slab);
+      }
     }
-    for (auto& slab : failed) {
-      LogInfo("retrying the flush of slab " + std::to_string(slab->index));
+    for (auto& slab : todo) {
+      if (slab->retry) LogInfo("retrying the flush of slab " + std::to_string(slab->index));
       StartFlushLocked(slab);
     }
   }
@@ -373,15 +620,15 @@ void Volume::Start() {
   pool_ = std::make_unique<ThreadPool>(options_.threads);
   cache_ = std::make_unique<BlockCache>(options_.cache_budget);
   started_ = std::chrono::steady_clock::now();
-  if (rebuild_journal_) {
-    Status s = RebuildPyramid(*rebuild_journal_);
+  if (rebuild_bricks_) {
+    Status s = RebuildPyramid(*rebuild_bricks_);
     if (!s.ok()) {
       // The journal stays (Finalize fails), so the next mount tries again.
       std::lock_guard<std::mutex> lock(pyr_mu_);
       pyr_error_ = s.WithContext("rebuilding the pyramid after recovery");
       RecordError("pyramid", pyr_error_.message());
     }
-    rebuild_journal_.reset();
+    rebuild_bricks_.reset();
   }
   if (!read_only()) retry_thread_ = std::thread([this] { RetryLoop(); });
   if (read_only() && block_pool_) {
@@ -401,22 +648,35 @@ std::optional<Geometry> Volume::geometry() const {
 
 Result<uint64_t> Volume::SliceIndexForName(const std::string& name) const {
   BRICKFS_ASSIGN_OR_RETURN(uint64_t z, SliceIndexFromName(name, options_.first_index));
+  return CheckSliceZ(name, z);
+}
+
+Result<uint64_t> Volume::CheckSliceZ(const std::string& name, uint64_t z) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (geo_ && meta_.fixed_shape && z >= geo_->shape[0]) {
     return Status::InvalidArgument("\"" + name + "\" is slice " + std::to_string(z) +
                                    ", outside the volume's fixed depth of " +
                                    std::to_string(geo_->shape[0]) + " slices");
   }
-  if (z > (uint64_t{1} << 24)) {
+  const uint64_t depth = geo_ ? geo_->shape[0] : 0;
+  if (!meta_.fixed_shape && z >= depth && z - depth >= options_.max_growth) {
+    return Status::InvalidArgument(
+        "\"" + name + "\" is slice " + std::to_string(z) + ", which would grow the volume from " +
+        std::to_string(depth) + " to " + std::to_string(z + 1) + " slices, more than the " +
+        "limit of " + std::to_string(options_.max_growth) + " new slices at once (mount option " +
+        "max_growth=N; first_index=N if the numbering does not start at 0; brickfs create " +
+        "--shape declares a large volume)");
+  }
+  if (z >= kMaxSide) {
     return Status::InvalidArgument("\"" + name + "\" is slice " + std::to_string(z) +
-                                   "; more than 2^24 slices are not supported");
+                                   ", beyond the largest depth a volume may have (2^32 - 1)");
   }
   return z;
 }
 
 bool Volume::SlicePresent(uint64_t z) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return z < received_.size() && received_[z];
+  return received_.Contains(z);
 }
 
 uint64_t Volume::SlotsInSlabLocked(uint64_t slab) const {
@@ -446,7 +706,8 @@ Status Volume::DefineGeometryLocked(uint64_t width, uint64_t height, DType dtype
   InitPyramidLocked(/*new_volume=*/true);
   shards_ = std::make_unique<ShardStore>(store_->ArrayDir(0), g, read_only());
   block_pool_ = BlockPool::Create(g.block_bytes());
-  slab_pool_ = std::make_unique<SlabPool>(g.slab_bytes(), options_.mem_budget / g.slab_bytes());
+  slab_pool_ = std::make_unique<SlabPool>(g.slab_bytes(), budget_.get());
+  budget_->set_reserve(g.slab_bytes());
   LogInfo("volume geometry: " + std::to_string(width) + "x" + std::to_string(height) + " " +
           std::string(DTypeName(dtype)) + ", block " + ShapeToString(g.block) + ", brick " +
           ShapeToString(g.brick));
@@ -495,26 +756,35 @@ Result<std::shared_ptr<uint8_t>> Volume::AllocateBufferLocked(std::unique_lock<s
                                                               uint64_t for_slab) {
   for (;;) {
     if (auto buf = slab_pool_->TryGet()) return buf;
-    // Budget full: park the least complete idle slab, else wait for a flush.
+    // Budget full: write out a reloaded slab (its data is complete: better
+    // committed now than parked), else park the least complete idle slab,
+    // else wait for a flush.
+    std::shared_ptr<Slab> reloaded;
     Slab* victim = nullptr;
-    bool busy = false;
+    bool busy = SlabBusyLocked();
     for (auto& [i, s] : slabs_) {
-      if (s->state == Slab::State::kFlushing || s->state == Slab::State::kLoading || s->pins) {
-        busy = true;
+      if (i == for_slab || s->state != Slab::State::kFilling || s->pins || brick_holds_.count(i)) {
+        continue;
       }
-      if (i == for_slab || s->state != Slab::State::kFilling || s->pins) continue;
+      if (s->reloaded && s->dirty && !s->retry) reloaded = s;
       if (!victim || s->count < victim->count ||
           (s->count == victim->count && s->last_touch < victim->last_touch)) {
         victim = s.get();
       }
+    }
+    if (reloaded) {
+      StartFlushLocked(reloaded);
+      cv_.wait_for(lock, std::chrono::milliseconds(20));
+      continue;
     }
     if (victim) {
       BRICKFS_RETURN_IF_ERROR(SpoolLocked(victim));
       continue;
     }
     if (!busy) {
-      return Status::NoSpace("slab memory budget (" + HumanBytes(options_.mem_budget) +
-                             ") is exhausted and no slab can be parked");
+      return Status::NoSpace("the memory budget mem=" + HumanBytes(options_.mem_budget) +
+                             " is full (" + HumanBytes(budget_->used(MemoryBudget::Kind::kFile)) +
+                             " held by files being written) and no slab can be parked");
     }
     // Buffers are returned by their deleters without mu_; poll briefly.
     cv_.wait_for(lock, std::chrono::milliseconds(20));
@@ -537,6 +807,7 @@ Result<std::shared_ptr<Volume::Slab>> Volume::AcquireSlabLocked(std::unique_lock
                                                                 uint64_t index) {
   static uint64_t tick = 0;
   for (;;) {
+    WaitNoBrickHold(lock, index);
     auto it = slabs_.find(index);
     if (it != slabs_.end()) {
       std::shared_ptr<Slab> slab = it->second;
@@ -576,9 +847,9 @@ Result<std::shared_ptr<Volume::Slab>> Volume::AcquireSlabLocked(std::unique_lock
     slabs_[index] = slab;
     std::vector<uint64_t> stored;
     for (uint64_t i = 0; i < g.block[0]; ++i) {
-      uint64_t z = index * g.block[0] + i;
-      if (z < committed_.size() && committed_[z]) stored.push_back(i);
+      if (committed_.Contains(index * g.block[0] + i)) stored.push_back(i);
     }
+    slab->reloaded = !stored.empty();
     Status s;
     if (!stored.empty()) {
       // Rewriting into a committed slab: load its stored slices once.
@@ -610,18 +881,117 @@ Status Volume::WriteMetaLocked() {
   meta_.geo = *geo_;
   // The store's metadata lists what the store holds: committed slices, not
   // ones still in slab buffers (a crash would lose those).
-  meta_.present = RangesFromBitmap(committed_);
+  meta_.present = RangesFromSet(committed_);
   meta_.finalized = finalized_;
+  meta_.session = finalized_ ? 0 : session_;
   return store_->WriteMeta(meta_);
 }
 
+void Volume::WaitNoBrickHold(std::unique_lock<std::mutex>& lock, uint64_t s) {
+  while (brick_holds_.count(s)) cv_.wait(lock);
+}
+
+bool Volume::SlabBusyLocked() const {
+  for (const auto& [i, s] : slabs_) {
+    if (s->state == Slab::State::kFlushing || s->state == Slab::State::kLoading || s->pins) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void Volume::MakeRoomLocked(std::unique_lock<std::mutex>& lock, uint64_t want) {
+  (void)lock;
+  if (!slab_pool_) return;
+  slab_pool_->TrimFree();
+  while (budget_->used() + want > budget_->limit()) {
+    Slab* victim = nullptr;
+    for (auto& [i, s] : slabs_) {
+      if (s->state != Slab::State::kFilling || s->pins || brick_holds_.count(i)) continue;
+      if (!victim || s->count < victim->count) victim = s.get();
+    }
+    if (!victim || !SpoolLocked(victim).ok()) return;
+    slab_pool_->TrimFree();
+  }
+}
+
+Status Volume::ChargeFileMemory(uint64_t bytes) {
+  if (budget_->TryCharge(bytes, MemoryBudget::Kind::kFile)) return Status::Ok();
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    MakeRoomLocked(lock, bytes);
+    if (budget_->TryCharge(bytes, MemoryBudget::Kind::kFile)) return Status::Ok();
+    // Wait only while a flush or load in progress will give memory back.
+    if (!SlabBusyLocked() || std::chrono::steady_clock::now() > deadline) break;
+    cv_.wait_for(lock, std::chrono::milliseconds(20));
+  }
+  return Status::NoSpace(
+      "the memory budget mem=" + HumanBytes(options_.mem_budget) + " is full (" +
+      HumanBytes(budget_->used(MemoryBudget::Kind::kFile)) + " held by files being written, " +
+      HumanBytes(budget_->used(MemoryBudget::Kind::kSlab)) + " by slab buffers; " +
+      HumanBytes(bytes) + " more asked): close files being written, or mount with a larger mem=");
+}
+
+void Volume::ReleaseFileMemory(uint64_t bytes) {
+  budget_->Release(bytes, MemoryBudget::Kind::kFile);
+  cv_.notify_all();
+}
+
+uint64_t Volume::MaxSliceFileBytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  constexpr uint64_t kHeadroom = 16 << 20;  // headers, tags, incompressible LZW
+  if (geo_) return 2 * geo_->slice_bytes() + kHeadroom;
+  // Before the first slice: a slab of it must fit the budget.
+  uint64_t depth = options_.block ? (*options_.block)[0] : kMaxBlockSide;
+  for (DType t : {DType::kUint8, DType::kUint16, DType::kFloat32}) {
+    if (!options_.block) depth = std::min(depth, DefaultBlockShape(t)[0]);
+  }
+  return 2 * (options_.mem_budget / std::max<uint64_t>(1, depth)) + kHeadroom;
+}
+
+void Volume::SetStagedFiles(uint64_t count, uint64_t bytes) {
+  staged_count_ = count;
+  staged_bytes_ = bytes;
+}
+
 Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* data, size_t size) {
-  counters_.bytes_received.fetch_add(size);
+  SliceWrite w;
+  w.name = name;
+  w.z = z;
+  w.data = data;
+  w.size = size;
+  return IngestSlice(w);
+}
+
+Status Volume::IngestSlice(const SliceWrite& w) {
+  counters_.bytes_received.fetch_add(w.size);
   if (read_only()) return Status::Unsupported("the mount is read-only");
+  const std::string& name = w.name;
+  const uint64_t z = w.z;
+  // Writers of one z are ordered by their tickets (see volume.h).
+  const uint64_t ticket = next_ticket_.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++zwriters_[z].inflight;
+  }
+  ScopeGuard leave([&] {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = zwriters_.find(z);
+    if (--it->second.inflight == 0) zwriters_.erase(it);
+    cv_.notify_all();
+  });
 
   std::shared_ptr<Slab> slab;  // set when decoding straight into a slab
   uint64_t slot = 0;
+  bool direct = false;
+  // Decode scratch (one slice, while this close is in progress; at most one
+  // per FUSE thread) is not charged to mem=: it is never held.
   std::vector<uint8_t> scratch;
+  auto aside = [&](uint64_t bytes) -> Result<uint8_t*> {
+    scratch.resize(bytes);
+    return scratch.data();
+  };
   auto dest = [&](const SliceInfo& info) -> Result<uint8_t*> {
     std::unique_lock<std::mutex> lock(mu_);
     if (!geo_) {
@@ -637,39 +1007,50 @@ Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* d
                                std::to_string(CeilDiv(2 * bytes * slab_z, 1 << 20)) + "M or more");
       }
       lock.unlock();
-      scratch.resize(bytes);
-      return scratch.data();
+      return aside(bytes);
     }
     BRICKFS_RETURN_IF_ERROR(CheckSliceShapeLocked(info.width, info.height, info.dtype, name));
-    BRICKFS_ASSIGN_OR_RETURN(std::shared_ptr<Slab> s, AcquireSlabLocked(lock, z / geo_->block[0]));
-    uint64_t i = z % geo_->block[0];
-    if (!s->present[i] && !s->claimed[i]) {
-      s->claimed[i] = 1;
-      ++s->pins;
-      slab = s;
-      slot = i;
-      return s->buf.get() + i * geo_->slice_bytes();
+    if (zwriters_[z].inflight == 1 && !zwriters_[z].claimed) {
+      // The only writer of z: decode straight into the slab when the slot is
+      // empty (no copy). Others decode aside and are ordered after.
+      BRICKFS_ASSIGN_OR_RETURN(std::shared_ptr<Slab> s, AcquireSlabLocked(lock, z / geo_->block[0]));
+      const uint64_t i = z % geo_->block[0];
+      ZWriters& zw = zwriters_[z];
+      if (!s->present[i] && zw.inflight == 1 && !zw.claimed) {
+        zw.claimed = true;
+        ++s->pins;
+        slab = s;
+        slot = i;
+        direct = true;
+        return s->buf.get() + i * geo_->slice_bytes();
+      }
     }
+    const uint64_t bytes = geo_->slice_bytes();
     lock.unlock();
-    scratch.resize(geo_->slice_bytes());
-    return scratch.data();
+    return aside(bytes);
   };
 
-  Result<SliceInfo> decoded = DecodeTiffSlice(data, size, dest);
+  Result<SliceInfo> decoded = DecodeTiffSlice(w.data, w.size, dest, w.written);
 
   std::unique_lock<std::mutex> lock(mu_);
-  if (slab) {
-    slab->claimed[slot] = 0;
+  ZWriters& zw = zwriters_[z];
+  if (direct) {
+    zw.claimed = false;
     --slab->pins;
+    cv_.notify_all();
   }
   Status s = decoded.status();
-  if (s.ok() && !slab) {
-    // Decoded aside (first slice, or a slice already present): define the
-    // geometry if needed, then copy into the slab.
+  bool superseded = false;
+  if (s.ok() && !direct) {
+    // Decoded aside (first slice, a slice already present, or a racing
+    // writer): define the geometry if needed, then copy into the slab,
+    // unless a writer that closed later has been applied already.
     const SliceInfo& info = *decoded;
     if (!geo_) s = DefineGeometryLocked(info.width, info.height, info.dtype);
     if (s.ok()) s = CheckSliceShapeLocked(info.width, info.height, info.dtype, name);
-    if (s.ok()) {
+    while (s.ok() && zw.claimed) cv_.wait(lock);
+    if (s.ok() && ticket < zw.applied) superseded = true;
+    if (s.ok() && !superseded) {
       auto acquired = AcquireSlabLocked(lock, z / geo_->block[0]);
       if (acquired.ok()) {
         slab = *acquired;
@@ -682,14 +1063,15 @@ Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* d
     }
   }
   if (!s.ok()) {
-    if (slab && !slab->present[slot] && slab->buf) {
+    if (direct && !slab->present[slot] && slab->buf) {
       std::memset(slab->buf.get() + slot * geo_->slice_bytes(), 0, geo_->slice_bytes());
     }
     if (!slab && geo_) {
       auto it = slabs_.find(z / geo_->block[0]);
       if (it != slabs_.end()) slab = it->second;
     }
-    if (slab && !slab->dirty && !slab->pins && slab->state == Slab::State::kFilling) {
+    if (slab && !slab->dirty && !slab->pins && slab->state == Slab::State::kFilling &&
+        !brick_holds_.count(slab->index)) {
       // Loaded (or created) only for this slice: nothing new to keep.
       slabs_.erase(slab->index);
     } else if (slab) {
@@ -701,21 +1083,33 @@ Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* d
     RecordError(name, named.message());
     return named;
   }
+  if (superseded) return Status::Ok();  // a writer of z that closed later won
 
+  zw.applied = ticket;
   slab->dirty = true;
+  slab->last_write = std::chrono::steady_clock::now();
   if (!slab->present[slot]) {
     slab->present[slot] = 1;
     ++slab->count;
   }
+  if (!slab->renewed[slot]) {
+    slab->renewed[slot] = 1;
+    ++slab->renewed_count;
+  }
+  slab->synced[slot] = 0;
   Geometry& g = *geo_;
   if (z >= g.shape[0]) g.shape[0] = z + 1;
-  if (received_.size() < g.shape[0]) {
-    received_.resize(g.shape[0], false);
-    committed_.resize(g.shape[0], false);
-  }
-  received_[z] = true;
+  received_.Insert(z);
   counters_.slices_received.fetch_add(1);
   generation_.fetch_add(1);
+  // The writer's name now designates z's content (rsync's quick check).
+  std::optional<SliceName> named;
+  if (w.keep_name && SliceNames::ValidName(name)) {
+    named = SliceName{name, z, w.size, w.mtime_ns ? w.mtime_ns : NowNs()};
+    names_.Set(*named);
+  } else {
+    names_.ForgetRange(z, z + 1);
+  }
   if (!meta_dirty_) {
     // First change since mount: the store is no longer final until unmount.
     meta_dirty_ = true;
@@ -733,6 +1127,8 @@ Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* d
     std::string frames;
     if (new_geometry) AppendGeometry(geo_now, &frames);
     AppendReceived(z, &frames);
+    AppendName(z, named ? named->size : 0, named ? named->mtime_ns : 0,
+               named ? named->name : std::string(), &frames);
     Status j = journal_->Append(frames, /*sync=*/false);
     if (!j.ok()) LogError("journal: " + j.ToString());
   }
@@ -748,9 +1144,127 @@ Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* d
   return Status::Ok();
 }
 
+Status Volume::SyncSlice(uint64_t z) {
+  if (!journal_ || !sync_log_) return Status::Ok();
+  std::lock_guard<std::mutex> stripe(sync_stripes_[(z / 32) % sync_stripes_.size()]);
+  std::vector<uint8_t> copy;
+  uint64_t slab_index = 0, joff = 0;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!geo_) return Status::Ok();
+    for (;;) {
+      auto it = slabs_.find(z / geo_->block[0]);
+      // Not in memory: committed (durable since its commit) or never received.
+      if (it == slabs_.end()) return Status::Ok();
+      Slab& slab = *it->second;
+      const uint64_t i = z % geo_->block[0];
+      if (!slab.present[i] || slab.synced[i]) return Status::Ok();
+      if (slab.state == Slab::State::kFlushing || slab.state == Slab::State::kLoading) {
+        cv_.wait_for(lock, std::chrono::milliseconds(20));  // its commit makes it durable
+        continue;
+      }
+      const uint64_t n = geo_->slice_bytes();
+      copy.resize(n);
+      if (slab.buf) {
+        std::memcpy(copy.data(), slab.buf.get() + i * n, n);
+      } else {
+        const std::string path = SpoolPath(slab.index);
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) return Status::IOError("open spool file " + path, errno);
+        Status r = PreadAll(fd, copy.data(), n, i * n, path);
+        ::close(fd);
+        BRICKFS_RETURN_IF_ERROR(r);
+      }
+      slab.synced[i] = 1;
+      slab_index = slab.index;
+      joff = journal_->size();
+      break;
+    }
+  }
+  Status s = sync_log_->Append(slab_index, z, joff, copy.data(), copy.size());
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = slabs_.find(slab_index);
+    if (it != slabs_.end()) it->second->synced[z % geo_->block[0]] = 0;
+    RecordError("fsync of slice " + std::to_string(z), s.ToString());
+  }
+  return s;
+}
+
+Status Volume::SyncAll() {
+  std::vector<uint64_t> zs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!geo_) return Status::Ok();
+    for (const auto& [i, slab] : slabs_) {
+      for (uint64_t k = 0; k < slab->present.size(); ++k) {
+        if (slab->present[k] && !slab->synced[k]) zs.push_back(i * geo_->block[0] + k);
+      }
+    }
+  }
+  for (uint64_t z : zs) BRICKFS_RETURN_IF_ERROR(SyncSlice(z));
+  return Status::Ok();
+}
+
+std::optional<SliceName> Volume::FindName(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return names_.Find(name);
+}
+
+Status Volume::SetNameTime(const std::string& name, int64_t mtime_ns) {
+  std::optional<SliceName> e;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!names_.SetTime(name, mtime_ns)) return Status::NotFound(name + " is not a slice's name");
+    e = names_.Find(name);
+  }
+  JournalNameChange(e->z, &*e);
+  return Status::Ok();
+}
+
+Status Volume::RenameName(const std::string& from, const std::string& to) {
+  std::optional<SliceName> e;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    e = names_.Find(from);
+    if (!e) return Status::NotFound(from + " is not a slice's name");
+    names_.Forget(from);
+    if (!to.empty()) {
+      e->name = to;
+      names_.Set(*e);
+    }
+  }
+  JournalNameChange(e->z, to.empty() ? nullptr : &*e);
+  return Status::Ok();
+}
+
+Status Volume::ForgetName(const std::string& name) {
+  std::optional<SliceName> e;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    e = names_.Find(name);
+    if (!e) return Status::NotFound(name + " is not a slice's name");
+    names_.Forget(name);
+  }
+  JournalNameChange(e->z, nullptr);
+  return Status::Ok();
+}
+
+void Volume::JournalNameChange(uint64_t z, const SliceName* e) {
+  if (!journal_) return;
+  std::string frame;
+  AppendName(z, e ? e->size : 0, e ? e->mtime_ns : 0, e ? e->name : std::string(), &frame);
+  Status s = journal_->Append(frame, /*sync=*/false);
+  if (!s.ok()) LogError("journal: " + s.ToString());
+}
+
 void Volume::MaybeCompleteLocked(const std::shared_ptr<Slab>& slab) {
   if (slab->state != Slab::State::kFilling || slab->pins || !slab->dirty) return;
-  if (slab->count < SlotsInSlabLocked(slab->index)) return;
+  if (brick_holds_.count(slab->index)) return;  // the brick writer completes it
+  // A reloaded slab waits for its burst of rewrites to end (RetryLoop),
+  // unless every slice of it was sent again.
+  const uint64_t have = slab->reloaded ? slab->renewed_count : slab->count;
+  if (have < SlotsInSlabLocked(slab->index)) return;
   StartFlushLocked(slab);
 }
 
@@ -783,16 +1297,11 @@ void Volume::StartFlushLocked(const std::shared_ptr<Slab>& slab) {
   }
 }
 
-void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uint64_t brick_x) {
-  // The geometry's block/brick/dtype never change; shape[1,2] neither.
-  Geometry g;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    g = *geo_;
-  }
-  const uint64_t bz = slab->index;
-  const Shape3 brick{bz / g.blocks_per_brick()[0], brick_y, brick_x};
-  const uint8_t* buf = slab->buf.get();
+Status Volume::AppendSlabColumn(const Geometry& geo, uint64_t bz, const uint8_t* buf,
+                                uint64_t brick_y, uint64_t brick_x, Shape3* brick,
+                                AppendStats* stats, EncodedBlocks* enc) {
+  Geometry g = geo;
+  *brick = {bz / g.blocks_per_brick()[0], brick_y, brick_x};
   const uint64_t plane_bytes = g.slice_bytes();
   BlockSource src;
   src.lo = {bz * g.block[0], 0, 0};
@@ -800,22 +1309,34 @@ void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uin
   src.row = g.shape[2];
   src.plane = [&](uint64_t z) { return buf + (z - src.lo[0]) * plane_bytes; };
   g.shape[0] = std::max(g.shape[0], src.hi[0]);  // the slab's planes hold fill past the end
+  EncodedBlocks local;
+  if (!enc) enc = &local;
+  BRICKFS_ASSIGN_OR_RETURN(auto existing, shards_->GetIndex(*brick));
+  BRICKFS_RETURN_IF_ERROR(EncodeBlocks(g, meta_.zstd_level, *brick, src, existing.get(), enc));
+  if (enc->entries.empty()) return Status::Ok();
+  BRICKFS_RETURN_IF_ERROR(JournalBrickBase(BrickId{0, *brick}));
+  return shards_->Append(*brick, enc->Views(), stats);
+}
+
+void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uint64_t brick_x) {
+  // The geometry's block/brick/dtype never change; shape[1,2] neither.
+  Geometry g;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    g = *geo_;
+  }
+  const uint8_t* buf = slab->buf.get();
   EncodedBlocks enc;
-  auto existing = shards_->GetIndex(brick);
-  Status s = existing.status();
-  if (s.ok()) s = EncodeBlocks(g, meta_.zstd_level, brick, src, existing->get(), &enc);
+  AppendStats stats;
+  Shape3 brick;
+  Status s = AppendSlabColumn(g, slab->index, buf, brick_y, brick_x, &brick, &stats, &enc);
   counters_.blocks_fill.fetch_add(enc.fill_blocks);
-  if (s.ok() && !enc.entries.empty()) {
-    AppendStats stats;
-    s = JournalBrickBase(BrickId{0, brick});
-    if (s.ok()) s = shards_->Append(brick, enc.Views(), &stats);
-    if (s.ok()) {
-      counters_.bytes_written.fetch_add(stats.bytes_written);
-      counters_.block_bytes_written.fetch_add(stats.block_bytes);
-      counters_.blocks_written.fetch_add(enc.entries.size());
-      std::lock_guard<std::mutex> lock(slab->err_mu);
-      slab->appended.emplace_back(brick, stats.file_size);
-    }
+  if (s.ok() && stats.bytes_written > 0) {
+    counters_.bytes_written.fetch_add(stats.bytes_written);
+    counters_.block_bytes_written.fetch_add(stats.block_bytes);
+    counters_.blocks_written.fetch_add(enc.entries.size());
+    std::lock_guard<std::mutex> lock(slab->err_mu);
+    slab->appended.emplace_back(brick, stats.file_size);
   }
   if (s.ok()) counters_.raw_bytes_flushed.fetch_add(enc.raw_bytes);
   if (s.ok() && slab->down_from > 0) {
@@ -894,9 +1415,10 @@ void Volume::FinishFlush(const std::shared_ptr<Slab>& slab) {
     return;
   }
   for (uint64_t i = 0; i < g.block[0]; ++i) {
-    uint64_t z = slab->index * g.block[0] + i;
-    if (slab->present[i] && z < committed_.size()) committed_[z] = true;
+    if (slab->present[i]) committed_.Insert(slab->index * g.block[0] + i);
   }
+  // Its fsynced slices are in the store now (the commit above is durable).
+  if (sync_log_) sync_log_->Remove(slab->index);
   std::vector<BlockKey> keys;
   Shape3 grid = g.block_grid();
   keys.reserve(grid[1] * grid[2]);
@@ -969,19 +1491,78 @@ Status Volume::Finalize() {
   }
   lock.unlock();
   BRICKFS_RETURN_IF_ERROR(FinishPyramid());
+  BRICKFS_RETURN_IF_ERROR(CompactDirtyShards());
   BRICKFS_RETURN_IF_ERROR(shards_->SyncDirty());
+  BRICKFS_RETURN_IF_ERROR(WriteNamesFile());
   lock.lock();
   finalized_ = true;
   meta_dirty_ = false;
   BRICKFS_RETURN_IF_ERROR(WriteMetaLocked());
   if (journal_) BRICKFS_RETURN_IF_ERROR(journal_->Reset());
+  lock.unlock();
   ::rmdir((store_->path() + "/.brickfs/spool").c_str());
+  SyncLog::RemoveAll(store_->path() + "/.brickfs/synced");
   LogInfo("finalized " + store_->path());
+  return Status::Ok();
+}
+
+Status Volume::CompactDirtyShards() {
+  // A shard whose dead bytes (superseded blocks and indexes) pass this
+  // share of its file is rewritten densely: re-copies and rewrites then
+  // leave the store about the size of a fresh ingest.
+  const double kMaxDeadShare = options_.compact_dead_share;
+  if (kMaxDeadShare >= 1.0) return Status::Ok();
+  std::vector<std::pair<int, ShardStore*>> stores{{0, shards_.get()}};
+  {
+    std::lock_guard<std::mutex> lock(pyr_mu_);
+    for (int level = 1; level < levels_built_; ++level) {
+      if (levels_[level]) stores.emplace_back(level, levels_[level]->shards.get());
+    }
+  }
+  uint64_t reclaimed = 0, files = 0;
+  for (const auto& [level, store] : stores) {
+    for (const Shape3& brick : store->Touched()) {
+      const BrickId id{static_cast<uint8_t>(level), brick};
+      auto journal_replace = [&](uint64_t length) -> Status {
+        if (!journal_) return Status::Ok();
+        std::lock_guard<std::mutex> lock(journal_mu_);
+        std::string frame;
+        AppendBrickReplace(id, length, &frame);
+        BRICKFS_RETURN_IF_ERROR(journal_->Append(frame, /*sync=*/true));
+        journaled_bricks_.insert(id);
+        return Status::Ok();
+      };
+      auto r = store->CompactBrick(brick, kMaxDeadShare, journal_replace);
+      if (!r.ok()) return r.status().WithContext("compacting at unmount");
+      if (*r > 0) {
+        reclaimed += *r;
+        ++files;
+        BRICKFS_ASSIGN_OR_RETURN(uint64_t now, store->FileSize(brick));
+        counters_.bytes_written.fetch_add(now);
+      }
+    }
+  }
+  if (files) {
+    LogInfo("compacted " + std::to_string(files) + " shard files at unmount, " +
+            HumanBytes(reclaimed) + " of dead bytes reclaimed");
+  }
   return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------
 // Read path.
+
+bool Volume::Level0BufferedLocked(int level, uint64_t k0, uint64_t k1) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!geo_ || slabs_.empty()) return false;
+  const uint64_t bz = geo_->block[0];
+  const uint64_t z0 = k0 << level, z1 = k1 << level;
+  for (auto it = slabs_.lower_bound(z0 / bz); it != slabs_.end() && it->first * bz < z1; ++it) {
+    if (it->second->dirty) return true;
+  }
+  return false;
+}
+
 
 std::optional<Geometry> Volume::LevelGeometry(int level) const {
   if (level < 0 || level >= LevelCount()) return std::nullopt;
@@ -1075,17 +1656,49 @@ Result<size_t> Volume::ReadVirtualFile(Axis axis, uint64_t index, uint64_t offse
     done = n;
   }
   if (done == len) return len;
-  const uint64_t rb = layout->row_bytes();
-  const uint64_t p0 = offset + done - po, p1 = offset + len - po;
-  const uint64_t r0 = p0 / rb, r1 = CeilDiv(p1, rb);
-  if (p0 % rb == 0 && p1 % rb == 0) {
-    BRICKFS_RETURN_IF_ERROR(ReadPlaneRows(axis, index, r0, r1 - r0, out + done, level));
-  } else {
-    std::vector<uint8_t> rows((r1 - r0) * rb);
-    BRICKFS_RETURN_IF_ERROR(ReadPlaneRows(axis, index, r0, r1 - r0, rows.data(), level));
-    std::memcpy(out + done, rows.data() + (p0 - r0 * rb), p1 - p0);
+  const uint64_t rb = layout->row_bytes(), vb = g->voxel_bytes();
+  uint64_t pos = offset + done - po;
+  const uint64_t p1 = offset + len - po;
+  uint8_t* dst = out + done;
+  while (pos < p1) {
+    const uint64_t row = pos / rb, in_row = pos % rb;
+    if (in_row == 0 && p1 - pos >= rb) {  // whole rows, straight into out
+      const uint64_t nrows = (p1 - pos) / rb;
+      BRICKFS_RETURN_IF_ERROR(ReadPlaneRows(axis, index, row, nrows, dst, level));
+      pos += nrows * rb;
+      dst += nrows * rb;
+      continue;
+    }
+    // Part of a row: only its voxels (a row may be far larger than a read).
+    const uint64_t end = std::min(p1, (row + 1) * rb);
+    const uint64_t c0 = in_row / vb, c1 = CeilDiv(end - row * rb, vb);
+    std::vector<uint8_t> span((c1 - c0) * vb);
+    const Region r = PlaneSpanRegion(*g, axis, index, row, c0, c1);
+    if (level == 0) {
+      BRICKFS_RETURN_IF_ERROR(ReadRegion(*g, r, span.data(), /*from_store_only=*/false));
+    } else {
+      std::lock_guard<std::mutex> lock(pyr_mu_);
+      BRICKFS_RETURN_IF_ERROR(ReadLevelLocked(level, r, span.data(), /*store_only=*/false));
+    }
+    std::memcpy(dst, span.data() + (in_row - c0 * vb), end - pos);
+    dst += end - pos;
+    pos = end;
   }
   return len;
+}
+
+Volume::Region Volume::PlaneSpanRegion(const Geometry& g, Axis axis, uint64_t index, uint64_t row,
+                                       uint64_t c0, uint64_t c1) {
+  const uint64_t vb = g.voxel_bytes();
+  switch (axis) {
+    case Axis::kZ:
+      return {{index, row, c0}, {index + 1, row + 1, c1}, {0, 0, vb}};
+    case Axis::kY:
+      return {{row, index, c0}, {row + 1, index + 1, c1}, {0, 0, vb}};
+    case Axis::kX:
+      break;
+  }
+  return {{row, c0, index}, {row + 1, c1, index + 1}, {0, vb, 0}};
 }
 
 Volume::Region Volume::PlaneRegion(const Geometry& g, Axis axis, uint64_t index, uint64_t row0,
@@ -1112,6 +1725,7 @@ void Volume::ReadAhead(const Geometry& g, Axis axis, uint64_t index, uint64_t ro
   }
   const uint64_t rows = axis == Axis::kZ ? g.shape[1] : g.shape[0];
   const uint64_t row_bytes = (axis == Axis::kX ? g.shape[1] : g.shape[2]) * g.voxel_bytes();
+  if (row_bytes > kReadAheadBytes) return;  // huge planes: each read fetches its own part
   const uint64_t to = std::min(rows, row0 + nrows + std::max<uint64_t>(1, kReadAheadBytes / row_bytes));
   const uint64_t epoch = cache_->epoch();
   uint64_t from = row0;
@@ -1477,7 +2091,7 @@ Result<size_t> Volume::ReadBrickFile(const Shape3& b, uint64_t offset, size_t le
 }
 
 Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
-                          const std::string& name) {
+                          const std::string& name, const IntervalSet* written) {
   auto fail = [&](Status s) {
     RecordError(name, s.message());
     return s;
@@ -1510,24 +2124,13 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
         "x" + std::to_string(ny) + "x" + std::to_string(nx) + " " +
         std::string(DTypeName(g.dtype)) + ")"));
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (uint64_t s = lo[0] / g.block[0]; s * g.block[0] < hi[0]; ++s) {
-      if (slabs_.count(s)) {
-        return fail(Status::Busy(name + ": slices " + std::to_string(s * g.block[0]) + "-" +
-                                 std::to_string((s + 1) * g.block[0] - 1) +
-                                 " of this brick are still buffered; write the brick after "
-                                 "they are flushed (e.g. after an unmount)"));
-      }
-    }
-    if (!meta_dirty_) {
-      meta_dirty_ = true;
-      finalized_ = false;
-      Status m = WriteMetaLocked();
-      if (!m.ok()) LogError("writing metadata: " + m.ToString());
-    }
+  if (written && !written->ContainsAll(0, size)) {
+    const auto gap = written->Gaps(0, size)[0];
+    return fail(Status::InvalidArgument(
+        name + ": bytes [" + std::to_string(gap.first) + ", " + std::to_string(gap.second) +
+        ") were never written (an interrupted or out-of-order write); a brick file must be "
+        "written whole"));
   }
-
   // Encode every block of the brick; one task per block row in z.
   const Shape3 B = g.block;
   const Shape3 nb = g.blocks_per_brick();
@@ -1563,6 +2166,44 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
     journaled_bricks_.insert(BrickId{0, b});
     return Status::Ok();
   };
+
+  // Admission: one writer per brick, and the slabs of its z range held, so
+  // no slice is applied to them and no flush of them runs meanwhile. Whoever
+  // is admitted last wins; the in-memory slabs get the brick's voxels too.
+  const uint64_t s0 = lo[0] / B[0], s1 = CeilDiv(hi[0], B[0]);
+  std::unique_lock<std::mutex> lock(mu_);
+  while (bricks_writing_.count(b)) cv_.wait(lock);
+  bricks_writing_.insert(b);
+  for (uint64_t s = s0; s < s1; ++s) ++brick_holds_[s];
+  for (;;) {
+    bool busy = false;
+    for (uint64_t s = s0; s < s1 && !busy; ++s) {
+      auto it = slabs_.find(s);
+      busy = it != slabs_.end() && (it->second->state == Slab::State::kLoading ||
+                                    it->second->state == Slab::State::kFlushing ||
+                                    it->second->pins);
+    }
+    if (!busy) break;
+    cv_.wait_for(lock, std::chrono::milliseconds(20));
+  }
+  ScopeGuard release([&] {
+    if (!lock.owns_lock()) lock.lock();
+    bricks_writing_.erase(b);
+    for (uint64_t s = s0; s < s1; ++s) {
+      if (--brick_holds_[s] == 0) brick_holds_.erase(s);
+      auto it = slabs_.find(s);
+      if (it != slabs_.end() && !brick_holds_.count(s)) MaybeCompleteLocked(it->second);
+    }
+    cv_.notify_all();
+  });
+  if (!meta_dirty_) {
+    meta_dirty_ = true;
+    finalized_ = false;
+    Status m = WriteMetaLocked();
+    if (!m.ok()) LogError("writing metadata: " + m.ToString());
+  }
+  lock.unlock();
+
   AppendStats stats;
   Status s = shards_->Replace(b, blocks, journal_replace, &stats);
   if (!s.ok()) return fail(s.WithContext(name));
@@ -1580,17 +2221,45 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
       }
     }
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    cache_->Invalidate(keys);
-    // Its z range now holds written data: count those slices as present.
-    for (uint64_t z = lo[0]; z < hi[0] && z < received_.size(); ++z) {
-      received_[z] = true;
-      committed_[z] = true;
+  lock.lock();
+  cache_->Invalidate(keys);
+  // Slabs of its z range still in memory mirror the store: patch them.
+  const uint64_t Y = g.shape[1], X = g.shape[2];
+  for (uint64_t sl = s0; sl < s1; ++sl) {
+    auto it = slabs_.find(sl);
+    if (it == slabs_.end()) continue;
+    Slab& slab = *it->second;
+    int fd = -1;
+    if (!slab.buf) {
+      fd = ::open(SpoolPath(sl).c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) return fail(Status::IOError(name + ": patching spooled slab " + SpoolPath(sl), errno));
     }
-    generation_.fetch_add(1);
+    for (uint64_t z = std::max(lo[0], sl * B[0]); z < std::min(hi[0], (sl + 1) * B[0]); ++z) {
+      const uint64_t slot = z - sl * B[0];
+      for (uint64_t y = lo[1]; y < hi[1]; ++y) {
+        const uint64_t at = ((slot * Y + y) * X + lo[2]) * vb;
+        const uint8_t* src = data + ((z - lo[0]) * ny + (y - lo[1])) * nx * vb;
+        if (slab.buf) {
+          std::memcpy(slab.buf.get() + at, src, nx * vb);
+        } else if (Status w = PwriteAll(fd, src, nx * vb, at, SpoolPath(sl)); !w.ok()) {
+          ::close(fd);
+          return fail(w.WithContext(name));
+        }
+      }
+      slab.synced[slot] = 0;
+    }
+    if (fd >= 0) ::close(fd);
+    slab.dirty = true;
   }
-  std::lock_guard<std::mutex> lock(pyr_mu_);
+  // Its z range now holds written data: count those slices as present; the
+  // writers' names of those slices no longer describe them.
+  received_.Insert(lo[0], hi[0]);
+  committed_.Insert(lo[0], hi[0]);
+  names_.ForgetRange(lo[0], hi[0]);
+  generation_.fetch_add(1);
+  lock.unlock();
+  for (uint64_t z = lo[0]; z < hi[0]; ++z) JournalNameChange(z, nullptr);
+  std::lock_guard<std::mutex> pyr_lock(pyr_mu_);
   s = UpdatePyramidBoxLocked(lo, hi, data);
   if (!s.ok()) {
     if (pyr_error_.ok()) pyr_error_ = s;
@@ -1625,8 +2294,7 @@ std::string Volume::StatusJson(bool pretty) const {
     doc.Set("shape", Json());
     doc.Set("dtype", Json());
   }
-  uint64_t present = 0;
-  for (bool b : received_) present += b;
+  const uint64_t present = received_.Count();
   Json slices = Json::MakeObject();
   slices.Set("present", present);
   slices.Set("received", counters_.slices_received.load());
@@ -1651,10 +2319,17 @@ std::string Volume::StatusJson(bool pretty) const {
   slabs.Set("spooled_total", counters_.slabs_spooled.load());
   doc.Set("slabs", std::move(slabs));
   Json mem = Json::MakeObject();
-  mem.Set("used", slab_pool_ ? slab_pool_->in_use_bytes() : uint64_t{0});
-  mem.Set("allocated", slab_pool_ ? slab_pool_->allocated_bytes() : uint64_t{0});
-  mem.Set("peak", slab_pool_ ? slab_pool_->peak_bytes() : uint64_t{0});
+  // used/peak: everything charged to mem= (slab buffers kept for reuse and
+  // the bytes of files being written); slabs_in_use: buffers holding slabs.
+  mem.Set("used", budget_->used());
+  mem.Set("peak", budget_->peak());
   mem.Set("budget", options_.mem_budget);
+  mem.Set("slab_buffers", budget_->used(MemoryBudget::Kind::kSlab));
+  mem.Set("slabs_in_use", slab_pool_ ? slab_pool_->in_use_bytes() : uint64_t{0});
+  mem.Set("slabs_peak", slab_pool_ ? slab_pool_->peak_bytes() : uint64_t{0});
+  mem.Set("files", budget_->used(MemoryBudget::Kind::kFile));
+  mem.Set("staged_files", staged_count_.load());
+  mem.Set("staged_bytes", staged_bytes_.load());
   mem.Set("slab_bytes", geo_ ? geo_->slab_bytes() : uint64_t{0});
   if (cache_) {
     auto cs = cache_->GetStats();

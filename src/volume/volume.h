@@ -38,6 +38,7 @@
 
 #include "brickfs/geometry.h"
 #include "brickfs/status.h"
+#include "common/interval_set.h"
 #include "common/thread_pool.h"
 #include "format/volume_meta.h"
 #include "store/journal.h"
@@ -45,7 +46,11 @@
 #include "store/store.h"
 #include "tiff/virtual_tiff.h"
 #include "volume/block_cache.h"
+#include "volume/block_encode.h"
 #include "volume/downsample.h"
+#include "volume/memory_budget.h"
+#include "volume/slice_names.h"
+#include "volume/sync_log.h"
 
 namespace brickfs {
 
@@ -56,6 +61,10 @@ struct VolumeOptions {
   uint64_t mem_budget = 0;              // slab buffer bytes; 0: a quarter of RAM
   uint64_t cache_budget = 512ull << 20;  // decoded block cache bytes
   uint64_t first_index = 0;             // z = number in name - first_index
+  // A slice more than this many past the volume's depth is refused (a stray
+  // number in a name must not declare a huge volume); brickfs create --shape
+  // declares one on purpose.
+  uint64_t max_growth = 65536;
   size_t threads = 0;                   // worker threads; 0: number of CPUs
   // For a volume whose first slice has not arrived yet:
   std::optional<Shape3> block;          // default: DefaultBlockShape(dtype)
@@ -65,6 +74,10 @@ struct VolumeOptions {
   // STORE/.brickfs/journal, so a crash loses no committed slab. Off only to
   // measure its cost.
   bool journal = true;
+  // At finalize, shard files (of every level) changed in this session whose
+  // dead bytes — superseded blocks and indexes left by the append protocol —
+  // are more than this share of the file are rewritten densely. >= 1: never.
+  double compact_dead_share = 0.10;
   // Multiresolution pyramid (DESIGN.md §8), built while ingesting. Off only
   // to measure its cost; a store written with it off keeps one level.
   bool pyramid = true;
@@ -77,6 +90,19 @@ struct VolumeOptions {
   std::optional<std::string> unit;  // an OME-Zarr space unit (IsOmeSpaceUnit)
 };
 
+// One slice file to ingest (Volume::IngestSlice).
+struct SliceWrite {
+  std::string name;              // the writer's file name: messages, the name table
+  uint64_t z = 0;
+  const uint8_t* data = nullptr;  // the TIFF file's bytes [0, size)
+  size_t size = 0;
+  // Byte ranges the writer wrote; null: all of [0, size). A TIFF whose
+  // header, directory or any strip/tile lies partly outside them is refused.
+  const IntervalSet* written = nullptr;
+  bool keep_name = true;         // record `name` for z (false: a canonical name)
+  int64_t mtime_ns = 0;          // the modification time it carries; 0: now
+};
+
 // What mounting found and repaired after an unclean shutdown.
 struct RecoveryReport {
   bool needed = false;
@@ -84,6 +110,8 @@ struct RecoveryReport {
   ZRanges lost;                     // received but never committed: copy again
   uint64_t shards_truncated = 0;    // torn appends cut off
   uint64_t bytes_truncated = 0;
+  uint64_t synced_slices = 0;       // fsynced slices committed by the recovery
+  uint64_t leftovers_removed = 0;   // spool and sync files of the crashed session
 };
 
 class Volume {
@@ -112,14 +140,52 @@ class Volume {
   // The z a file written under `name` goes to. InvalidArgument when the
   // name has no number, is below first_index, or lies outside a fixed shape.
   Result<uint64_t> SliceIndexForName(const std::string& name) const;
+  // The checks of SliceIndexForName for a z already known (a canonical name).
+  Result<uint64_t> CheckSliceZ(const std::string& name, uint64_t z) const;
   // True when slice z has been received (buffered or stored).
   bool SlicePresent(uint64_t z) const;
 
-  // Decodes the TIFF data[0,size) written as `name` and stores it as slice z.
-  // On any error nothing stored or buffered changes, and the error (naming
-  // the file) is recorded in the status. Errors: InvalidArgument (bad TIFF,
-  // wrong size or dtype), NoSpace (mem budget below one slab), IOError.
+  // Decodes the TIFF w.data[0, w.size) written as w.name and stores it as
+  // slice w.z. On any error nothing stored or buffered changes, and the
+  // error (naming the file) is recorded in the status. Errors:
+  // InvalidArgument (bad or incomplete TIFF, wrong size or dtype), NoSpace
+  // (mem budget below one slab), IOError.
+  // Writers of one z are serialized: each call takes a ticket on entry, and
+  // the slice holds the version of the latest ticket whose decode succeeded
+  // (the last to close wins), never a mix; an older version finishing later
+  // is dropped (its call still returns OK: it was superseded).
+  Status IngestSlice(const SliceWrite& w);
   Status IngestSlice(const std::string& name, uint64_t z, const uint8_t* data, size_t size);
+
+  // fsync of slice z: when this returns OK, the version z holds now survives
+  // a crash (kill -9, power loss) even if its slab is not complete
+  // (volume/sync_log.h). No-op for a committed slice or without a journal.
+  Status SyncSlice(uint64_t z);
+  // Every slice received and not yet committed, as SyncSlice (fsyncdir z/).
+  Status SyncAll();
+
+  // The writers' names (volume/slice_names.h).
+  std::optional<SliceName> FindName(const std::string& name) const;
+  // Sets the modification time of a name (utimens); NotFound without one.
+  Status SetNameTime(const std::string& name, int64_t mtime_ns);
+  // Drops a name (unlink of a writer's name: the slice stays, under its
+  // canonical name). NotFound without one.
+  Status ForgetName(const std::string& name);
+  // The slice named `from` is named `to` now (empty: no name). NotFound.
+  Status RenameName(const std::string& from, const std::string& to);
+
+  // Memory of files being written (mount handles and staged files), charged
+  // to the mem= budget. Makes room by giving back idle slab buffers,
+  // spooling idle slabs and waiting for flushes in flight (at most a few
+  // seconds); NoSpace with a message when the budget stays full.
+  Status ChargeFileMemory(uint64_t bytes);
+  void ReleaseFileMemory(uint64_t bytes);
+  // The largest file that could be a valid slice of this volume (2x the raw
+  // slice plus 16 MiB of headroom; before the first slice, what a slab in
+  // mem= allows). Writes past it fail with EFBIG, allocating nothing.
+  uint64_t MaxSliceFileBytes() const;
+  // Staged (temporary) files held by the mount, for the status page.
+  void SetStagedFiles(uint64_t count, uint64_t bytes);
 
   // Pyramid levels that can be read now (levels/0 .. levels/N-1): 1 before
   // the first slice, without a pyramid, or while the volume fits one brick.
@@ -158,10 +224,13 @@ class Volume {
   // Replaces brick b whole with data[0, size): encoded into a new shard file
   // renamed over the old one; the block cache is invalidated. Errors:
   // InvalidArgument (size is not exactly BrickFileSize, brick outside the
-  // volume, no geometry yet), Busy (slices of its z range are still in slab
-  // buffers), IOError. On error nothing stored changes. The brick's z range
-  // counts as present (slices received) afterwards.
-  Status WriteBrick(const Shape3& b, const uint8_t* data, size_t size, const std::string& name);
+  // volume, no geometry yet, bytes never written), IOError. On error nothing
+  // stored changes. The brick's z range counts as present (slices
+  // received) afterwards. Brick writes and slice writes of the same slabs
+  // are serialized: slices of its z range still buffered get the brick's
+  // voxels too, so whichever is admitted last wins, never a mix.
+  Status WriteBrick(const Shape3& b, const uint8_t* data, size_t size, const std::string& name,
+                    const IntervalSet* written = nullptr);
 
   // Records an error about `file` for the status page.
   void RecordError(const std::string& file, const std::string& message);
@@ -214,6 +283,13 @@ class Volume {
   // Hands a slab to the pool. REQUIRES: mu_ held, slab filling, not pinned.
   void StartFlushLocked(const std::shared_ptr<Slab>& slab);
   void FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uint64_t brick_x);
+  // Encodes the blocks of level-0 slab `bz` (its planes in buf) inside brick
+  // column (brick_y, brick_x) and appends them to that brick (journaling its
+  // base length first). *brick is the brick; stats stay zero when every
+  // block was unchanged fill. `enc` (optional) receives the encoded blocks.
+  Status AppendSlabColumn(const Geometry& g, uint64_t bz, const uint8_t* buf, uint64_t brick_y,
+                          uint64_t brick_x, Shape3* brick, AppendStats* stats,
+                          EncodedBlocks* enc = nullptr);
   void FinishFlush(const std::shared_ptr<Slab>& slab);
   void MaybeCompleteLocked(const std::shared_ptr<Slab>& slab);
 
@@ -227,6 +303,9 @@ class Volume {
   // The rows [row0, row0 + nrows) of a virtual plane file, as a region.
   static Region PlaneRegion(const Geometry& geo, Axis axis, uint64_t index, uint64_t row0,
                             uint64_t nrows);
+  // Voxels [c0, c1) of row `row` of a virtual plane file, as a region.
+  static Region PlaneSpanRegion(const Geometry& geo, Axis axis, uint64_t index, uint64_t row,
+                                uint64_t c0, uint64_t c1);
   // Plane readahead. When a read of plane rows [row0, row0 + nrows) finds
   // its first block not decoded, the stored blocks of those rows and of the
   // next kReadAheadBytes of the plane are prefetched (ShardStore::Prefetch),
@@ -284,8 +363,16 @@ class Volume {
   Status TrimPendingLocked();
   // Downsampled slab planes in flight (+) or released (-), for the peak.
   void NotePyramidBytes(int64_t delta);
-  // Level-L voxels of a region: the store overlaid with pending rows.
+  // Level-L voxels of a region: the store overlaid with pending rows, and
+  // (unless store_only) planes over level-0 slices still in slab buffers
+  // computed from the level below.
   Status ReadLevelLocked(int level, const Region& r, uint8_t* out, bool store_only);
+  Status ReadLevelStoredLocked(int level, const Region& r, uint8_t* out, bool store_only);
+  // True when a level-`level` plane in [k0, k1) depends on a level-0 slab
+  // with data not yet in the store. Takes mu_.
+  bool Level0BufferedLocked(int level, uint64_t k0, uint64_t k1);
+  // Region r of level `level` (>= 1) downsampled from the level below.
+  Status ComputeLevelRegionLocked(int level, const Region& r, uint8_t* out);
   // Level 0's box [lo, hi) changed to `data` (C order): levels above are updated.
   Status UpdatePyramidBoxLocked(const Shape3& lo, const Shape3& hi, const uint8_t* data);
   Status WriteLevelBoxLocked(int level, const Shape3& lo, const Shape3& hi, const uint8_t* data);
@@ -295,12 +382,34 @@ class Volume {
   Status CommitLevelAppendsLocked();
   // At finalize: pending rows written, edges redone, unneeded levels removed.
   Status FinishPyramid();
-  // After a crash: levels rebuilt where the journal says level 0 changed.
-  Status RebuildPyramid(const JournalState& js);
+  // After a crash: levels rebuilt over the level-0 bricks the crashed
+  // session (and the recovery itself) changed.
+  Status RebuildPyramid(const std::set<Shape3>& bricks);
   void InvalidateLevelRowLocked(int level, uint64_t bz);
 
   Status WriteMetaLocked();
   Status Recover(const JournalState& journal);
+  // Recovery: slices fsynced after their slab's last commit (sync_log.h) are
+  // written into the store; returns the level-0 bricks touched and their z.
+  Status RecoverSynced(const JournalState& js, const Geometry& g, std::set<Shape3>* bricks,
+                       IntervalSet* zs);
+  // Starts this mount's journal: a fresh session frame, fsynced.
+  Status StartJournal(uint64_t previous_session);
+  // Journals a change of z's name (empty name: forgotten). REQUIRES: mu_ not held.
+  void JournalNameChange(uint64_t z, const SliceName* entry);
+  // Loads STORE/.brickfs/names and the journal's name records.
+  Status LoadNames(const JournalState* js);
+  Status WriteNamesFile();
+  // Waits until slab `s` may take a slice or start a flush (no brick writer
+  // holds it). REQUIRES: lock holds mu_.
+  void WaitNoBrickHold(std::unique_lock<std::mutex>& lock, uint64_t s);
+  // Memory: gives back idle slab buffers and spools idle slabs until `want`
+  // bytes could be charged. REQUIRES: lock holds mu_.
+  void MakeRoomLocked(std::unique_lock<std::mutex>& lock, uint64_t want);
+  bool SlabBusyLocked() const;  // flushes or loads in progress
+  // At finalize: shards of every level whose dead bytes pass the threshold
+  // are rewritten densely (journaled as replacements).
+  Status CompactDirtyShards();
   // Journals the brick's pre-append length once per session, durably,
   // before its first append (so recovery can undo a torn first append).
   Status JournalBrickBase(const BrickId& id);
@@ -318,11 +427,34 @@ class Volume {
   std::optional<Geometry> geo_;                 // guarded by mu_
   VolumeMeta meta_;                             // guarded by mu_ (present kept in bitmaps)
   std::shared_ptr<ShardStore> shards_;          // set once with geo_
+  std::unique_ptr<MemoryBudget> budget_;        // set by Open; outlives slab_pool_
   std::unique_ptr<SlabPool> slab_pool_;         // set once with geo_
   std::shared_ptr<BlockPool> block_pool_;       // set once with geo_: decoded blocks
   std::map<uint64_t, std::shared_ptr<Slab>> slabs_;  // guarded by mu_
-  std::vector<bool> received_;   // slices received (buffered or stored); guarded by mu_
-  std::vector<bool> committed_;  // slices whose slab is in the store; guarded by mu_
+  IntervalSet received_;   // slices received (buffered or stored); guarded by mu_
+  IntervalSet committed_;  // slices whose slab is in the store; guarded by mu_
+  // Writers of one z in flight (IngestSlice): the latest ticket applied and
+  // whether one of them decodes straight into the slab. An entry lives while
+  // inflight > 0. Guarded by mu_.
+  struct ZWriters {
+    uint64_t inflight = 0;
+    uint64_t applied = 0;  // ticket of the version the slot holds (0: none this burst)
+    bool claimed = false;  // a writer decodes into the slab buffer directly
+  };
+  std::map<uint64_t, ZWriters> zwriters_;
+  std::atomic<uint64_t> next_ticket_{1};
+  // Slabs held by brick writers (WriteBrick): no slice is applied to them and
+  // no flush starts while held. Guarded by mu_.
+  std::map<uint64_t, int> brick_holds_;
+  std::set<Shape3> bricks_writing_;  // one writer per brick at a time; guarded by mu_
+  SliceNames names_;                 // guarded by mu_
+  uint64_t session_ = 0;             // this mount's journal session (0: read-only / no journal)
+  std::unique_ptr<SyncLog> sync_log_;
+  std::atomic<uint64_t> staged_count_{0}, staged_bytes_{0};
+  std::array<std::mutex, 16> sync_stripes_;  // SyncSlice of one slab, in order
+  // A slab reloaded to take rewritten slices is flushed when every slice was
+  // re-sent or when none arrived for this long (one re-encode per burst).
+  static constexpr std::chrono::milliseconds kBurstIdle{1500};
   std::atomic<uint64_t> generation_{0};
   std::unique_ptr<Journal> journal_;
   std::mutex journal_mu_;              // serializes JournalBrickBase
@@ -363,7 +495,7 @@ class Volume {
   std::atomic<uint64_t> pyr_bytes_written_{0};  // level shards: blocks + indexes
   bool fixed_shape_ = false;  // meta_.fixed_shape, readable without mu_
   Status pyr_error_;  // a failed pyramid update: finalize fails, the journal stays
-  std::unique_ptr<JournalState> rebuild_journal_;  // recovered: Start() rebuilds levels
+  std::unique_ptr<std::set<Shape3>> rebuild_bricks_;  // recovered: Start() rebuilds levels
 
   // Virtual TIFF layouts per level and axis, rebuilt when the shape changes.
   mutable std::mutex layout_mu_;

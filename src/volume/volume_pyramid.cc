@@ -57,6 +57,16 @@ void Volume::InitPyramidLocked(bool new_volume) {
   levels_.clear();
   levels_.resize(kMaxLevels);
   level_count_ = levels_built_;
+  // The last plane of a level over an odd number of planes below was
+  // averaged from one plane; if the volume grows past it in this session it
+  // is redone at finalize (FinishPyramid), like an edge made while ingesting.
+  edges_.clear();
+  if (geo_) {
+    for (int level = 1; level < levels_built_; ++level) {
+      const uint64_t below = LevelShape(geo_->shape, level - 1)[0];
+      if (below % 2) edges_.insert({level, below / 2});
+    }
+  }
 }
 
 Shape3 Volume::Level0Shape() const {
@@ -305,7 +315,60 @@ Status Volume::CommitLevelAppendsLocked() {
 // ---------------------------------------------------------------------------
 // Reads.
 
+Status Volume::ComputeLevelRegionLocked(int level, const Region& r, uint8_t* out) {
+  const Geometry below = LevelGeoLocked(level - 1);
+  const uint32_t vb = below.voxel_bytes();
+  Shape3 ilo, ihi;
+  for (int a = 0; a < 3; ++a) {
+    ilo[a] = 2 * r.lo[a];
+    ihi[a] = std::min(2 * r.hi[a], below.shape[a]);
+  }
+  const Shape3 box = Sub(ihi, ilo);
+  std::vector<uint8_t> in(Product(box) * vb);
+  const Region rin = CompactRegion(ilo, ihi, vb);
+  if (level == 1) {
+    BRICKFS_RETURN_IF_ERROR(ReadRegion(below, rin, in.data(), /*from_store_only=*/false));
+  } else {
+    BRICKFS_RETURN_IF_ERROR(ReadLevelLocked(level - 1, rin, in.data(), /*store_only=*/false));
+  }
+  const Shape3 n = DownsampledShape(box);
+  std::vector<uint8_t> down(Product(n) * vb);
+  Downsample2x(below.dtype, method_, in.data(), box, down.data());
+  for (uint64_t z = 0; z < n[0]; ++z) {
+    for (uint64_t y = 0; y < n[1]; ++y) {
+      CopyRun(out + z * r.stride[0] + y * r.stride[1], r.stride[2],
+              down.data() + (z * n[1] + y) * n[2] * vb, n[2], vb);
+    }
+  }
+  return Status::Ok();
+}
+
 Status Volume::ReadLevelLocked(int level, const Region& r, uint8_t* out, bool store_only) {
+  if (!store_only && Level0BufferedLocked(level, r.lo[0], r.hi[0])) {
+    // Planes over level-0 slices still in slab buffers: computed from the
+    // level below now (the levels get them when the slab commits), so a
+    // level reads right as soon as its slices are in, committed or not.
+    for (uint64_t k = r.lo[0]; k < r.hi[0];) {
+      uint64_t e = k + 1;
+      const bool buffered = Level0BufferedLocked(level, k, e);
+      while (e < r.hi[0] && Level0BufferedLocked(level, e, e + 1) == buffered) ++e;
+      Region part = r;
+      part.lo[0] = k;
+      part.hi[0] = e;
+      uint8_t* dst = out + (k - r.lo[0]) * r.stride[0];
+      if (buffered) {
+        BRICKFS_RETURN_IF_ERROR(ComputeLevelRegionLocked(level, part, dst));
+      } else {
+        BRICKFS_RETURN_IF_ERROR(ReadLevelStoredLocked(level, part, dst, false));
+      }
+      k = e;
+    }
+    return Status::Ok();
+  }
+  return ReadLevelStoredLocked(level, r, out, store_only);
+}
+
+Status Volume::ReadLevelStoredLocked(int level, const Region& r, uint8_t* out, bool store_only) {
   Level& lv = LevelLocked(level);
   const Geometry g = lv.geo;
   const uint32_t vb = g.voxel_bytes();
@@ -553,20 +616,13 @@ Status Volume::FinishPyramid() {
   return Status::Ok();
 }
 
-Status Volume::RebuildPyramid(const JournalState& js) {
+Status Volume::RebuildPyramid(const std::set<Shape3>& bricks) {
   std::lock_guard<std::mutex> lock(pyr_mu_);
   if (!pyramid_) return Status::Ok();
   // Levels above what the metadata lists are a crashed session's leftovers.
   RemoveLevelsFromLocked(levels_built_);
   if (levels_built_ < 2) return Status::Ok();
   const Geometry g0 = LevelGeoLocked(0);
-  std::set<Shape3> bricks;
-  for (const auto& [id, length] : js.base) {
-    if (id.level == 0) bricks.insert(id.brick);
-  }
-  for (const auto& [id, length] : js.committed) {
-    if (id.level == 0) bricks.insert(id.brick);
-  }
   LogInfo("recovery: rebuilding pyramid levels over " + std::to_string(bricks.size()) +
           " bricks changed since the last clean unmount");
   std::vector<uint8_t> data;

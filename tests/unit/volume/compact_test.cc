@@ -104,6 +104,7 @@ class CompactTest : public ::testing::Test {
     o.threads = 2;
     o.block = kBlock;
     o.brick = kBrick;
+    o.compact_dead_share = 2.0;  // keep the dead bytes: they are what compact removes
     auto v = Volume::Open(std::move(*store), o);
     EXPECT_TRUE(v.ok()) << v.status().ToString();
     if (!v.ok()) return nullptr;

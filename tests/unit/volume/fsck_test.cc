@@ -119,6 +119,7 @@ class FsckTest : public ::testing::Test {
     o.block = kBlock;
     o.brick = kBrick;
     o.zstd_level = 3;
+    o.compact_dead_share = 2.0;  // keep appended shards as appended: fsck cuts them
     return o;
   }
 

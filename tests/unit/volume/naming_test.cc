@@ -101,5 +101,16 @@ TEST(NamingTest, ParseCanonicalNameRefusesOtherNames) {
   EXPECT_EQ(ParseCanonicalName("0000000000000007.tif"), 7u);
 }
 
+TEST(NamingTest, TemporaryNamesAreStagedSliceNamesAreNot) {
+  for (const char* n : {".scan_0013.tif.Xa12Bc", "scan_0013.tif.tmp", "scan_0013.tif.part",
+                        "scan_0013.tif~", "tmpa1b2c3d4", "4913", "sedAbC123", ".goutputstream-XYZ",
+                        ".#scan_1.tif", "#scan_1.tif#", "~$scan_1.tif", "scan_0013", ""}) {
+    EXPECT_TRUE(IsStagedName(n)) << n;
+  }
+  for (const char* n : {"scan_0013.tif", "00017.tif", "img_7.TIFF", "a.ome.tif", "x.Tif"}) {
+    EXPECT_FALSE(IsStagedName(n)) << n;
+  }
+}
+
 }  // namespace
 }  // namespace brickfs

@@ -317,7 +317,9 @@ TEST_F(VolumeTest, ShuffledIngestReadsBackAlongEveryAxisBeforeAndAfterFinalizeAn
 
 TEST_F(VolumeTest, BytesWrittenEqualBytesOnDiskAndShardsAreValid) {
   const Source src = MakeSource(kZ, kY, kX, 3);
-  auto v = Open(Options());
+  VolumeOptions o = Options();
+  o.compact_dead_share = 2.0;  // appends only, no rewrite at finalize
+  auto v = Open(o);
   ASSERT_NE(v, nullptr);
   for (uint64_t z : Shuffled(kZ, 2)) Ingest(v.get(), src, z);
   ASSERT_TRUE(v->Finalize().ok());
@@ -336,6 +338,31 @@ TEST_F(VolumeTest, BytesWrittenEqualBytesOnDiskAndShardsAreValid) {
   EXPECT_EQ(usage->file_bytes, written);
   EXPECT_EQ(usage->live_block_bytes, compressed) << "no block was written twice";
   EXPECT_EQ(usage->live_blocks, 36u);
+}
+
+TEST_F(VolumeTest, FinalizeCompactsShardsWhoseDeadBytesPassTheThreshold) {
+  const Source src = MakeSource(kZ, kY, kX, 3);
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  for (uint64_t z = 0; z < kZ; ++z) Ingest(v.get(), src, z);
+  ASSERT_TRUE(v->Finalize().ok());
+  v.reset();
+  // Rewrite every slice twice: each rewrite burst re-appends its slabs.
+  for (int round = 0; round < 2; ++round) {
+    v = Open(Options());
+    ASSERT_NE(v, nullptr);
+    for (uint64_t z = 0; z < kZ; ++z) Ingest(v.get(), src, z);
+    ASSERT_TRUE(v->Finalize().ok());
+    v.reset();
+  }
+  v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  ShardStore shards(store_path_ + "/0", *v->geometry(), true);
+  auto usage = shards.ScanUsage(v->geometry()->brick_grid());
+  ASSERT_TRUE(usage.ok()) << usage.status().ToString();
+  EXPECT_EQ(usage->file_bytes, usage->live_block_bytes + usage->index_bytes)
+      << "dead bytes left after finalize";
+  ExpectVolumeEquals(v.get(), src, "after compaction");
 }
 
 TEST_F(VolumeTest, ReadVirtualFileAtRandomOffsetsMatchesHeaderPlusPixels) {
