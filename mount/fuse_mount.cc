@@ -25,6 +25,7 @@
 
 #include "common/bytes.h"
 #include "common/log.h"
+#include "mount/brick_fs.h"
 #include "mount/namespace.h"
 #include "mount/pyramid_options.h"
 #include "volume/naming.h"
@@ -32,499 +33,7 @@
 namespace brickfs {
 namespace {
 
-constexpr uint64_t kIoSize = 1 << 20;  // max_write, max_readahead, st_blksize
-
-// Status -> errno: the only translation point on the mount side.
-int ToErrno(const Status& s) {
-  switch (s.code()) {
-    case Status::Code::kOk: return 0;
-    case Status::Code::kInvalidArgument: return EINVAL;
-    case Status::Code::kCorruption: return EIO;
-    case Status::Code::kIOError: return s.err() ? s.err() : EIO;
-    case Status::Code::kNotFound: return ENOENT;
-    case Status::Code::kUnsupported: return EINVAL;
-    case Status::Code::kBusy: return EBUSY;
-    case Status::Code::kNoSpace: return ENOSPC;
-  }
-  return EIO;
-}
-
-struct Handle {
-  enum class Kind { kRead, kWrite, kStatus };
-  Kind kind = Kind::kRead;
-  Axis axis = Axis::kZ;
-  uint64_t index = 0;          // kRead: plane; kWrite: z
-  int level = 0;               // kRead of a plane: its pyramid level
-  std::string name;            // kWrite: the writer's file name; kRead: the path
-  std::vector<uint8_t> data;   // kWrite: bytes received
-  uint64_t size = 0;           // kWrite: file size so far
-  bool dirty = false;          // kWrite: written since the last ingest
-  std::string snapshot;        // kStatus
-  bool is_brick = false;       // kRead/kWrite of bricks/<name>
-  bool oversized = false;      // kWrite: a write went past the allowed size
-  Shape3 brick{0, 0, 0};       // its brick coordinates
-};
-
-// The file system: one instance per mount, reached through fuse_get_context.
-// Handlers are thin: decode, call the volume, reply. Lock order: mu_ only
-// (never held across volume calls that may block on slab memory).
-class BrickFs {
- public:
-  BrickFs(Volume* volume, time_t mount_time) : volume_(volume), mount_time_(mount_time) {}
-
-  Volume* volume() { return volume_; }
-
-  int GetAttr(const char* path, struct stat* st, fuse_file_info* fi);
-  int ReadDir(const char* path, void* buf, fuse_fill_dir_t filler);
-  int Open(const char* path, fuse_file_info* fi);
-  int Create(const char* path, fuse_file_info* fi);
-  int Read(char* buf, size_t size, off_t off, fuse_file_info* fi);
-  int Write(const char* buf, size_t size, off_t off, fuse_file_info* fi);
-  int Flush(fuse_file_info* fi);
-  int Release(fuse_file_info* fi);
-  int Truncate(const char* path, off_t size, fuse_file_info* fi);
-  int Refuse(const char* op, const char* path, int err);
-  int StatFs(struct statvfs* st);
-
- private:
-  Handle* Get(fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
-  void FillFile(struct stat* st, mode_t mode, uint64_t size) const;
-  void FillDir(struct stat* st, mode_t mode) const;
-  int OpenWrite(const PathInfo& p, fuse_file_info* fi, bool truncate);
-  int OpenPlaneRead(const char* path, const PathInfo& p, fuse_file_info* fi);
-  int GetDirAttr(const PathInfo& p, struct stat* st) const;
-  void FillLevelsDir(const PathInfo& p, const std::function<void(const std::string&)>& fill) const;
-  // Whether the level of a path exists (always, outside levels/).
-  bool LevelExists(const PathInfo& p) const { return p.level < volume_->LevelCount(); }
-  int OpenBrickWrite(const PathInfo& p, const Shape3& brick, fuse_file_info* fi);
-  // The brick a bricks/ name designates, if it is one of this volume's.
-  std::optional<Shape3> BrickOf(const PathInfo& p) const;
-  uint64_t MaxWriteBytes(const Handle& h) const;
-  uint64_t MaxSliceFileBytes() const;
-
-  Volume* const volume_;
-  const time_t mount_time_;
-  std::mutex mu_;
-  // Writer names with open write handles -> the handle (for stat during cp).
-  std::multimap<std::string, Handle*> writing_;  // guarded by mu_
-  // Generation of the volume when each virtual file was last opened.
-  std::unordered_map<std::string, uint64_t> opened_generation_;  // guarded by mu_
-  // Recycled write buffers: touching fresh memory is slow (DESIGN §11).
-  std::vector<std::vector<uint8_t>> spare_buffers_;  // guarded by mu_
-};
-
-void BrickFs::FillFile(struct stat* st, mode_t mode, uint64_t size) const {
-  std::memset(st, 0, sizeof *st);
-  st->st_mode = S_IFREG | mode;
-  st->st_nlink = 1;
-  st->st_size = static_cast<off_t>(size);
-  st->st_blksize = kIoSize;
-  st->st_blocks = static_cast<blkcnt_t>((size + 511) / 512);
-  st->st_uid = ::getuid();
-  st->st_gid = ::getgid();
-  st->st_mtime = st->st_ctime = st->st_atime = mount_time_;
-}
-
-void BrickFs::FillDir(struct stat* st, mode_t mode) const {
-  std::memset(st, 0, sizeof *st);
-  st->st_mode = S_IFDIR | mode;
-  st->st_nlink = 2;
-  st->st_uid = ::getuid();
-  st->st_gid = ::getgid();
-  st->st_blksize = kIoSize;
-  st->st_mtime = st->st_ctime = st->st_atime = mount_time_;
-}
-
-int BrickFs::GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
-  if (fi && fi->fh) {
-    Handle* h = Get(fi);
-    if (h->kind == Handle::Kind::kWrite) {
-      FillFile(st, 0644, h->size);
-      return 0;
-    }
-  }
-  PathInfo p = ParsePath(path);
-  const mode_t file_mode = volume_->read_only() ? 0444 : 0644;
-  switch (p.kind) {
-    case PathInfo::Kind::kRoot:
-    case PathInfo::Kind::kAxisDir:
-    case PathInfo::Kind::kStateDir:
-    case PathInfo::Kind::kBricksDir:
-    case PathInfo::Kind::kLevelsDir:
-    case PathInfo::Kind::kLevelDir:
-      return GetDirAttr(p, st);
-    case PathInfo::Kind::kBrickFile:
-      if (auto b = BrickOf(p)) {
-        FillFile(st, file_mode, volume_->BrickFileSize(*b));
-        return 0;
-      }
-      break;
-    case PathInfo::Kind::kStatusFile:
-      FillFile(st, 0444, volume_->StatusJson().size());
-      return 0;
-    case PathInfo::Kind::kPlaneFile:
-      if (p.index < volume_->PlaneCount(p.axis, p.level)) {
-        FillFile(st, IsSliceTarget(p) ? file_mode : 0444,
-                 volume_->VirtualFileSize(p.axis, p.level));
-        return 0;
-      }
-      break;
-    case PathInfo::Kind::kSliceName: {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = writing_.find(p.name);
-        if (it != writing_.end()) {
-          FillFile(st, 0644, it->second->size);
-          return 0;
-        }
-      }
-      // A slice written under this name earlier resolves to its plane file,
-      // so `cp -p` and `rsync --inplace` can stat what they wrote.
-      auto z = volume_->SliceIndexForName(p.name);
-      if (z.ok() && volume_->SlicePresent(*z)) {
-        FillFile(st, file_mode, volume_->VirtualFileSize(Axis::kZ));
-        return 0;
-      }
-      break;
-    }
-    default:
-      break;
-  }
-  // Names of files being written elsewhere than z/ never exist.
-  return -ENOENT;
-}
-
-int BrickFs::GetDirAttr(const PathInfo& p, struct stat* st) const {
-  const mode_t writable = volume_->read_only() ? 0555 : 0755;
-  switch (p.kind) {
-    case PathInfo::Kind::kRoot:
-      FillDir(st, 0755);
-      return 0;
-    case PathInfo::Kind::kBricksDir:
-      FillDir(st, writable);
-      return 0;
-    case PathInfo::Kind::kAxisDir:
-    case PathInfo::Kind::kLevelDir: {
-      if (!LevelExists(p)) return -ENOENT;
-      // Only the top-level z/ takes new files.
-      const bool slices = p.kind == PathInfo::Kind::kAxisDir && p.axis == Axis::kZ && !p.in_levels;
-      FillDir(st, slices ? writable : 0555);
-      return 0;
-    }
-    default:  // .brickfs, levels
-      FillDir(st, 0555);
-      return 0;
-  }
-}
-
-// Entries of levels/ (one per level) or of levels/L (its axes).
-void BrickFs::FillLevelsDir(const PathInfo& p,
-                            const std::function<void(const std::string&)>& fill) const {
-  if (p.kind == PathInfo::Kind::kLevelDir) {
-    for (const char* n : {"z", "y", "x"}) fill(n);
-    return;
-  }
-  const int levels = volume_->LevelCount();
-  for (int l = 0; l < levels; ++l) fill(std::to_string(l));
-}
-
-int BrickFs::ReadDir(const char* path, void* buf, fuse_fill_dir_t filler) {
-  PathInfo p = ParsePath(path);
-  if (!LevelExists(p)) return -ENOENT;
-  auto fill = [&](const std::string& name) {
-    filler(buf, name.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
-  };
-  fill(".");
-  fill("..");
-  switch (p.kind) {
-    case PathInfo::Kind::kRoot:
-      for (const char* n : {"z", "y", "x", "bricks", "levels", ".brickfs"}) fill(n);
-      return 0;
-    case PathInfo::Kind::kLevelsDir:
-    case PathInfo::Kind::kLevelDir:
-      FillLevelsDir(p, fill);
-      return 0;
-    case PathInfo::Kind::kBricksDir: {
-      auto g = volume_->geometry();
-      const Shape3 grid = volume_->BrickGrid();
-      if (!g) return 0;
-      const size_t width = BrickNameWidth(g->shape);
-      for (uint64_t z = 0; z < grid[0]; ++z) {
-        for (uint64_t y = 0; y < grid[1]; ++y) {
-          for (uint64_t x = 0; x < grid[2]; ++x) {
-            fill(BrickFileName({z * g->brick[0], y * g->brick[1], x * g->brick[2]}, width));
-          }
-        }
-      }
-      return 0;
-    }
-    case PathInfo::Kind::kStateDir:
-      fill("status");
-      return 0;
-    case PathInfo::Kind::kAxisDir: {
-      uint64_t n = volume_->PlaneCount(p.axis, p.level);
-      for (uint64_t i = 0; i < n; ++i) fill(CanonicalSliceName(i, n));
-      return 0;
-    }
-    default:
-      return -ENOTDIR;
-  }
-}
-
-std::optional<Shape3> BrickFs::BrickOf(const PathInfo& p) const {
-  if (p.kind != PathInfo::Kind::kBrickFile) return std::nullopt;
-  auto g = volume_->geometry();
-  if (!g) return std::nullopt;
-  const Shape3 grid = volume_->BrickGrid();
-  Shape3 b;
-  for (int a = 0; a < 3; ++a) {
-    if (p.offset[a] % g->brick[a] != 0) return std::nullopt;
-    b[a] = p.offset[a] / g->brick[a];
-    if (b[a] >= grid[a]) return std::nullopt;
-  }
-  return b;
-}
-
-uint64_t BrickFs::MaxWriteBytes(const Handle& h) const {
-  return h.is_brick ? volume_->BrickFileSize(h.brick) : MaxSliceFileBytes();
-}
-
-int BrickFs::OpenBrickWrite(const PathInfo& p, const Shape3& brick, fuse_file_info* fi) {
-  if (volume_->read_only()) return Refuse("write", ("/bricks/" + p.name).c_str(), EROFS);
-  auto h = std::make_unique<Handle>();
-  h->kind = Handle::Kind::kWrite;
-  h->is_brick = true;
-  h->brick = brick;
-  h->name = "bricks/" + p.name;
-  h->dirty = true;  // opening a brick for writing means replacing it whole
-  fi->direct_io = 1;
-  fi->fh = reinterpret_cast<uint64_t>(h.release());
-  return 0;
-}
-
-uint64_t BrickFs::MaxSliceFileBytes() const {
-  // A compressed TIFF can exceed the raw size a little (incompressible LZW);
-  // allow twice the raw slice plus headroom, and 4 GiB before the first slice.
-  auto g = volume_->geometry();
-  if (!g) return 4ull << 30;
-  return 2 * g->slice_bytes() + (16u << 20);
-}
-
-int BrickFs::OpenWrite(const PathInfo& p, fuse_file_info* fi, bool truncate) {
-  if (volume_->read_only()) return Refuse("write", ("/z/" + p.name).c_str(), EROFS);
-  auto z = volume_->SliceIndexForName(p.name);
-  if (!z.ok()) {
-    volume_->RecordError(p.name, z.status().message());
-    return -ToErrno(z.status());
-  }
-  auto h = std::make_unique<Handle>();
-  h->kind = Handle::Kind::kWrite;
-  h->index = *z;
-  h->name = p.name;
-  h->dirty = truncate;  // O_TRUNC of an existing slice means "replace it"
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!spare_buffers_.empty()) {
-      h->data = std::move(spare_buffers_.back());
-      spare_buffers_.pop_back();
-    }
-    writing_.emplace(p.name, h.get());
-  }
-  h->data.clear();
-  fi->direct_io = 1;  // writes go straight to us, in up to max_write pieces
-  fi->fh = reinterpret_cast<uint64_t>(h.release());
-  return 0;
-}
-
-int BrickFs::Open(const char* path, fuse_file_info* fi) {
-  PathInfo p = ParsePath(path);
-  const bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
-  if (p.kind == PathInfo::Kind::kStatusFile) {
-    if (writing) return -EACCES;
-    auto h = std::make_unique<Handle>();
-    h->kind = Handle::Kind::kStatus;
-    h->snapshot = volume_->StatusJson();
-    fi->direct_io = 1;
-    fi->fh = reinterpret_cast<uint64_t>(h.release());
-    return 0;
-  }
-  if (p.kind == PathInfo::Kind::kBrickFile) {
-    auto b = BrickOf(p);
-    if (!b) return -ENOENT;
-    if (writing) return OpenBrickWrite(p, *b, fi);
-    auto h = std::make_unique<Handle>();
-    h->kind = Handle::Kind::kRead;
-    h->is_brick = true;
-    h->brick = *b;
-    fi->keep_cache = 0;
-    fi->fh = reinterpret_cast<uint64_t>(h.release());
-    return 0;
-  }
-  if (writing) {
-    if (IsSliceTarget(p)) return OpenWrite(p, fi, (fi->flags & O_TRUNC) != 0);
-    return Refuse("write", path, p.kind == PathInfo::Kind::kPlaneFile ? EACCES : EPERM);
-  }
-  if (p.kind == PathInfo::Kind::kPlaneFile || p.kind == PathInfo::Kind::kSliceName) {
-    return OpenPlaneRead(path, p, fi);
-  }
-  return p.kind == PathInfo::Kind::kNotFound || p.kind == PathInfo::Kind::kBadName ? -ENOENT
-                                                                                   : -EISDIR;
-}
-
-int BrickFs::OpenPlaneRead(const char* path, const PathInfo& p, fuse_file_info* fi) {
-  uint64_t index = p.index;
-  if (p.kind == PathInfo::Kind::kSliceName) {
-    auto z = volume_->SliceIndexForName(p.name);
-    if (!z.ok() || !volume_->SlicePresent(*z)) return -ENOENT;
-    index = *z;
-  }
-  if (index >= volume_->PlaneCount(p.axis, p.level)) return -ENOENT;
-  auto h = std::make_unique<Handle>();
-  h->kind = Handle::Kind::kRead;
-  h->axis = p.axis;
-  h->index = index;
-  h->level = p.level;
-  h->name = path + 1;
-  // Keep the kernel's cached pages only if nothing changed since this file
-  // was last opened (always, on a read-only mount).
-  {
-    const uint64_t gen = volume_->generation();
-    std::lock_guard<std::mutex> lock(mu_);
-    auto [it, inserted] = opened_generation_.try_emplace(path, gen);
-    fi->keep_cache = !inserted && it->second == gen;
-    it->second = gen;
-  }
-  fi->fh = reinterpret_cast<uint64_t>(h.release());
-  return 0;
-}
-
-int BrickFs::Create(const char* path, fuse_file_info* fi) {
-  PathInfo p = ParsePath(path);
-  if (auto b = BrickOf(p)) return OpenBrickWrite(p, *b, fi);
-  if (IsSliceTarget(p)) return OpenWrite(p, fi, true);
-  return Refuse("create", path, volume_->read_only() ? EROFS : EPERM);
-}
-
-int BrickFs::Read(char* buf, size_t size, off_t off, fuse_file_info* fi) {
-  Handle* h = Get(fi);
-  switch (h->kind) {
-    case Handle::Kind::kStatus: {
-      if (static_cast<uint64_t>(off) >= h->snapshot.size()) return 0;
-      size_t n = std::min(size, h->snapshot.size() - static_cast<size_t>(off));
-      std::memcpy(buf, h->snapshot.data() + off, n);
-      return static_cast<int>(n);
-    }
-    case Handle::Kind::kWrite: {
-      if (static_cast<uint64_t>(off) >= h->size) return 0;
-      size_t n = static_cast<size_t>(std::min<uint64_t>(size, h->size - static_cast<uint64_t>(off)));
-      std::memcpy(buf, h->data.data() + off, n);
-      return static_cast<int>(n);
-    }
-    case Handle::Kind::kRead: {
-      if (h->is_brick) {
-        auto n = volume_->ReadBrickFile(h->brick, static_cast<uint64_t>(off), size,
-                                        reinterpret_cast<uint8_t*>(buf));
-        if (!n.ok()) {
-          volume_->RecordError("bricks/" + ShapeToString(h->brick), "read failed: " + n.status().ToString());
-          return -ToErrno(n.status());
-        }
-        return static_cast<int>(*n);
-      }
-      auto n = volume_->ReadVirtualFile(h->axis, h->index, static_cast<uint64_t>(off), size,
-                                        reinterpret_cast<uint8_t*>(buf), h->level);
-      if (!n.ok()) {
-        volume_->RecordError(h->name, "read failed: " + n.status().ToString());
-        return -ToErrno(n.status());
-      }
-      return static_cast<int>(*n);
-    }
-  }
-  return -EIO;
-}
-
-int BrickFs::Write(const char* buf, size_t size, off_t off, fuse_file_info* fi) {
-  Handle* h = Get(fi);
-  if (h->kind != Handle::Kind::kWrite) return -EBADF;
-  uint64_t end = static_cast<uint64_t>(off) + size;
-  if (end > MaxWriteBytes(*h)) {
-    volume_->RecordError(h->name, "file grows past " + std::to_string(MaxWriteBytes(*h)) +
-                                      (h->is_brick ? " bytes, the size of this brick"
-                                                   : " bytes, more than a slice of this volume can be"));
-    h->oversized = true;
-    return -EFBIG;
-  }
-  if (h->data.size() < end) {
-    if (h->data.capacity() < end) h->data.reserve(std::max<uint64_t>(end, h->data.capacity() * 2));
-    h->data.resize(end);
-  }
-  std::memcpy(h->data.data() + off, buf, size);
-  h->size = std::max(h->size, end);
-  h->dirty = true;
-  return static_cast<int>(size);
-}
-
-int BrickFs::Flush(fuse_file_info* fi) {
-  Handle* h = Get(fi);
-  if (h->kind != Handle::Kind::kWrite || !h->dirty) return 0;
-  h->dirty = false;
-  if (h->oversized) {
-    volume_->RecordError(h->name, "written past its size; nothing stored");
-    return -EFBIG;
-  }
-  if (h->is_brick) {
-    return -ToErrno(volume_->WriteBrick(h->brick, h->data.data(), h->size, h->name));
-  }
-  if (h->size == 0) {
-    volume_->RecordError(h->name, "empty file: not a TIFF");
-    return -EINVAL;
-  }
-  Status s = volume_->IngestSlice(h->name, h->index, h->data.data(), h->size);
-  return -ToErrno(s);
-}
-
-int BrickFs::Release(fuse_file_info* fi) {
-  std::unique_ptr<Handle> h(Get(fi));
-  if (h->kind == Handle::Kind::kWrite) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = writing_.find(h->name); it != writing_.end() && it->first == h->name; ++it) {
-      if (it->second == h.get()) {
-        writing_.erase(it);
-        break;
-      }
-    }
-    if (spare_buffers_.size() < 4 && h->data.capacity() <= (256u << 20)) {
-      spare_buffers_.push_back(std::move(h->data));
-    }
-  }
-  return 0;
-}
-
-int BrickFs::Truncate(const char* path, off_t size, fuse_file_info* fi) {
-  if (fi && fi->fh && Get(fi)->kind == Handle::Kind::kWrite) {
-    Handle* h = Get(fi);
-    h->data.resize(static_cast<size_t>(size));
-    h->size = static_cast<uint64_t>(size);
-    h->dirty = true;
-    return 0;
-  }
-  PathInfo p = ParsePath(path);
-  // Truncating a slice or brick to 0 precedes rewriting it (O_TRUNC).
-  if (size == 0 && BrickOf(p) && !volume_->read_only()) return 0;
-  if (size == 0 && IsSliceTarget(p) && !volume_->read_only()) return 0;
-  return Refuse("truncate", path, volume_->read_only() ? EROFS : EPERM);
-}
-
-int BrickFs::Refuse(const char* op, const char* path, int err) {
-  volume_->RecordError(path, std::string(op) + " refused: " + std::strerror(err) +
-                                 (err == EROFS ? " (read-only mount)"
-                                               : " (only z/ slices and bricks/ files can be written, whole)"));
-  return -err;
-}
-
-int BrickFs::StatFs(struct statvfs* st) {
-  if (::statvfs(volume_->store_path().c_str(), st) != 0) return -errno;
-  return 0;
-}
+constexpr uint64_t kIoSize = 1 << 20;  // max_write, max_readahead
 
 // --- C callbacks: each runs inside one guard that turns a stray exception
 // into EIO plus a log line.
@@ -564,15 +73,15 @@ const fuse_operations kOps = [] {
   ops.getattr = [](const char* p, struct stat* st, fuse_file_info* fi) {
     return Guard("getattr", [&] { return Fs()->GetAttr(p, st, fi); });
   };
-  ops.readdir = [](const char* p, void* buf, fuse_fill_dir_t filler, off_t, fuse_file_info*,
+  ops.readdir = [](const char* p, void* buf, fuse_fill_dir_t filler, off_t off, fuse_file_info*,
                    fuse_readdir_flags) {
-    return Guard("readdir", [&] { return Fs()->ReadDir(p, buf, filler); });
+    return Guard("readdir", [&] { return Fs()->ReadDir(p, buf, filler, off); });
   };
   ops.open = [](const char* p, fuse_file_info* fi) {
     return Guard("open", [&] { return Fs()->Open(p, fi); });
   };
-  ops.create = [](const char* p, mode_t, fuse_file_info* fi) {
-    return Guard("create", [&] { return Fs()->Create(p, fi); });
+  ops.create = [](const char* p, mode_t mode, fuse_file_info* fi) {
+    return Guard("create", [&] { return Fs()->Create(p, mode, fi); });
   };
   ops.read = [](const char*, char* buf, size_t size, off_t off, fuse_file_info* fi) {
     return Guard("read", [&] { return Fs()->Read(buf, size, off, fi); });
@@ -586,20 +95,27 @@ const fuse_operations kOps = [] {
   ops.release = [](const char*, fuse_file_info* fi) {
     return Guard("release", [&] { return Fs()->Release(fi); });
   };
-  ops.fsync = [](const char*, int, fuse_file_info*) { return 0; };
+  ops.fsync = [](const char*, int, fuse_file_info* fi) {
+    return Guard("fsync", [&] { return Fs()->Fsync(fi); });
+  };
+  ops.fsyncdir = [](const char* p, int, fuse_file_info*) {
+    return Guard("fsyncdir", [&] { return Fs()->FsyncDir(p); });
+  };
   ops.truncate = [](const char* p, off_t size, fuse_file_info* fi) {
     return Guard("truncate", [&] { return Fs()->Truncate(p, size, fi); });
   };
-  // Metadata changes are accepted and ignored on files that exist, so that
-  // `cp -p`, `rsync --inplace` and `touch` of a written slice succeed.
-  ops.utimens = [](const char*, const struct timespec*, fuse_file_info*) { return 0; };
-  ops.chmod = [](const char*, mode_t, fuse_file_info*) { return 0; };
+  ops.utimens = [](const char* p, const struct timespec tv[2], fuse_file_info* fi) {
+    return Guard("utimens", [&] { return Fs()->Utimens(p, tv, fi); });
+  };
+  ops.chmod = [](const char* p, mode_t mode, fuse_file_info* fi) {
+    return Guard("chmod", [&] { return Fs()->Chmod(p, mode, fi); });
+  };
   ops.chown = [](const char*, uid_t, gid_t, fuse_file_info*) { return 0; };
-  ops.unlink = [](const char* p) { return Guard("unlink", [&] { return Fs()->Refuse("unlink", p, EPERM); }); };
+  ops.unlink = [](const char* p) { return Guard("unlink", [&] { return Fs()->Unlink(p); }); };
   ops.rmdir = [](const char* p) { return Guard("rmdir", [&] { return Fs()->Refuse("rmdir", p, EPERM); }); };
   ops.mkdir = [](const char* p, mode_t) { return Guard("mkdir", [&] { return Fs()->Refuse("mkdir", p, EPERM); }); };
-  ops.rename = [](const char* from, const char*, unsigned int) {
-    return Guard("rename", [&] { return Fs()->Refuse("rename", from, EPERM); });
+  ops.rename = [](const char* from, const char* to, unsigned int flags) {
+    return Guard("rename", [&] { return Fs()->Rename(from, to, flags); });
   };
   ops.mknod = [](const char* p, mode_t, dev_t) {
     return Guard("mknod", [&] { return Fs()->Refuse("mknod", p, EPERM); });
@@ -736,6 +252,16 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
       config->log_file = val;
     } else if (key == "nonempty") {
       config->nonempty = true;
+    } else if (key == "compact") {
+      uint64_t pct = 0;
+      BRICKFS_RETURN_IF_ERROR(uint_opt(&pct));
+      if (pct > 100) return bad("expected a percentage 0..100 (100: never)");
+      config->volume.compact_dead_share = static_cast<double>(pct) / 100.0;
+    } else if (key == "nocompact") {
+      config->volume.compact_dead_share = 1.0;
+    } else if (key == "max_growth") {
+      BRICKFS_RETURN_IF_ERROR(uint_opt(&config->volume.max_growth));
+      if (config->volume.max_growth == 0) return bad("must be more than 0");
     } else if (key == "nojournal") {
       config->volume.journal = false;
     } else if (key == "journal") {
@@ -888,6 +414,7 @@ int RunMount(const MountConfig& config) {
   fuse_loop_cfg_destroy(loop);
   fuse_remove_signal_handlers(se);
   fuse_unmount(f);
+  fs.DropStaged();
   LogInfo("unmounted; finalizing " + config.store);
   Status fin = vol->Finalize();
   fuse_destroy(f);
