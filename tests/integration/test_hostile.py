@@ -414,8 +414,7 @@ class HostileCase(unittest.TestCase):
         cases = [("nodigits.tif", "no digits"), ("scan_%d.tif" % Z, "z = Z (fixed shape)"),
                  ("scan_%d.tif" % (Z + 1000), "z far beyond Z"),
                  ("scan_%s.tif" % ("9" * 30), "30-digit number"),
-                 ("scan_18446744073709551616.tif", "2^64"),
-                 (".tif", "only the extension")]
+                 ("scan_18446744073709551616.tif", "2^64")]
         for name, what in cases:
             stage, err = attempt(os.path.join(self.zdir, name), data)
             self.assertEqual((stage, err), ("open", errno.EINVAL),
@@ -426,6 +425,12 @@ class HostileCase(unittest.TestCase):
                 f.write(data)
             r = T.cp([q], self.zdir + "/")
             self.assertNotEqual(r.returncode, 0, "cp of %s succeeded" % name)
+        # ".tif" is a dot-file: a staged (temporary) name, held but never stored.
+        stage, err = attempt(os.path.join(self.zdir, ".tif"), data)
+        self.assertEqual((stage, err), ("done", 0), ".tif: %s %s" % (stage, ename(err)))
+        self.assertIn(".tif", os.listdir(self.zdir))
+        os.unlink(os.path.join(self.zdir, ".tif"))
+        self.assertNotIn(".tif", os.listdir(self.zdir))
         self.assert_unchanged(what="after bad names")
 
     # ============================================================= places

@@ -158,10 +158,12 @@ class TestRsync(WritersCase):
             # Temporary names of rsync, editors, install, tempfile: staged, not ingested.
             for z_, tmp in ((0, ".scan_0000.tif.Xa12Bc"), (1, "scan_0001.tif.tmp"),
                             (2, "scan_0002.tif.part"), (3, "scan_0003.tif~"), (4, "tmpa1b2c3d4")):
+                before = T.read_status(mnt)["slices"]["received"]
                 with open(z + tmp, "wb") as f:
                     f.write(tiff_bytes(vol[z_]))
                 st = T.read_status(mnt)
-                self.assertIsNone(st["shape"], "staged %s was ingested: %s" % (tmp, st["shape"]))
+                self.assertEqual(st["slices"]["received"], before, "staged %s was ingested" % tmp)
+                self.assertIn(tmp, os.listdir(z))
                 self.assertEqual(os.path.getsize(z + tmp), len(tiff_bytes(vol[z_])))
                 os.rename(z + tmp, z + "scan_%04d.tif" % z_)
                 np.testing.assert_array_equal(self.plane(mnt, z_), vol[z_])
@@ -332,6 +334,7 @@ class TestHoles(WritersCase):
         data_path = self.root.join("slice.tif")
         with open(data_path, "wb") as f:
             f.write(tiff_bytes(plane, rowsperstrip=8))
+        data = T.read_bytes(data_path)
         script = self.root.join("writer.py")
         with open(script, "w") as f:
             f.write(WRITER_WITH_HOLES)
@@ -354,7 +357,7 @@ class TestHoles(WritersCase):
             self.assertIn("scan_0002.tif", str(st["errors"]))
             # the same file written whole is fine
             with open(mnt + "/z/scan_0002.tif", "wb") as f:
-                f.write(open(data_path, "rb").read())
+                f.write(data)
             np.testing.assert_array_equal(self.plane(mnt, 2), plane)
             m.umount_checked(self)
         exp = np.zeros(shape, np.uint16)
@@ -463,10 +466,10 @@ class TestMemoryCaps(WritersCase):
     def test_writes_past_any_slice_size_fail_without_allocating(self):
         store, mnt = self.root.join("v.zarr"), self.root.join("mnt")
         with T.Mount(store, mnt, ["mem=64M"]) as m:
-            for name in ("far.tif", "trunc.tif"):
+            for name in ("far_1.tif", "trunc_2.tif"):
                 fd = os.open(mnt + "/z/" + name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
                 with self.assertRaises(OSError) as cm:
-                    if name == "far.tif":
+                    if name == "far_1.tif":
                         os.pwrite(fd, b"x", 2 << 30)
                     else:
                         os.ftruncate(fd, 3 << 30)
@@ -478,7 +481,7 @@ class TestMemoryCaps(WritersCase):
             self.assertLess(self.hwm(m), 200 << 20, "daemon peak RSS %d MiB after the far "
                             "write/truncate with mem=64M" % (self.hwm(m) >> 20))
             st = T.read_status(mnt)
-            self.assertIn("far.tif", str(st["errors"]))
+            self.assertIn("far_1.tif", str(st["errors"]))
             m.umount_checked(self)
 
     def test_many_open_handles_stay_inside_the_budget(self):
