@@ -1,11 +1,14 @@
 #include "store/shard_store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include "codec/block_codec.h"
 #include "common/file_util.h"
@@ -368,12 +371,40 @@ Status ShardStore::SyncDirty() {
   return SyncBricks(dirty);
 }
 
+namespace {
+
+// The decimal entries of a directory (shard key components), sorted.
+std::vector<uint64_t> NumberedEntries(const std::string& dir) {
+  std::vector<uint64_t> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    const char* n = e->d_name;
+    if (!*n || std::strlen(n) > 19) continue;
+    bool digits = true;
+    for (const char* c = n; *c; ++c) digits = digits && *c >= '0' && *c <= '9';
+    if (digits) out.push_back(std::strtoull(n, nullptr, 10));
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
 Result<ShardStore::Usage> ShardStore::ScanUsage(const Shape3& brick_grid,
                                                 const LengthOf& recovered_length) {
+  // The files that exist, not the grid: a declared volume may have billions
+  // of bricks and hold a few.
   Usage u;
-  for (uint64_t z = 0; z < brick_grid[0]; ++z) {
-    for (uint64_t y = 0; y < brick_grid[1]; ++y) {
-      for (uint64_t x = 0; x < brick_grid[2]; ++x) {
+  const std::string c = dir_ + "/c";
+  for (uint64_t z : NumberedEntries(c)) {
+    if (z >= brick_grid[0]) continue;
+    const std::string dz = c + "/" + std::to_string(z);
+    for (uint64_t y : NumberedEntries(dz)) {
+      if (y >= brick_grid[1]) continue;
+      for (uint64_t x : NumberedEntries(dz + "/" + std::to_string(y))) {
+        if (x >= brick_grid[2]) continue;
         uint64_t size = 0;  // 0: no file (or an empty one)
         BRICKFS_ASSIGN_OR_RETURN(
             ShardIndex index,

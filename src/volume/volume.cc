@@ -305,16 +305,12 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
     v->committed_ = v->received_;
     v->shards_ = std::make_unique<ShardStore>(v->store_->ArrayDir(0), m.geo, v->read_only());
     v->block_pool_ = BlockPool::Create(m.geo.block_bytes());
-    uint64_t slab = m.geo.slab_bytes();
-    if (slab > opts.mem_budget && !v->read_only()) {
-      return Status::NoSpace("mem=" + HumanBytes(opts.mem_budget) + " is less than one slab of " +
-                             path + " (" + std::to_string(m.geo.block[0]) +
-                             " slices = " + HumanBytes(slab) + "); mount with -o mem=" +
-                             std::to_string(CeilDiv(2 * slab, 1 << 20)) + "M or more");
-    }
+    // A slab larger than mem= only stops slice writes (IngestSlice says so);
+    // reads and brick writes of a huge volume need no slab.
+    const uint64_t slab = m.geo.slab_bytes();
     if (slab > 0) {
       v->slab_pool_ = std::make_unique<SlabPool>(slab, v->budget_.get());
-      v->budget_->set_reserve(slab);
+      if (slab <= opts.mem_budget) v->budget_->set_reserve(slab);
     }
   } else {
     v->meta_.zstd_level = opts.zstd_level;
@@ -707,7 +703,7 @@ Status Volume::DefineGeometryLocked(uint64_t width, uint64_t height, DType dtype
   shards_ = std::make_unique<ShardStore>(store_->ArrayDir(0), g, read_only());
   block_pool_ = BlockPool::Create(g.block_bytes());
   slab_pool_ = std::make_unique<SlabPool>(g.slab_bytes(), budget_.get());
-  budget_->set_reserve(g.slab_bytes());
+  budget_->set_reserve(g.slab_bytes());  // <= mem_budget, checked above
   LogInfo("volume geometry: " + std::to_string(width) + "x" + std::to_string(height) + " " +
           std::string(DTypeName(dtype)) + ", block " + ShapeToString(g.block) + ", brick " +
           ShapeToString(g.brick));
@@ -1010,6 +1006,13 @@ Status Volume::IngestSlice(const SliceWrite& w) {
       return aside(bytes);
     }
     BRICKFS_RETURN_IF_ERROR(CheckSliceShapeLocked(info.width, info.height, info.dtype, name));
+    if (geo_->slab_bytes() > options_.mem_budget) {
+      return Status::NoSpace("mem=" + HumanBytes(options_.mem_budget) + " is less than one slab (" +
+                             std::to_string(geo_->block[0]) + " slices = " +
+                             HumanBytes(geo_->slab_bytes()) + "); mount with -o mem=" +
+                             std::to_string(CeilDiv(2 * geo_->slab_bytes(), 1 << 20)) +
+                             "M or more to write slices (bricks/ needs no slab)");
+    }
     if (zwriters_[z].inflight == 1 && !zwriters_[z].claimed) {
       // The only writer of z: decode straight into the slab when the slot is
       // empty (no copy). Others decode aside and are ordered after.

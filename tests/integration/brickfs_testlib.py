@@ -210,6 +210,35 @@ def fuse_mounts():
     return out
 
 
+def fuse_connection(path):
+    """The FUSE connection number (the mount's device minor) of mount point `path`,
+    read from /proc/self/mountinfo (never stat: a stuck mount would hang it)."""
+    path = os.path.abspath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 4 and parts[4].replace("\\040", " ") == path:
+                    return int(parts[2].split(":")[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def abort_fuse_connection(path):
+    """Aborts the FUSE connection of mount `path` (/sys/fs/fuse/connections/N/abort):
+    every request pending on it fails at once. True when it was aborted."""
+    n = fuse_connection(path)
+    if n is None:
+        return False
+    try:
+        with open("/sys/fs/fuse/connections/%d/abort" % n, "w") as f:
+            f.write("1")
+        return True
+    except OSError:
+        return False
+
+
 def is_mounted(path):
     path = os.path.abspath(path)
     return path in fuse_mounts() or os.path.ismount(path)
@@ -446,6 +475,8 @@ class Mount:
                 r = self.umount()
                 if not r.ok:
                     self.notes.append("brickfs umount failed:\n" + r.describe())
+                    if is_mounted(self.mnt) and abort_fuse_connection(self.mnt):
+                        self.notes.append("aborted the FUSE connection")
             for argv in (["fusermount3", "-u", self.mnt], ["fusermount3", "-u", "-z", self.mnt],
                          ["umount", "-l", self.mnt]):
                 if not is_mounted(self.mnt):

@@ -206,7 +206,8 @@ class StressTest(unittest.TestCase):
                                 return
                             time.sleep(0.01)
 
-                threads = [threading.Thread(target=writer, args=(t, rnd.randrange(1 << 30)))
+                threads = [threading.Thread(target=writer, args=(t, rnd.randrange(1 << 30)),
+                                            daemon=True)
                            for t in range(THREADS)]
                 for t in threads:
                     t.start()
@@ -216,12 +217,16 @@ class StressTest(unittest.TestCase):
                     kills += 1
                     T.wait_pid_gone(m.pid, 15, m.starttime)
                 stop.set()
+                if crash:
+                    T.abort_fuse_connection(m.mnt)
                 for argv in (["fusermount3", "-u", "-z", m.mnt], ["umount", "-l", m.mnt]):
                     if crash and T.is_mounted(m.mnt):
                         T.run(argv, timeout=30)
                 for t in threads:
                     t.join(120)
-                    self.assertFalse(t.is_alive(), "a writer thread hung (seed %d)" % seed)
+                    if t.is_alive():
+                        T.abort_fuse_connection(m.mnt)
+                        self.fail("a writer thread hung (seed %d)" % seed)
                 if crash:
                     m.umount_result = T.Ran([], 0, "", "", 0)
                 else:
