@@ -101,6 +101,8 @@ def zarr_seeds(out, brickfs):
                 arr = open(os.path.join(s, "0", "zarr.json"), "rb").read()
                 grp = open(os.path.join(s, "zarr.json"), "rb").read()
                 put(out, "volume_meta_fuzz", "array%d.json" % n, arr)
+                put(out, "store_open_fuzz", "array%d.json" % n, b"\x00" + arr)
+                put(out, "store_open_fuzz", "group%d.json" % n, b"\x01" + grp)
                 put(out, "json_fuzz", "array%d.json" % n, arr)
                 put(out, "json_fuzz", "group%d.json" % n, grp)
                 n += 1
@@ -120,6 +122,7 @@ def zarr_seeds(out, brickfs):
                 "attributes": {"brickfs": {"format": 1, "finalized": True,
                                            "present": [[0, 3]], "fixed_shape": True}}}
         put(out, "volume_meta_fuzz", "hand.json", json.dumps(meta).encode())
+        put(out, "store_open_fuzz", "hand.json", b"\x00" + json.dumps(meta).encode())
         for name, doc in (("numbers", [0, -1, 1.5e300, 18446744073709551615, -9223372036854775808,
                                        1e-7, 123456789012345678901234567890]),
                           ("nested", {"a": [[[{"b": None}]]], "c": True, "d": "\u00e9\n\"\\"}),

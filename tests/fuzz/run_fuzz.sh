@@ -9,7 +9,7 @@
 #   bash tests/fuzz/run_fuzz.sh [TARGET...]
 #
 # Targets: tiff_fuzz shard_index_fuzz journal_fuzz json_fuzz volume_meta_fuzz
-#          block_codec_fuzz (all by default; see tests/fuzz/CMakeLists.txt)
+#          block_codec_fuzz store_open_fuzz (all by default; see tests/fuzz/CMakeLists.txt)
 # Environment:
 #   FUZZ_SECONDS   seconds of fuzzing per target (default 60)
 #   FUZZ_BUILD     build directory (default <repo>/build-fuzz)
@@ -29,7 +29,7 @@ FUZZ_DIR=$REPO/tests/fuzz
 BUILD=${FUZZ_BUILD:-$REPO/build-fuzz}
 SECS=${FUZZ_SECONDS:-60}
 JOBS=${FUZZ_JOBS:-$(nproc)}
-ALL_TARGETS="tiff_fuzz shard_index_fuzz journal_fuzz json_fuzz volume_meta_fuzz block_codec_fuzz"
+ALL_TARGETS="tiff_fuzz shard_index_fuzz journal_fuzz json_fuzz volume_meta_fuzz block_codec_fuzz store_open_fuzz"
 TARGETS=${*:-$ALL_TARGETS}
 PY=/usr/bin/python3
 
