@@ -90,8 +90,8 @@ inline constexpr uint64_t kMaxBlockSide = 4096;
 inline constexpr uint64_t kMaxBlockBytes = uint64_t{64} << 20;
 inline constexpr uint64_t kMaxBlocksPerBrick = uint64_t{1} << 20;
 
-// Default block shape: 64 KiB raw. uint8 32x32x64, uint16 32x32x32,
-// 4-byte types 16x32x32.
+// Default block shape: 32x32x32 for every dtype (uint8 32 KiB, 16-bit
+// 64 KiB, 32-bit 128 KiB), so planes along z, y and x cost alike.
 Shape3 DefaultBlockShape(DType t);
 inline constexpr Shape3 kDefaultBrick{256, 256, 256};
 

@@ -175,7 +175,7 @@ Options (-o, comma separated):
   mem=SIZE        slab buffer budget, e.g. 2G (default: a quarter of RAM)
   cache=SIZE      decoded block cache for reads (default 512M)
   threads=N       compression/decompression threads (default: CPUs)
-  block=Z,Y,X     block shape of a new volume (default 64 KiB: uint8 32,32,64)
+  block=Z,Y,X     block shape of a new volume (default 32,32,32)
   brick=Z,Y,X     brick (shard) shape of a new volume (default 256,256,256)
   zstd_level=N    zstd level of a new volume (default 1)
   nopyramid       build no pyramid levels (only to measure their cost;
@@ -207,7 +207,7 @@ const char* kCreateHelp = R"(Usage: brickfs create STORE --shape Z,Y,X --dtype T
                       [--voxel-size Z,Y,X] [--unit NAME] [--downsample mean|mode]
 
 Creates an empty volume of fixed shape. dtype: uint8 uint16 int16 uint32 float32.
-Defaults: block 64 KiB raw (uint8 32,32,64; uint16 32,32,32; 4-byte 16,32,32),
+Defaults: block 32,32,32 (uint8 32 KiB, 16-bit 64 KiB, 32-bit 128 KiB raw),
 brick 256,256,256, zstd level 1. Slices outside Z are refused when written.
 
   --voxel-size Z,Y,X  size of a voxel, or one number for all axes (default 1)

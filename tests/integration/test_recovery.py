@@ -478,7 +478,7 @@ class TestCrashDuringFinalize(RecoveryCase):
 
 
 class TestCrashGrowingVolume(RecoveryCase):
-    """A new store (no `brickfs create`), default geometry (uint8: block 32,32,64):
+    """A new store (no `brickfs create`), default geometry (block 32,32,32):
     Z grows with the slices. kill -9 after the first slab was flushed."""
 
     def test_kill_growing_volume(self):
@@ -496,7 +496,7 @@ class TestCrashGrowingVolume(RecoveryCase):
             sent = feeder.started()
         self.assertTrue(was_running, "the feeder finished before the kill")
         info = T.brickfs_info_json(store)
-        self.assertEqual(list(info["block"]), [32, 32, 64], info)
+        self.assertEqual(list(info["block"]), [32, 32, 32], info)
         Z = SHAPE[0]
         zmax = int(info["shape"][0])
         missing = expand(info["missing"]) | set(range(zmax, Z))

@@ -123,8 +123,9 @@ TEST(GeometryTest, DefaultBlockShapeIs64KiBRaw) {
     EXPECT_EQ(g.block_bytes(), 64u * 1024) << DTypeName(t);
     EXPECT_EQ(g.Validate(), "") << DTypeName(t);
   }
-  EXPECT_EQ(DefaultBlockShape(DType::kUint8), (Shape3{32, 32, 64}));
-  EXPECT_EQ(DefaultBlockShape(DType::kFloat32), (Shape3{16, 32, 32}));
+  EXPECT_EQ(DefaultBlockShape(DType::kUint8), (Shape3{32, 32, 32}));
+  EXPECT_EQ(DefaultBlockShape(DType::kUint16), (Shape3{32, 32, 32}));
+  EXPECT_EQ(DefaultBlockShape(DType::kFloat32), (Shape3{32, 32, 32}));
 }
 
 TEST(DTypeTest, SizesNamesAndParsing) {
