@@ -686,7 +686,7 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
 
   // 1. The store, locked: no daemon may write it meanwhile.
   BRICKFS_ASSIGN_OR_RETURN(std::unique_ptr<Store> store,
-                           Store::OpenForMaintenance(store_path, !options.repair));
+                           Store::OpenForMaintenance(store_path, !options.repair, /*allow_bad_group=*/true));
   const std::optional<VolumeMeta>& meta = store->meta();
   rep.finalized = meta && meta->finalized;
 
