@@ -1242,7 +1242,10 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
       uint64_t l;
       if (!ParseKey(e.name, &l) || l < static_cast<uint64_t>(num_levels)) continue;
       stray(static_cast<int>(std::min<uint64_t>(l, kMaxLevels)), e.name,
-            "a pyramid level that 0/zarr.json does not list (num_levels " + std::to_string(num_levels) + ")",
+            "a pyramid level that 0/zarr.json does not list (num_levels " + std::to_string(num_levels) + ")" +
+                (meta && meta->finalized ? std::string()
+                                         : ": built by a session that did not finish (a read-write mount "
+                                           "builds the levels again when it unmounts)"),
             false, 0, {});
       if (rep.problems.back().repaired) rep.problems.back().action += std::string(" (") + kDerived + ")";
     }
