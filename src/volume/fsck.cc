@@ -1287,20 +1287,35 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
     rep.blocks_checked += c.blocks_checked;
   }
 
-  // 7. slices_present against the stored blocks (a finalized store, or the
-  //    store as the journal recovers it); block rows the shape grew over
-  //    are the shape problem's.
-  if (effective && (effective->finalized || recovered)) {
+  // 7. slices_present against the stored blocks. A finalized store, or the
+  //    store as its journal recovers it, lists at least one slice of every
+  //    slab with stored blocks (block rows the shape grew over excepted: they
+  //    are the shape problem's). A store whose daemon died without a journal
+  //    to replay lists only what was committed when its session began: its
+  //    slabs stored since then are evidence (before an unmount a slab is
+  //    stored only once all its slices arrived) and are listed again.
+  size_t present_problem = kNone;
+  ZRanges present_add;  // slices to list as present (repair)
+  if (effective) {
     std::vector<bool> present(geo->shape[0], false);
     for (const auto& [a, b] : effective->present) {
       for (uint64_t z = a; z <= b && z < present.size(); ++z) present[z] = true;
     }
+    const bool unrecorded = !effective->finalized && !recovered;
+    uint64_t unrecorded_blocks = 0;
+    std::vector<bool> add_bits(unrecorded ? geo->shape[0] : 0, false);
     for (const auto& [bz, agg] : rows) {
       const ZRanges z = BlockZ(*geo, bz);
-      if (z.empty() || (!grown_z.empty() && z[0].second >= grown_z[0].first)) continue;
+      if (z.empty()) continue;
       bool any = false;
       for (uint64_t zz = z[0].first; zz <= z[0].second; ++zz) any |= present[zz];
       if (any) continue;
+      if (unrecorded) {
+        unrecorded_blocks += agg.first;
+        for (uint64_t zz = z[0].first; zz <= z[0].second; ++zz) add_bits[zz] = true;
+        continue;
+      }
+      if (!grown_z.empty() && z[0].second >= grown_z[0].first) continue;
       FsckProblem& p = add("slices_present", "0/zarr.json",
                            "slab " + std::to_string(bz) + " (z " + RangesToString(z) + ") has " +
                                std::to_string(agg.first) + " stored blocks (e.g. " + BrickRel(0, agg.second.first) +
@@ -1310,6 +1325,16 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
         p.action = "not repaired: fsck cannot tell which slices were copied; copy slices z " + RangesToString(z) +
                    " again";
       }
+    }
+    present_add = RangesFromBitmap(add_bits);
+    if (!present_add.empty()) {
+      FsckProblem& p = add("slices_present", "0/zarr.json",
+                           "slices z " + RangesToString(present_add) + " have " +
+                               std::to_string(unrecorded_blocks) +
+                               " stored blocks but slices_present lists none of their slabs' slices: the "
+                               "session that stored them died and no journal recorded them");
+      p.check_z = present_add;
+      present_problem = rep.problems.size() - 1;
     }
   }
   if (meta && !meta->finalized && !recovered) {
@@ -1472,7 +1497,13 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
     final_meta->geo = *geo;
   }
   const bool recovery_ok = recovering && recovery_error.empty();
-  const bool write_all = options.repair && final_meta && !tails_left && (recovery_ok || shape_problem != kNone) &&
+  if (final_meta && !present_add.empty()) {
+    ZRanges all = final_meta->present;
+    all.insert(all.end(), present_add.begin(), present_add.end());
+    final_meta->present = MergeRanges(std::move(all));
+  }
+  const bool write_all = options.repair && final_meta && !tails_left &&
+                         (recovery_ok || shape_problem != kNone || present_problem != kNone) &&
                          !(unclean != kNone && !recovery_ok);
   Status meta_status;
   if (options.repair && group_problem != kNone && group_found) {
@@ -1532,15 +1563,21 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
                      : "attributes.ome rebuilt from the arrays' metadata (other attributes kept)";
     }
   }
-  if (shape_problem != kNone && options.repair) {
-    FsckProblem& p = rep.problems[shape_problem];
+  for (size_t k : {shape_problem, present_problem}) {
+    if (k == kNone || !options.repair) continue;
+    FsckProblem& p = rep.problems[k];
     if (write_all && meta_status.ok()) {
       p.repaired = true;
-      p.action = "shape grown to " + std::to_string(geo->shape[0]) + " x " + std::to_string(geo->shape[1]) + " x " +
-                 std::to_string(geo->shape[2]) + " so that every stored block stays readable (nothing dropped); "
-                 "slices z " + RangesToString(grown_z) + " were stored by a session whose record is lost: they "
-                 "read as stored but are not listed as present (brickfs info lists them as missing), as nothing "
-                 "says they are complete; check them, and copy again the slices brickfs info lists as missing";
+      if (k == shape_problem) {
+        p.action = "shape grown to " + std::to_string(geo->shape[0]) + " x " + std::to_string(geo->shape[1]) +
+                   " x " + std::to_string(geo->shape[2]) +
+                   " so that every stored block stays readable (nothing dropped); slices z " +
+                   RangesToString(grown_z) + " were written by a session whose record is lost: check them";
+      } else {
+        p.action = "listed as present, as the stored slabs show (brickfs stores a slab before an unmount only "
+                   "once all its slices arrived); nothing records that they are complete, though: check slices z " +
+                   RangesToString(present_add) + " and copy again any that is wrong";
+      }
     } else {
       p.action = write_all ? "failed: " + meta_status.ToString()
                            : "not repaired: the journal must be recovered first (see the problems above)";
