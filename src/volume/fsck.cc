@@ -143,6 +143,17 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// KX.tmp (or KX.compact.tmp, from older versions of compact): a brick
+// replaced whole (a write through bricks/, or compact) whose new file was
+// never renamed over KX, so KX is still the old brick, intact.
+bool IsReplacementLeftover(const std::string& name) {
+  uint64_t ignored;
+  for (const std::string suffix : {".compact.tmp", ".tmp"}) {
+    if (EndsWith(name, suffix) && ParseKey(name.substr(0, name.size() - suffix.size()), &ignored)) return true;
+  }
+  return false;
+}
+
 struct DirEntry {
   std::string name;
   bool is_dir = false;
@@ -1042,9 +1053,8 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
           const uint64_t n = LiveBlocksOf(ctx, store_path + "/" + r);
           *live += n;
           if (n && geo) *z = MergeRanges([&] {
-            ZRanges all = *z;
-            const ZRanges more = BrickZAll(*geo, kz);
-            all.insert(all.end(), more.begin(), more.end());
+            ZRanges all = BrickZAll(*geo, kz);
+            all.insert(all.end(), z->begin(), z->end());
             return all;
           }());
           continue;
@@ -1094,20 +1104,10 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
         BRICKFS_ASSIGN_OR_RETURN(auto l3, ListDir(store_path + "/" + r2));
         for (const auto& e3 : l3) {
           std::string r3 = r2 + "/" + e3.name;
-          uint64_t ignored;
-          // KX.tmp: a brick replaced whole (a write through bricks/, or
-          // compact) that was never renamed over KX; KX is the old brick.
-          for (const char* suffix : {".compact.tmp", ".tmp"}) {
-            if (e3.is_file && EndsWith(e3.name, suffix) &&
-                ParseKey(e3.name.substr(0, e3.name.size() - std::strlen(suffix)), &ignored)) {
-              why = "leftover of an interrupted brick replacement or brickfs compact (the shard itself is "
-                    "intact)";
-              break;
-            }
-            why.clear();
-          }
-          if (!why.empty()) {
-            stray(level, r3, why, true, 0, {});
+          if (e3.is_file && IsReplacementLeftover(e3.name)) {
+            stray(level, r3,
+                  "leftover of an interrupted brick replacement or brickfs compact (the shard itself is intact)",
+                  true, 0, {});
             continue;
           }
           why = key_problem(e3, 2, &kx);
@@ -1439,6 +1439,14 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
       asked.insert(k);
       for (const auto& b : rebuilt.blocks) {
         if (b.level == level && b.brick == brick) per_problem[k].push_back(&b);
+      }
+    }
+    for (int level = 1; options.repair && level < num_levels; ++level) {
+      if (!level_missing[level]) continue;  // its metadata problem asked for the whole level
+      const size_t k = level_meta_problem[level];
+      asked.insert(k);
+      for (const auto& b : rebuilt.blocks) {
+        if (b.level == level) per_problem[k].push_back(&b);
       }
     }
     for (size_t k : asked) rebuild_action(rep.problems[k], per_problem[k]);

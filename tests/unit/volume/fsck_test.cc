@@ -896,6 +896,22 @@ TEST_F(FsckTest, LevelArrayMetadataIsCheckedAgainstLevelZeroAndRewritten) {
   EXPECT_TRUE(ReadBytes(store_ + "/1/zarr.json") == good);
 }
 
+TEST_F(FsckTest, LevelDirectoryThatIsGoneIsRebuiltFromLevelZero) {
+  Ingest(0, kZ);
+  const std::vector<uint16_t> level1 = ReadLevel(1);
+  ASSERT_EQ(std::system(("rm -rf '" + store_ + "/1'").c_str()), 0);
+  FsckReport r = CheckRepairCheck("level directory gone");
+  ASSERT_EQ(r.problems.size(), 1u) << Lines(r);
+  const FsckProblem& p = r.problems[0];
+  EXPECT_EQ(p.path, "1/zarr.json");
+  EXPECT_NE(p.message.find("whole directory 1/"), std::string::npos) << p.message;
+  EXPECT_NE(p.action.find("rewritten from 0/zarr.json"), std::string::npos) << p.action;
+  EXPECT_NE(p.action.find("rebuilt from level 0 (8 blocks"), std::string::npos) << p.action;
+  EXPECT_FALSE(p.data_lost);
+  EXPECT_TRUE(ReadLevel(1) == level1);
+  Check(false, kFsckClean, "deep, after the rebuild", /*deep=*/true);
+}
+
 TEST_F(FsckTest, LevelDirectoryTheMetadataDoesNotListIsAStray) {
   Ingest(0, kZ);  // two levels: 0 and 1
   ASSERT_EQ(std::system(("mkdir -p '" + store_ + "/2/c/0/0'").c_str()), 0);
