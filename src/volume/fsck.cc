@@ -1541,11 +1541,18 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
     }
     if (group_problem != kNone) {
       FsckProblem& p = rep.problems[group_problem];
-      p.repaired = meta_status.ok();
-      p.action = meta_status.ok() ? "rebuilt from the arrays' metadata (0/zarr.json: " + levels_text + ")" +
-                                        (group_found ? "; the document found is kept as " + *group_found
-                                                     : std::string())
-                                  : "failed: " + meta_status.ToString();
+      Status s = meta_status;
+      if (s.ok() && !group_whole) {
+        // WriteMeta wrote our group document: put the other attributes back.
+        auto doc = RepairedGroup(*group_doc, *final_meta, store_path);
+        s = doc.ok() ? WriteFileAtomic(store_path + "/zarr.json", *doc) : doc.status();
+      }
+      p.repaired = s.ok();
+      p.action = !s.ok() ? "failed: " + s.ToString()
+                 : group_whole
+                     ? "rebuilt from the arrays' metadata (0/zarr.json: " + levels_text + ")" +
+                           (group_found ? "; the document found is kept as " + *group_found : std::string())
+                     : "attributes.ome rebuilt from the arrays' metadata (other attributes kept)";
     }
   } else if (options.repair && meta) {
     for (int level = 1; level < num_levels; ++level) {

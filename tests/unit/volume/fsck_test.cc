@@ -700,6 +700,32 @@ TEST_F(FsckTest, GroupWithoutOmeAttributesIsRepairedKeepingOtherAttributes) {
   EXPECT_NE(text.find("multiscales"), std::string::npos) << text;
 }
 
+TEST_F(FsckTest, GroupAttributesAreKeptWhenARecoveryRewritesEveryDocument) {
+  Ingest(0, kZ);
+  {
+    std::ofstream out(store_ + "/zarr.json", std::ios::trunc);
+    out << "{\"zarr_format\": 3, \"node_type\": \"group\", \"attributes\": {\"mine\": 42}}\n";
+  }
+  std::string journal;  // a session that received slice 16 and died
+  Geometry g = Geo();
+  g.shape[0] = 17;
+  AppendGeometry(g, &journal);
+  AppendReceived(16, &journal);
+  {
+    std::ofstream out(Journal::PathFor(store_), std::ios::binary | std::ios::trunc);
+    out << journal;
+  }
+  FsckReport r = CheckRepairCheck("group and journal");
+  const FsckProblem* p = Find(r, "metadata");
+  ASSERT_NE(p, nullptr);
+  EXPECT_NE(p->action.find("other attributes kept"), std::string::npos) << p->action;
+  Bytes group = ReadBytes(store_ + "/zarr.json");
+  std::string text(group.begin(), group.end());
+  EXPECT_NE(text.find("\"mine\": 42"), std::string::npos) << text;
+  EXPECT_NE(text.find("multiscales"), std::string::npos) << text;
+  EXPECT_EQ(StoredMeta().geo.shape[0], 17u);
+}
+
 TEST_F(FsckTest, StrayFilesAreReportedAndMovedAside) {
   Ingest(0, kZ);
   { std::ofstream(store_ + "/0/c/0/0/notes.txt") << "hello"; }
