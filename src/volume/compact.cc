@@ -38,8 +38,10 @@ Status CompactShard(ShardStore& shards, const Geometry& g, const Shape3& brick,
   if (size == 0) return Status::Ok();  // no file
   BRICKFS_ASSIGN_OR_RETURN(std::shared_ptr<const ShardIndex> index, shards.GetIndex(brick));
   // Dense: the live blocks and one index; a shard with no live block has no file.
-  const uint64_t dense = index->live_blocks() ? index->live_bytes() + ShardIndex::EncodedSize(index->size()) : 0;
-  if (size <= dense || size - dense < std::max<uint64_t>(options.min_dead_bytes, 1)) return Status::Ok();
+  const uint64_t dense =
+      index->live_blocks() ? index->live_bytes() + ShardIndex::EncodedSize(index->size()) : 0;
+  if (size <= dense || size - dense < std::max<uint64_t>(options.min_dead_bytes, 1))
+    return Status::Ok();
   if (options.dry_run) {
     out->compacted = true;
     out->bytes_after = dense;
@@ -54,23 +56,25 @@ Status CompactShard(ShardStore& shards, const Geometry& g, const Shape3& brick,
   bytes.reserve(index->live_bytes());
   std::vector<std::pair<size_t, size_t>> spans(indices.size());  // into bytes
   const Shape3 nb = g.blocks_per_brick();
-  BRICKFS_RETURN_IF_ERROR(shards.ReadBlocks(brick, indices, [&](size_t k, std::string_view b) -> Status {
-    const auto* p = reinterpret_cast<const uint8_t*>(b.data());
-    const uint32_t stored = b.size() >= 4 ? GetU32(p + b.size() - 4) : 0;
-    const uint32_t actual = b.size() >= 4 ? Crc32c(p, b.size() - 4) : ~stored;
-    if (stored != actual) {
-      const uint64_t i = indices[k];
-      const Shape3 zyx{brick[0] * nb[0] + i / (nb[1] * nb[2]), brick[1] * nb[1] + (i / nb[2]) % nb[1],
-                       brick[2] * nb[2] + i % nb[2]};
-      return Status::Corruption("block " + std::to_string(i) + " (block z,y,x " + ShapeToString(zyx) +
-                                ") at offset " + std::to_string(index->at(i).offset) + ", " +
-                                std::to_string(b.size()) + " bytes: crc32c mismatch (stored " +
-                                std::to_string(stored) + ", computed " + std::to_string(actual) + ")");
-    }
-    spans[k] = {bytes.size(), b.size()};
-    bytes.append(b);
-    return Status::Ok();
-  }));
+  BRICKFS_RETURN_IF_ERROR(
+      shards.ReadBlocks(brick, indices, [&](size_t k, std::string_view b) -> Status {
+        const auto* p = reinterpret_cast<const uint8_t*>(b.data());
+        const uint32_t stored = b.size() >= 4 ? GetU32(p + b.size() - 4) : 0;
+        const uint32_t actual = b.size() >= 4 ? Crc32c(p, b.size() - 4) : ~stored;
+        if (stored != actual) {
+          const uint64_t i = indices[k];
+          const Shape3 zyx{brick[0] * nb[0] + i / (nb[1] * nb[2]),
+                           brick[1] * nb[1] + (i / nb[2]) % nb[1], brick[2] * nb[2] + i % nb[2]};
+          return Status::Corruption(
+              "block " + std::to_string(i) + " (block z,y,x " + ShapeToString(zyx) +
+              ") at offset " + std::to_string(index->at(i).offset) + ", " +
+              std::to_string(b.size()) + " bytes: crc32c mismatch (stored " +
+              std::to_string(stored) + ", computed " + std::to_string(actual) + ")");
+        }
+        spans[k] = {bytes.size(), b.size()};
+        bytes.append(b);
+        return Status::Ok();
+      }));
   std::vector<EncodedBlock> blocks;
   blocks.reserve(indices.size());
   for (size_t k = 0; k < indices.size(); ++k) {
@@ -79,7 +83,9 @@ Status CompactShard(ShardStore& shards, const Geometry& g, const Shape3& brick,
   AppendStats stats;
   BRICKFS_RETURN_IF_ERROR(shards.Replace(
       brick, blocks,
-      [&](uint64_t length) { return options.before_rename ? options.before_rename(length) : Status::Ok(); },
+      [&](uint64_t length) {
+        return options.before_rename ? options.before_rename(length) : Status::Ok();
+      },
       &stats));
   out->compacted = true;
   out->bytes_after = blocks.empty() ? 0 : stats.file_size;
@@ -97,9 +103,10 @@ Result<CompactReport> Compact(const std::string& store_path, const CompactOption
   if (::stat(Journal::PathFor(store_path).c_str(), &jsb) == 0 && jsb.st_size > 0) {
     auto js = ReadJournal(store_path);
     if (!js.ok() || js->frames > 0 || js->torn_bytes > 0) {
-      return Status::InvalidArgument(store_path +
-                                     " was not unmounted cleanly (its journal is not empty): mount it read-write "
-                                     "once, or run brickfs fsck --repair, before compacting");
+      return Status::InvalidArgument(
+          store_path +
+          " was not unmounted cleanly (its journal is not empty): mount it read-write "
+          "once, or run brickfs fsck --repair, before compacting");
     }
   }
   if (!store->meta()) return rep;  // nothing stored yet

@@ -1559,7 +1559,10 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
       if (level_meta_problem[level] == kNone) continue;
       FsckProblem& p = rep.problems[level_meta_problem[level]];
       Status s = MakeDirs(store_path + "/" + std::to_string(level));
-      if (s.ok()) s = WriteFileAtomic(store_path + "/" + std::to_string(level) + "/zarr.json", meta->LevelMeta(level).ArrayJson());
+      if (s.ok()) {
+        s = WriteFileAtomic(store_path + "/" + std::to_string(level) + "/zarr.json",
+                            meta->LevelMeta(level).ArrayJson());
+      }
       const std::string before = p.action;
       p.repaired = s.ok() && (before.empty() || p.repaired);
       p.action = s.ok() ? "rewritten from 0/zarr.json" : "failed: " + s.ToString();

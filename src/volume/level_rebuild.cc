@@ -137,19 +137,22 @@ Status LevelRebuild::Run(Result* out) {
   if (top < 1 || empty() || Product(o_.level0.shape) == 0) return Status::Ok();
   shards_.clear();
   for (int level = 0; level <= top; ++level) {
-    shards_.push_back(std::make_unique<ShardStore>(o_.store + "/" + std::to_string(level), LevelGeo(level),
+    shards_.push_back(std::make_unique<ShardStore>(o_.store + "/" + std::to_string(level),
+                                                   LevelGeo(level),
                                                    /*read_only=*/level == 0 || !o_.write));
   }
   // A tile is recomputed when a block wanted at its level or below lies under it.
   for (int level = 1; level <= top; ++level) {
     for (const auto& [zyx, _] : wanted_[level]) dirty_[level].insert(TileOfBlock(zyx));
     if (level + 1 <= top) {
-      for (const Shape3& t : dirty_[level]) dirty_[level + 1].insert({t[0] / 2, t[1] / 2, t[2] / 2});
+      for (const Shape3& t : dirty_[level])
+        dirty_[level + 1].insert({t[0] / 2, t[1] / 2, t[2] / 2});
     }
   }
   const Geometry g = LevelGeo(top);
   const uint32_t vb = g.voxel_bytes();
-  const Shape3 tiles{CeilDiv(g.shape[0], tile_[0]), CeilDiv(g.shape[1], tile_[1]), CeilDiv(g.shape[2], tile_[2])};
+  const Shape3 tiles{CeilDiv(g.shape[0], tile_[0]), CeilDiv(g.shape[1], tile_[1]),
+                     CeilDiv(g.shape[2], tile_[2])};
   std::vector<uint8_t> buf;
   for (uint64_t z = 0; z < tiles[0]; ++z) {
     for (uint64_t y = 0; y < tiles[1]; ++y) {
@@ -159,7 +162,8 @@ Status LevelRebuild::Run(Result* out) {
         const Shape3 lo{z * tile_[0], y * tile_[1], x * tile_[2]};
         const Shape3 hi = Min({lo[0] + tile_[0], lo[1] + tile_[1], lo[2] + tile_[2]}, g.shape);
         buf.assign(Product({hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]}) * vb, 0);
-        Status ignored = Process(top, t, {buf.data(), hi[2] - lo[2], (hi[1] - lo[1]) * (hi[2] - lo[2])}, out);
+        Status ignored =
+            Process(top, t, {buf.data(), hi[2] - lo[2], (hi[1] - lo[1]) * (hi[2] - lo[2])}, out);
         (void)ignored;  // recorded per block in *out
       }
     }
@@ -190,13 +194,17 @@ Status LevelRebuild::Process(int level, const Shape3& t, const Box& box, Result*
     const Shape3 clo{ct[0] * tile_[0], ct[1] * tile_[1], ct[2] * tile_[2]};
     if (clo[0] >= shi[0] || clo[1] >= shi[1] || clo[2] >= shi[2]) continue;
     const Shape3 chi = Min({clo[0] + tile_[0], clo[1] + tile_[1], clo[2] + tile_[2]}, shi);
-    const Box cbox{src.data() + (((clo[0] - slo[0]) * ss[1] + (clo[1] - slo[1])) * ss[2] + (clo[2] - slo[2])) * vb,
-                   sbox.row, sbox.plane};
+    const Box cbox{
+        src.data() +
+            (((clo[0] - slo[0]) * ss[1] + (clo[1] - slo[1])) * ss[2] + (clo[2] - slo[2])) * vb,
+        sbox.row, sbox.plane};
     const bool recompute = level - 1 >= 1 && (all_ || dirty_[level - 1].count(ct));
-    Status s = recompute ? Process(level - 1, ct, cbox, out) : ReadStored(level - 1, clo, chi, cbox);
+    Status s =
+        recompute ? Process(level - 1, ct, cbox, out) : ReadStored(level - 1, clo, chi, cbox);
     if (!s.ok() && bad.ok()) bad = s;
   }
-  Downsample2x(g.dtype, o_.method, src.data(), ss, {sbox.row, sbox.plane}, box.data, {box.row, box.plane});
+  Downsample2x(g.dtype, o_.method, src.data(), ss, {sbox.row, sbox.plane}, box.data,
+               {box.row, box.plane});
   if (!bad.ok()) {
     SkipTile(level, lo, hi, bad.message(), out);
     return bad;
@@ -211,7 +219,8 @@ Status LevelRebuild::ReadStored(int level, const Shape3& lo, const Shape3& hi, c
   const Shape3 B = g.block;
   for (uint64_t z = lo[0]; z < hi[0]; ++z) {
     for (uint64_t y = lo[1]; y < hi[1]; ++y) {
-      std::memset(box.data + ((z - lo[0]) * box.plane + (y - lo[1]) * box.row) * vb, 0, (hi[2] - lo[2]) * vb);
+      std::memset(box.data + ((z - lo[0]) * box.plane + (y - lo[1]) * box.row) * vb, 0,
+                  (hi[2] - lo[2]) * vb);
     }
   }
   // The blocks over [lo, hi), brick by brick.
@@ -230,25 +239,31 @@ Status LevelRebuild::ReadStored(int level, const Shape3& lo, const Shape3& hi, c
   BlockCodec& codec = ThreadCodec(o_.zstd_level);
   for (const auto& [brick, indices] : by_brick) {
     const std::vector<Shape3>& zyx = zyx_of[brick];
-    Status s = shards_[level]->ReadBlocks(brick, indices, [&](size_t i, std::string_view bytes) -> Status {
-      Status d = codec.Decode(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), raw_.data(),
-                              raw_.size());
-      if (!d.ok()) return d.WithContext(BrickRel(level, brick) + " block " + std::to_string(indices[i]));
-      const Shape3& b = zyx[i];
-      const Shape3 b0{b[0] * B[0], b[1] * B[1], b[2] * B[2]};
-      const Shape3 from{std::max(b0[0], lo[0]), std::max(b0[1], lo[1]), std::max(b0[2], lo[2])};
-      const Shape3 to = Min({b0[0] + B[0], b0[1] + B[1], b0[2] + B[2]}, hi);
-      for (uint64_t z = from[0]; z < to[0]; ++z) {
-        for (uint64_t y = from[1]; y < to[1]; ++y) {
-          std::memcpy(box.data + ((z - lo[0]) * box.plane + (y - lo[1]) * box.row + (from[2] - lo[2])) * vb,
-                      raw_.data() + (((z - b0[0]) * B[1] + (y - b0[1])) * B[2] + (from[2] - b0[2])) * vb,
-                      (to[2] - from[2]) * vb);
-        }
-      }
-      return Status::Ok();
-    });
+    Status s =
+        shards_[level]->ReadBlocks(brick, indices, [&](size_t i, std::string_view bytes) -> Status {
+          Status d = codec.Decode(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                                  raw_.data(), raw_.size());
+          if (!d.ok())
+            return d.WithContext(BrickRel(level, brick) + " block " + std::to_string(indices[i]));
+          const Shape3& b = zyx[i];
+          const Shape3 b0{b[0] * B[0], b[1] * B[1], b[2] * B[2]};
+          const Shape3 from{std::max(b0[0], lo[0]), std::max(b0[1], lo[1]), std::max(b0[2], lo[2])};
+          const Shape3 to = Min({b0[0] + B[0], b0[1] + B[1], b0[2] + B[2]}, hi);
+          for (uint64_t z = from[0]; z < to[0]; ++z) {
+            for (uint64_t y = from[1]; y < to[1]; ++y) {
+              std::memcpy(
+                  box.data +
+                      ((z - lo[0]) * box.plane + (y - lo[1]) * box.row + (from[2] - lo[2])) * vb,
+                  raw_.data() +
+                      (((z - b0[0]) * B[1] + (y - b0[1])) * B[2] + (from[2] - b0[2])) * vb,
+                  (to[2] - from[2]) * vb);
+            }
+          }
+          return Status::Ok();
+        });
     if (!s.ok()) {
-      return Status::Corruption("level " + std::to_string(level) + " cannot be read there: " + s.message());
+      return Status::Corruption("level " + std::to_string(level) +
+                                " cannot be read there: " + s.message());
     }
   }
   return Status::Ok();
@@ -276,7 +291,8 @@ void LevelRebuild::SkipTile(int level, const Shape3& lo, const Shape3& hi, const
   }
 }
 
-void LevelRebuild::CompareTile(int level, const Shape3& lo, const Shape3& hi, const Box& box, Result* out) {
+void LevelRebuild::CompareTile(int level, const Shape3& lo, const Shape3& hi, const Box& box,
+                               Result* out) {
   const Geometry g = LevelGeo(level);
   const uint32_t vb = g.voxel_bytes();
   const Shape3 B = g.block;
@@ -313,9 +329,10 @@ void LevelRebuild::CompareTile(int level, const Shape3& lo, const Shape3& hi, co
       std::string want(g.block_bytes(), '\0');
       for (uint64_t z = b0[0]; z < b1[0]; ++z) {
         for (uint64_t y = b0[1]; y < b1[1]; ++y) {
-          std::memcpy(want.data() + (((z - b0[0]) * B[1] + (y - b0[1])) * B[2]) * vb,
-                      box.data + ((z - lo[0]) * box.plane + (y - lo[1]) * box.row + (b0[2] - lo[2])) * vb,
-                      (b1[2] - b0[2]) * vb);
+          std::memcpy(
+              want.data() + (((z - b0[0]) * B[1] + (y - b0[1])) * B[2]) * vb,
+              box.data + ((z - lo[0]) * box.plane + (y - lo[1]) * box.row + (b0[2] - lo[2])) * vb,
+              (b1[2] - b0[2]) * vb);
         }
       }
       // The stored block (fill when not stored).
@@ -325,8 +342,8 @@ void LevelRebuild::CompareTile(int level, const Shape3& lo, const Shape3& hi, co
         std::vector<std::string> bytes;
         Status s = shards_[level]->ReadBlocks(brick, {b.index}, &bytes);
         if (s.ok()) {
-          s = codec.Decode(reinterpret_cast<const uint8_t*>(bytes[0].data()), bytes[0].size(), raw_.data(),
-                           raw_.size());
+          s = codec.Decode(reinterpret_cast<const uint8_t*>(bytes[0].data()), bytes[0].size(),
+                           raw_.data(), raw_.size());
         }
         if (!s.ok()) b.unreadable = s.message();
       }
@@ -340,7 +357,8 @@ void LevelRebuild::CompareTile(int level, const Shape3& lo, const Shape3& hi, co
               if (b.voxels_differ++ == 0) {
                 b.first = {z, y, x};
                 b.stored_value = VoxelText(g.dtype, raw_.data() + at);
-                b.expected_value = VoxelText(g.dtype, reinterpret_cast<const uint8_t*>(want.data()) + at);
+                b.expected_value =
+                    VoxelText(g.dtype, reinterpret_cast<const uint8_t*>(want.data()) + at);
               }
             }
           }
@@ -373,8 +391,9 @@ void LevelRebuild::CompareTile(int level, const Shape3& lo, const Shape3& hi, co
     if (!which.empty()) {
       std::vector<EncodedBlock> blocks;
       for (size_t k = 0; k < which.size(); ++k) {
-        blocks.push_back({found[which[k]].index,
-                          std::string_view(bytes).substr(spans[k].first, spans[k].second - spans[k].first)});
+        blocks.push_back(
+            {found[which[k]].index,
+             std::string_view(bytes).substr(spans[k].first, spans[k].second - spans[k].first)});
       }
       auto before = shards_[level]->FileSize(brick);
       Status s = before.ok() ? shards_[level]->Append(brick, blocks, nullptr) : before.status();

@@ -61,9 +61,9 @@ class LevelRebuild {
     Shape3 brick{0, 0, 0};  // its brick, and its position in the brick's index
     uint64_t index = 0;
     uint8_t reasons = 0;
-    bool compared = false;   // false: the level below could not be read (error says why)
-    bool stored = false;     // its shard index has an entry for it
-    std::string unreadable;  // why the stored copy could not be decoded ("": it could)
+    bool compared = false;       // false: the level below could not be read (error says why)
+    bool stored = false;         // its shard index has an entry for it
+    std::string unreadable;      // why the stored copy could not be decoded ("": it could)
     uint64_t voxels = 0;         // voxels of the block inside the level's shape
     uint64_t voxels_differ = 0;  // of those, the ones that differ
     Shape3 first{0, 0, 0};       // level voxel coordinates of the first that differs
