@@ -143,10 +143,11 @@ Usage:
   brickfs mount  STORE MOUNT [-o OPTIONS] [-f]   mount (creates STORE if absent)
   brickfs umount MOUNT                           unmount, wait until the store is final
   brickfs create STORE --shape Z,Y,X --dtype T   create a volume of fixed shape
-  brickfs info   STORE|MOUNT [--json]            shape, blocks, missing slices, sizes
+  brickfs info   STORE|MOUNT [--json]            shape, levels, missing slices, sizes
   brickfs status MOUNT [--watch]                 live progress of a mounted volume
-  brickfs fsck   STORE [--repair] [--json]       check (and repair) an unmounted store
-  brickfs compact STORE [--dry-run]              rewrite shards without their dead bytes
+  brickfs fsck   STORE [--repair] [--deep] [--json]
+                                                 check (and repair) an unmounted store, every level
+  brickfs compact STORE [--dry-run]              rewrite shards (every level) without dead bytes
   brickfs --version | --help | COMMAND --help
 
 Example:
