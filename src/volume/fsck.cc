@@ -1337,10 +1337,17 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
       present_problem = rep.problems.size() - 1;
     }
   }
+  // Not finalized and no journal to replay: the daemon died and its record of
+  // what it committed is gone (deleted, or written with -o nojournal). What
+  // the shards hold is the evidence: the shape and slice list are settled
+  // from them above, and the levels are rebuilt from level 0 (nothing says
+  // which of their rows were still in memory).
+  size_t unrecorded = kNone;
   if (meta && !meta->finalized && !recovered) {
-    rep.notes.push_back("not marked finalized and no journal to replay: written by a daemon that died "
-                        "(the blocks stored are checked above; mount it read-write once and unmount to "
-                        "finalize it)");
+    add("unclean_shutdown", "0/zarr.json",
+        "the store is not finalized and has no journal to replay: its daemon died, and its record of "
+        "what it committed is gone (the journal deleted, or the store written with -o nojournal)");
+    unrecorded = rep.problems.size() - 1;
   }
 
   // 8. Levels recomputed from level 0: what the problems above need
@@ -1396,6 +1403,7 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
         }
         lr.WantLevel0Box(lo3, hi3, LevelRebuild::kRecovery);
       }
+      if (unrecorded != kNone) lr.WantAll(LevelRebuild::kRecovery);
     }
     if (!lr.empty()) {
       Status s = lr.Run(&rebuilt);
@@ -1504,7 +1512,9 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
     final_meta = *effective;
     final_meta->geo = *geo;
   }
-  const bool recovery_ok = recovering && recovery_error.empty();
+  // A store recovered (from its journal or, without one, from its shards) is
+  // final again: a mount accepts it, and a later session starts afresh.
+  const bool recovery_ok = (recovering || (options.repair && unrecorded != kNone)) && recovery_error.empty();
   if (final_meta && !present_add.empty()) {
     ZRanges all = final_meta->present;
     all.insert(all.end(), present_add.begin(), present_add.end());
@@ -1512,7 +1522,7 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
   }
   const bool write_all = options.repair && final_meta && !tails_left &&
                          (recovery_ok || shape_problem != kNone || present_problem != kNone) &&
-                         !(unclean != kNone && !recovery_ok);
+                         !((unclean != kNone || unrecorded != kNone) && !recovery_ok);
   Status meta_status;
   if (options.repair && group_problem != kNone && group_found) {
     // The document another tool wrote is kept for its owner.
@@ -1528,7 +1538,7 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
   }
   const std::string levels_text = std::to_string(num_levels) + (num_levels == 1 ? " level" : " levels");
   if (write_all) {
-    if (recovery_ok) final_meta->finalized = shape_problem == kNone;
+    if (recovery_ok) final_meta->finalized = true;
     meta_status = store->WriteMeta(*final_meta);
     if (meta_status.ok()) rep.finalized = final_meta->finalized;
     for (int level = 1; level < num_levels; ++level) {
@@ -1580,6 +1590,19 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
                            (group_found ? "; the document found is kept as " + *group_found : std::string())
                      : "attributes.ome rebuilt from the arrays' metadata (other attributes kept)";
     }
+  }
+  if (unrecorded != kNone && options.repair) {
+    FsckProblem& p = rep.problems[unrecorded];
+    p.repaired = write_all && meta_status.ok();
+    const std::string levels =
+        num_levels > 1 ? "pyramid levels rebuilt from level 0 (" + std::to_string(recovery_written) +
+                             " level blocks rewritten), "
+                       : std::string();
+    p.action = p.repaired ? "recovered from what the shards hold: " + levels +
+                                "store marked finalized (the slices whose record was lost are named above)"
+               : !recovery_error.empty()
+                   ? "failed: pyramid levels could not be rebuilt (" + recovery_error + ")"
+                   : "failed: " + (meta_status.ok() ? std::string("see the problems above") : meta_status.ToString());
   }
   for (size_t k : {shape_problem, present_problem}) {
     if (k == kNone || !options.repair) continue;
@@ -1635,9 +1658,7 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
                  " level blocks rewritten)";
       }
       p.action = s.ok() ? "recovered like a read-write mount: shards cut to their committed lengths, "
-                          "slices_present updated" + levels + ", store marked " +
-                              (rep.finalized ? "finalized" : "not finalized (see the shape problem)") +
-                              ", journal emptied" +
+                          "slices_present updated" + levels + ", store marked finalized, journal emptied" +
                               (never_committed.empty()
                                    ? std::string()
                                    : "; slices z " + RangesToString(never_committed) +

@@ -54,6 +54,10 @@
 //   stale shape (not final) the shape is grown to cover every stored block
 //                           (nothing dropped); the slices it grew over are
 //                           reported to be checked (check_z).
+//   no journal (not final)  the daemon's record is gone: slabs with stored
+//                           blocks and no listed slice are listed as present
+//                           (check_z), every level is rebuilt from level 0,
+//                           and the store is marked finalized.
 //   stray entries           moved into lost+found (leftover *.tmp and
 //                           *.compact.tmp of an interrupted brick replacement
 //                           or compact are deleted: their shard is intact); a

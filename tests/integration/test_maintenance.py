@@ -22,11 +22,12 @@ level 1 (24 x 48 x 40) fits one brick, so stores have two levels.
                      fsck exits 4, --repair 1 (the foreign document kept in
                      lost+found); the mount works and lists levels/0 and levels/1.
   TestStaleShape     the journal deleted while mounted, then kill -9: 0/zarr.json
-                     keeps the shape of the session's first slice; `fsck` exits 4
-                     naming the stale shape; `--repair` grows the shape and keeps
-                     every stored block (no data lost, slices to check listed); a
-                     read-write mount and unmount then finalize it and rebuild
-                     the pyramid (`fsck --deep` exits 0).
+                     keeps the shape and slice list of the session's first slice;
+                     `fsck` exits 4 naming the stale shape; `--repair` grows the
+                     shape, lists the slabs stored, keeps every stored block (no
+                     data lost, slices to check listed) and marks it finalized; a
+                     read-write mount and unmount then build its pyramid
+                     (`fsck --deep` exits 0).
   TestSpool          kill -9 while slabs are parked in STORE/.brickfs/spool/ (a
                      memory budget of 3 slabs, one slice of each of 8 slabs):
                      `fsck` reports every spool file, `--repair` removes them.
@@ -312,6 +313,9 @@ class TestStaleShape(MaintenanceCase):
         info = T.brickfs_info_json(store)
         self.assertEqual(info["shape"], list(SHAPE), info)
         self.assertEqual(info["missing"], [], "the three slabs were stored whole: %s" % info)
+        self.assertIs(info["finalized"], True, "recovered from the shards: %s" % info)
+        kinds = sorted(set(p["kind"] for p in j["problems"]))
+        self.assertEqual(kinds, ["shape", "slices_present", "stray", "unclean_shutdown"], j)
 
         # A read-write mount and unmount finalize it and build its pyramid.
         with T.Mount(store, self.tmp.join("stale", "mnt2")) as m:

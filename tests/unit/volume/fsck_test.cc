@@ -1076,7 +1076,10 @@ TEST_F(FsckTest, StaleShapeOfAStoreWhoseDaemonDiedWithoutItsJournalIsGrownNotDro
   }
 
   FsckReport check = Check(false, kFsckProblemsLeft, "check");
-  ASSERT_EQ(check.problems.size(), 2u) << Lines(check);
+  ASSERT_EQ(check.problems.size(), 3u) << Lines(check);
+  const FsckProblem* u = Find(check, "unclean_shutdown");
+  ASSERT_NE(u, nullptr);
+  EXPECT_NE(u->message.find("no journal"), std::string::npos) << u->message;
   const FsckProblem* c = Find(check, "shape");
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->path, "0/zarr.json");
@@ -1088,7 +1091,9 @@ TEST_F(FsckTest, StaleShapeOfAStoreWhoseDaemonDiedWithoutItsJournalIsGrownNotDro
   EXPECT_EQ(sp->check_z, (ZRanges{{8, 15}}));
 
   FsckReport repair = Check(true, kFsckAllRepaired, "repair");
-  ASSERT_EQ(repair.problems.size(), 2u);
+  ASSERT_EQ(repair.problems.size(), 3u);
+  EXPECT_NE(Find(repair, "unclean_shutdown")->action.find("levels rebuilt from level 0"), std::string::npos)
+      << Find(repair, "unclean_shutdown")->action;
   const FsckProblem* p = Find(repair, "shape");
   ASSERT_NE(p, nullptr);
   EXPECT_TRUE(p->repaired);
@@ -1101,9 +1106,10 @@ TEST_F(FsckTest, StaleShapeOfAStoreWhoseDaemonDiedWithoutItsJournalIsGrownNotDro
   for (const auto& [path, size] : sizes) EXPECT_EQ(FileSize(path), size) << path << ": nothing dropped";
   const VolumeMeta m = StoredMeta();
   EXPECT_EQ(m.geo.shape, (Shape3{kZ, kY, kX}));
-  EXPECT_FALSE(m.finalized) << "no unmount finished the session";
+  EXPECT_TRUE(m.finalized) << "recovered: a mount takes it as it is";
   EXPECT_EQ(m.present, (ZRanges{{0, 15}}));
   Check(false, kFsckClean, "after repair");
+  Check(false, kFsckClean, "deep, after repair: levels rebuilt from level 0", /*deep=*/true);
   ExpectVolume({}, 0, "every stored block reads");
 }
 
