@@ -144,7 +144,7 @@ _brickfs()
             ;;
         fsck)
             if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "--repair --json --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--repair --deep --json --help" -- "$cur"))
             elif ((npos < 1)); then
                 _brickfs_dirs "$cur"
             fi

@@ -116,15 +116,16 @@ void SetPyramidJson(const VolumeMeta& m, Json* doc) {
   doc->Set("downsample_method", m.downsample_method);
 }
 
-// The pyramid lines of `brickfs info`: levels (with their shapes when there
-// are several), voxel size when set.
-void PrintPyramid(const VolumeMeta& m) {
+// The pyramid lines of `brickfs info`: levels (with their shapes, and
+// `notes[l]` when given, when there are several), voxel size when set.
+void PrintPyramid(const VolumeMeta& m, const std::vector<std::string>& notes) {
   std::cout << "levels:       " << m.num_levels << " (downsampling: " << m.downsample_method
             << ")\n";
   for (int l = 0; m.num_levels > 1 && l < m.num_levels; ++l) {
     std::string label = "  level " + std::to_string(l) + ":";
     label.resize(std::max<size_t>(label.size() + 1, 14), ' ');
-    std::cout << label << ShapeText(LevelShape(m.geo.shape, l)) << "\n";
+    std::cout << label << ShapeText(LevelShape(m.geo.shape, l))
+              << (static_cast<size_t>(l) < notes.size() ? ", " + notes[l] : std::string()) << "\n";
   }
   if (HasVoxelSize(m)) std::cout << "voxel size:   " << VoxelSizeText(m) << " (z, y, x)\n";
 }
@@ -142,10 +143,11 @@ Usage:
   brickfs mount  STORE MOUNT [-o OPTIONS] [-f]   mount (creates STORE if absent)
   brickfs umount MOUNT                           unmount, wait until the store is final
   brickfs create STORE --shape Z,Y,X --dtype T   create a volume of fixed shape
-  brickfs info   STORE|MOUNT [--json]            shape, blocks, missing slices, sizes
+  brickfs info   STORE|MOUNT [--json]            shape, levels, missing slices, sizes
   brickfs status MOUNT [--watch]                 live progress of a mounted volume
-  brickfs fsck   STORE [--repair] [--json]       check (and repair) an unmounted store
-  brickfs compact STORE [--dry-run]              rewrite shards without their dead bytes
+  brickfs fsck   STORE [--repair] [--deep] [--json]
+                                                 check (and repair) an unmounted store, every level
+  brickfs compact STORE [--dry-run]              rewrite shards (every level) without dead bytes
   brickfs --version | --help | COMMAND --help
 
 Example:
@@ -234,9 +236,12 @@ Example:
 const char* kInfoHelp = R"(Usage: brickfs info STORE|MOUNT [--json]
 
 Prints a store's shape, dtype, block and brick shape, pyramid levels with
-their shapes, voxel size and downsampling method, slices present and missing
-(as z ranges to copy again), bytes stored and compression ratio, and whether
-it was finalized. Given a mount point, prints its live status.
+their shapes and the bytes each stores, voxel size and downsampling method,
+slices present and missing (as z ranges to copy again), bytes stored in every
+level (and the ratio of the volume's raw bytes to them), and whether it was
+finalized. Given a mount point, prints the same for the store mounted there
+(the daemon's live progress is `brickfs status MOUNT`). --json prints it as
+JSON (per level: levels_stored).
 
 Example:
   brickfs info vol.zarr
@@ -452,14 +457,23 @@ int CmdInfo(const std::vector<std::string>& args) {
   }
   if (path.empty()) return Fail("info needs STORE or MOUNT (see brickfs info --help)", kExitUsage);
   path = Absolute(path);
+  // A mount point: the summary of the store it shows (as `brickfs umount`
+  // finds it, from the status); its live progress is `brickfs status`.
+  std::string mountpoint;
+  int64_t daemon_pid = 0;
   struct stat st;
   if (::stat((path + "/.brickfs/status").c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
       ::stat((path + "/zarr.json").c_str(), &st) != 0) {
-    // A mount point: show the live status.
     auto status = ReadLiveStatus(path);
-    if (!status.ok()) return Fail(status.status().message());
-    std::cout << status->Dump(2) << "\n";
-    return kExitOk;
+    if (!status.ok()) return Fail(path + " looks like a brickfs mount, but " + status.status().message());
+    const Json* store = status->Get("store");
+    if (!store || !store->is_string() || store->as_string().empty()) {
+      return Fail(path + "/.brickfs/status names no store");
+    }
+    const Json* pid = status->Get("pid");
+    daemon_pid = pid && pid->is_number() ? pid->as_int() : 0;
+    mountpoint = path;
+    path = store->as_string();
   }
   StoreOpenOptions so;
   so.read_only = true;
@@ -468,9 +482,15 @@ int CmdInfo(const std::vector<std::string>& args) {
   if (!store.ok()) return Fail(store.status().message());
   if (!(*store)->meta()) {
     if (json) {
-      std::cout << "{\"shape\": null, \"finalized\": false}\n";
+      Json doc = Json::MakeObject();
+      doc.Set("store", path);
+      doc.Set("shape", Json());
+      doc.Set("finalized", false);
+      if (!mountpoint.empty()) doc.Set("mountpoint", mountpoint);
+      std::cout << doc.Dump(2) << "\n";
     } else {
-      std::cout << path << ": empty store (no slice received yet)\n";
+      std::cout << path << ": empty store (no slice received yet)"
+                << (mountpoint.empty() ? "" : ", mounted at " + mountpoint) << "\n";
     }
     return kExitOk;
   }
@@ -491,20 +511,39 @@ int CmdInfo(const std::vector<std::string>& args) {
   uint64_t npresent = 0;
   for (bool b : present) npresent += b;
   ZRanges missing = MissingRanges(present, g.shape[0]);
-  ShardStore shards((*store)->ArrayDir(0), g, true);
-  // A torn append (the crash) is not counted: recovery cuts it off.
-  auto scanned = shards.ScanUsage(g.brick_grid(), [&](const Shape3& b) -> std::optional<uint64_t> {
-    if (!recovery_pending) return std::nullopt;
-    return journal->RecoveredLength(BrickId{0, b});
-  });
-  if (!scanned.ok()) return Fail(scanned.status().ToString() + " (run brickfs fsck)");
-  const ShardStore::Usage& usage = *scanned;
+  // Every level's shards. A torn append (the crash, or an append under way
+  // in a live mount) is not counted: recovery cuts it off.
+  const int num_levels = std::clamp(m.num_levels, 1, kMaxLevels);
+  std::vector<ShardStore::Usage> levels(num_levels);
+  ShardStore::Usage usage;
+  for (int level = 0; level < num_levels; ++level) {
+    Geometry lg = g;
+    lg.shape = LevelShape(g.shape, level);
+    ShardStore shards((*store)->ArrayDir(level), lg, true);
+    auto scanned = shards.ScanUsage(lg.brick_grid(), [&](const Shape3& b) -> std::optional<uint64_t> {
+      if (!recovery_pending) return std::nullopt;
+      return journal->RecoveredLength(BrickId{static_cast<uint8_t>(level), b});
+    });
+    if (!scanned.ok()) return Fail(scanned.status().ToString() + " (run brickfs fsck)");
+    levels[level] = *scanned;
+    usage.files += scanned->files;
+    usage.file_bytes += scanned->file_bytes;
+    usage.live_block_bytes += scanned->live_block_bytes;
+    usage.live_blocks += scanned->live_blocks;
+    usage.index_bytes += scanned->index_bytes;
+  }
+  auto dead_of = [](const ShardStore::Usage& u) { return u.file_bytes - u.live_block_bytes - u.index_bytes; };
+  // The volume's raw bytes (level 0) per byte stored in every level.
   uint64_t raw = Product(g.shape) * g.voxel_bytes();
   double ratio = usage.file_bytes ? static_cast<double>(raw) / usage.file_bytes : 0.0;
-  uint64_t dead = usage.file_bytes - usage.live_block_bytes - usage.index_bytes;
+  uint64_t dead = dead_of(usage);
   if (json) {
     Json doc = Json::MakeObject();
     doc.Set("store", path);
+    if (!mountpoint.empty()) {
+      doc.Set("mountpoint", mountpoint);
+      doc.Set("daemon_pid", daemon_pid);
+    }
     doc.Set("shape", ShapeJson(g.shape));
     doc.Set("dtype", std::string(DTypeName(g.dtype)));
     doc.Set("block", ShapeJson(g.block));
@@ -521,6 +560,19 @@ int CmdInfo(const std::vector<std::string>& args) {
     doc.Set("bytes_live_blocks", usage.live_block_bytes);
     doc.Set("blocks_stored", usage.live_blocks);
     doc.Set("bytes_dead", dead);
+    Json lj = Json::MakeArray();
+    for (int level = 0; level < num_levels; ++level) {
+      const ShardStore::Usage& u = levels[level];
+      lj.Push(Json::MakeObject()
+                  .Set("level", level)
+                  .Set("shard_files", u.files)
+                  .Set("bytes_stored", u.file_bytes)
+                  .Set("bytes_live_blocks", u.live_block_bytes)
+                  .Set("blocks_stored", u.live_blocks)
+                  .Set("bytes_dead", dead_of(u))
+                  .Set("bytes_raw", Product(LevelShape(g.shape, level)) * g.voxel_bytes()));
+    }
+    doc.Set("levels_stored", std::move(lj));
     doc.Set("bytes_raw", raw);
     doc.Set("compression_ratio", ratio);
     doc.Set("finalized", m.finalized && !recovery_pending);
@@ -531,28 +583,36 @@ int CmdInfo(const std::vector<std::string>& args) {
   }
   char ratio_s[32];
   std::snprintf(ratio_s, sizeof ratio_s, "%.2f", ratio);
-  std::cout << "store:        " << path << "\n"
-            << "shape:        " << ShapeText(g.shape) << " (z, y, x)"
-            << (m.fixed_shape ? ", fixed" : "") << "\n"
+  auto files_text = [](uint64_t n) { return std::to_string(n) + (n == 1 ? " shard file" : " shard files"); };
+  std::cout << "store:        " << path << "\n";
+  if (!mountpoint.empty()) {
+    std::cout << "mounted:      at " << mountpoint << " (daemon pid " << daemon_pid
+              << "; live progress: brickfs status " << mountpoint << ")\n";
+  }
+  std::cout << "shape:        " << ShapeText(g.shape) << " (z, y, x)" << (m.fixed_shape ? ", fixed" : "") << "\n"
             << "dtype:        " << DTypeName(g.dtype) << "\n"
             << "block:        " << ShapeToString(g.block) << " (" << HumanBytes(g.block_bytes())
             << " raw, zstd level " << m.zstd_level << ")\n"
             << "brick:        " << ShapeToString(g.brick) << " (one shard file per brick, "
             << g.blocks_in_brick() << " blocks)\n";
-  PrintPyramid(m);
+  std::vector<std::string> level_notes;
+  for (const auto& u : levels) level_notes.push_back(HumanBytes(u.file_bytes) + " in " + files_text(u.files));
+  PrintPyramid(m, level_notes);
   std::cout << "slices:       " << npresent << " of " << g.shape[0] << " present\n"
             << "missing z:    " << RangesToString(missing) << "\n"
-            << "stored:       " << HumanBytes(usage.file_bytes) << " in " << usage.files
-            << " shard files (raw " << HumanBytes(raw) << ", ratio " << ratio_s << ")\n"
-            << "blocks:       " << usage.live_blocks << " stored ("
-            << HumanBytes(usage.live_block_bytes) << "), " << HumanBytes(dead)
-            << " dead bytes (superseded indexes and blocks)\n"
+            << "stored:       " << HumanBytes(usage.file_bytes) << " in " << files_text(usage.files)
+            << (num_levels > 1 ? ", all " + std::to_string(num_levels) + " levels (raw level 0 "
+                               : std::string(" (raw "))
+            << HumanBytes(raw) << ", ratio " << ratio_s << ")\n"
+            << "blocks:       " << usage.live_blocks << " stored (" << HumanBytes(usage.live_block_bytes) << "), "
+            << HumanBytes(dead) << " dead bytes (superseded indexes and blocks)\n"
             << "finalized:    "
             << (m.finalized && !recovery_pending
                     ? "yes"
-                    : recovery_pending ? "no: not unmounted cleanly (or still mounted); mounting it "
-                                         "read-write recovers it"
-                                       : "no (still mounted, or the daemon died)")
+                    : !mountpoint.empty() ? "no: mounted (the daemon finalizes it at unmount)"
+                    : recovery_pending    ? "no: not unmounted cleanly (or still mounted); mounting it "
+                                            "read-write recovers it"
+                                          : "no (still mounted, or the daemon died)")
             << "\n";
   return kExitOk;
 }

@@ -18,12 +18,13 @@ constexpr int kExitCouldNotRun = 8;
 const char* kCompactHelp = R"(Usage: brickfs compact STORE [--dry-run]
 
 Rewrites every shard file that carries dead bytes (indexes superseded by later
-appends, blocks replaced by rewrites) densely: the live blocks in index order
-and one fresh index, written to KX.compact.tmp beside the shard, fsynced and
-renamed over it; a shard is never modified in place. Every block's crc32c is
-checked as it is copied: a shard with a corrupt block is left as it was and
-reported (run brickfs fsck --repair). Needs the store unmounted, and a store
-that was not unmounted cleanly recovered first (mount it once, or fsck --repair).
+appends, blocks replaced by rewrites), in every pyramid level (STORE/L/c/),
+densely: the live blocks in index order and one fresh index, written to
+KX.tmp beside the shard, fsynced and renamed over it; a shard is never
+modified in place. Every block's crc32c is checked as it is copied: a shard
+with a corrupt block is left as it was and reported (run brickfs fsck
+--repair). Needs the store unmounted, and a store that was not unmounted
+cleanly recovered first (mount it once, or fsck --repair).
 
   --dry-run   only report what would be reclaimed
 
@@ -80,9 +81,17 @@ int CmdCompact(const std::vector<std::string>& args) {
       std::cout << verb << " " << b.path << ": " << b.bytes_before << " -> " << b.bytes_after << " bytes\n";
     }
   }
+  if (rep->levels.size() > 1) {
+    for (const auto& lv : rep->levels) {
+      std::cout << "level " << lv.level << ": " << lv.files_compacted << " of " << lv.shard_files
+                << " shard files, " << HumanBytes(lv.bytes_before) << " -> " << HumanBytes(lv.bytes_after) << "\n";
+    }
+  }
   const uint64_t saved = rep->bytes_before - rep->bytes_after;
   std::cout << (options.dry_run ? "dry run: " : "") << verb << " " << rep->files_compacted << " of "
-            << rep->shard_files << " shard files: " << HumanBytes(rep->bytes_before) << " ("
+            << rep->shard_files << " shard files"
+            << (rep->levels.size() > 1 ? " (" + std::to_string(rep->levels.size()) + " levels)" : std::string())
+            << ": " << HumanBytes(rep->bytes_before) << " ("
             << rep->bytes_before << " bytes) -> " << HumanBytes(rep->bytes_after) << " (" << rep->bytes_after
             << " bytes), " << HumanBytes(saved) << " of dead bytes "
             << (options.dry_run ? "to reclaim" : "reclaimed") << "\n";

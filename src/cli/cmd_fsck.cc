@@ -1,4 +1,4 @@
-// brickfs fsck STORE [--repair] [--json]: the front end of volume/fsck.h.
+// brickfs fsck STORE [--repair] [--deep] [--json]: the front end of volume/fsck.h.
 // Exit codes: 0 clean, 1 problems found and all repaired, 4 problems left,
 // 8 could not run, 2 usage.
 #include <boost/filesystem.hpp>
@@ -14,36 +14,55 @@ namespace {
 
 constexpr int kExitUsage = 2;
 
-const char* kFsckHelp = R"(Usage: brickfs fsck STORE [--repair] [--json]
+const char* kFsckHelp = R"(Usage: brickfs fsck STORE [--repair] [--deep] [--json]
 
-Checks a store that is not mounted read-write: zarr.json (group and array)
-against the shard files, every shard file's index and every stored block
-(crc32c, zstd frame, decoded size), stray files under STORE/0/c/, and the
-journal of a daemon that did not unmount cleanly (torn appends, torn records).
-Each problem is one line naming the shard (0/c/KZ/KY/KX), the block (its
-index in the shard and its z,y,x block coordinates) and the numbers found.
+Checks a store that is not mounted read-write, every pyramid level of it:
+the group zarr.json (a brickfs group whose OME-Zarr multiscales list every
+level), 0/zarr.json and each level's L/zarr.json (shape ceil(side / 2^L) of
+level 0's, the same block, brick, dtype and codecs), each level's shard files
+(stray files under STORE/L/c/, every index, every stored block's crc32c, zstd
+frame and decoded size), pyramid levels that the metadata does not list,
+spool files left by a daemon that died, and the journal of a daemon that did
+not unmount cleanly (torn appends, torn records). Each problem is one line
+naming the file (L/c/KZ/KY/KX for a shard of level L), the block (its index
+in the shard and its z,y,x block coordinates) and the numbers found.
 Without --repair nothing is modified (a shared lock is taken: a read-only
 mount may stay mounted).
 
   --repair   make the store consistent again (needs it unmounted):
              torn shard tails are cut back to the last committed length or
-             the last valid index; a corrupt block is dropped from its shard's
-             index (its data is LOST and reads as 0: copy its slices again);
-             a shard with no valid index and stray files are moved to
-             STORE/.brickfs/lost+found/ (as are the bytes cut off shards);
-             an unclean shutdown is recovered as a read-write mount would.
+             the last valid index; a corrupt level-0 block is dropped from its
+             shard's index (its data is LOST and reads as 0: copy its slices
+             again); a level-0 shard with no valid index and stray files are
+             moved to STORE/.brickfs/lost+found/ (as are the bytes cut off
+             shards); a corrupt block or shard of a pyramid level is rebuilt
+             from the level below (fresh blocks and a new index appended:
+             levels are derived from level 0, so nothing is lost); wrong level
+             metadata is rewritten from 0/zarr.json; a group zarr.json that is
+             missing or was rewritten by another tool is rebuilt from the
+             arrays' metadata (the one found is kept in lost+found); spool
+             files are removed; an unclean shutdown is recovered as a
+             read-write mount would (levels over the changed bricks rebuilt).
+             A store that is not finalized whose blocks reach past its
+             recorded shape (a journal lost) gets its shape grown to keep them;
+             those slices are reported to be checked. Every data loss is said
+             (LOST) with the slices to copy again.
+  --deep     also recompute every pyramid level from level 0 (2x2x2, with the
+             store's downsample method) and report every level block that
+             differs; with --repair, rewrite those blocks. Reads every block.
   --json     print the report as JSON
 
 Exit status:
   0  no problem found
   1  problems found and all repaired (data may have been lost: see the report)
   4  problems left (run with --repair, or see the lines marked NOT REPAIRED)
-  8  fsck could not run: no store, unreadable zarr.json, or the store is in
+  8  fsck could not run: no store, unreadable 0/zarr.json, or the store is in
      use by a brickfs daemon
 
 Examples:
   brickfs fsck vol.zarr
   brickfs fsck --repair vol.zarr
+  brickfs fsck --deep --repair vol.zarr
   brickfs fsck --json vol.zarr > report.json
 )";
 
@@ -70,6 +89,7 @@ Json ReportJson(const FsckReport& rep, int code) {
   Json doc = Json::MakeObject();
   doc.Set("store", rep.store);
   doc.Set("repair", rep.repair);
+  doc.Set("deep", rep.deep);
   if (rep.geometry) {
     doc.Set("shape", ShapeJson(rep.geometry->shape));
     doc.Set("dtype", std::string(DTypeName(rep.geometry->dtype)));
@@ -80,6 +100,17 @@ Json ReportJson(const FsckReport& rep, int code) {
   doc.Set("shard_files", rep.shard_files);
   doc.Set("shard_bytes", rep.shard_bytes);
   doc.Set("blocks_checked", rep.blocks_checked);
+  doc.Set("num_levels", rep.num_levels);
+  Json levels = Json::MakeArray();
+  for (const auto& c : rep.levels) {
+    levels.Push(Json::MakeObject()
+                    .Set("level", c.level)
+                    .Set("shard_files", c.shard_files)
+                    .Set("shard_bytes", c.shard_bytes)
+                    .Set("blocks_checked", c.blocks_checked));
+  }
+  doc.Set("levels", std::move(levels));
+  if (rep.deep) doc.Set("deep_blocks_compared", rep.deep_blocks_compared);
   doc.Set("journal", Json::MakeObject()
                          .Set("present", rep.journal_present)
                          .Set("records", rep.journal_frames)
@@ -88,6 +119,7 @@ Json ReportJson(const FsckReport& rep, int code) {
   for (const auto& p : rep.problems) {
     Json j = Json::MakeObject();
     j.Set("kind", p.kind);
+    j.Set("level", p.level);
     j.Set("path", p.path);
     j.Set("brick", p.brick ? ShapeJson(*p.brick) : Json());
     j.Set("block", p.block ? Json(*p.block) : Json());
@@ -97,6 +129,7 @@ Json ReportJson(const FsckReport& rep, int code) {
     j.Set("data_lost", p.data_lost);
     j.Set("action", p.action);
     j.Set("lost_z", RangesJson(p.lost_z));
+    j.Set("check_z", RangesJson(p.check_z));
     j.Set("line", p.Line());
     problems.Push(std::move(j));
   }
@@ -105,6 +138,7 @@ Json ReportJson(const FsckReport& rep, int code) {
   doc.Set("left", rep.left());
   doc.Set("blocks_lost", rep.blocks_lost());
   doc.Set("lost_z", RangesJson(rep.lost_z()));
+  doc.Set("check_z", RangesJson(rep.check_z()));
   Json notes = Json::MakeArray();
   for (const auto& n : rep.notes) notes.Push(Json(n));
   doc.Set("notes", std::move(notes));
@@ -113,7 +147,8 @@ Json ReportJson(const FsckReport& rep, int code) {
 }
 
 void PrintText(const FsckReport& rep, int code) {
-  std::cout << "brickfs fsck" << (rep.repair ? " --repair " : " ") << rep.store << "\n";
+  std::cout << "brickfs fsck" << (rep.repair ? " --repair" : "") << (rep.deep ? " --deep" : "") << " " << rep.store
+            << "\n";
   if (rep.geometry) {
     const Geometry& g = *rep.geometry;
     std::cout << "array:   " << g.shape[0] << " x " << g.shape[1] << " x " << g.shape[2] << " "
@@ -126,7 +161,21 @@ void PrintText(const FsckReport& rep, int code) {
                                     : std::string("empty"))
             << "\n";
   std::cout << "checked: " << rep.shard_files << " shard files (" << HumanBytes(rep.shard_bytes) << "), "
-            << rep.blocks_checked << " blocks\n";
+            << rep.blocks_checked << " blocks";
+  if (rep.levels.size() > 1) {
+    std::cout << ", in " << rep.levels.size() << " levels (";
+    for (const auto& c : rep.levels) {
+      std::cout << (c.level ? "; " : "") << "level " << c.level << ": " << c.shard_files
+                << (c.shard_files == 1 ? " file, " : " files, ") << c.blocks_checked
+                << (c.blocks_checked == 1 ? " block" : " blocks");
+    }
+    std::cout << ")";
+  }
+  std::cout << "\n";
+  if (rep.deep) {
+    std::cout << "deep:    " << rep.deep_blocks_compared
+              << " level blocks recomputed from level 0 and compared\n";
+  }
   for (const auto& n : rep.notes) std::cout << "note: " << n << "\n";
   for (const auto& p : rep.problems) {
     std::cout << (p.repaired ? (p.data_lost ? "LOST     " : "FIXED    ") : "PROBLEM  ") << p.Line() << "\n";
@@ -148,6 +197,13 @@ void PrintText(const FsckReport& rep, int code) {
                 << (rep.repair ? " again to restore it (a new mount of this store)\n"
                                : " (copy them again after fsck --repair)\n");
     }
+    const ZRanges check = rep.check_z();
+    if (!check.empty()) {
+      std::cout << "to check: slices z " << RangesToString(check)
+                << (rep.repair ? " are kept as stored but not known to be complete: check them, and copy "
+                                 "again what brickfs info lists as missing\n"
+                               : " are stored but not known to be complete (see above)\n");
+    }
     if (!rep.repair && rep.left()) std::cout << "run `brickfs fsck --repair " << rep.store << "` to repair\n";
   }
   std::cout << "exit:    " << code << "\n";
@@ -165,6 +221,8 @@ int CmdFsck(const std::vector<std::string>& args) {
       return 0;
     } else if (a == "--repair" || a == "-r") {
       options.repair = true;
+    } else if (a == "--deep") {
+      options.deep = true;
     } else if (a == "--json") {
       json = true;
     } else if (!a.empty() && a[0] == '-') {

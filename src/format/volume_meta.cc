@@ -276,6 +276,26 @@ Status CheckGroupJson(const std::string& text, const std::string& where) {
   return Status::Ok();
 }
 
+std::string BrickfsGroupProblem(const std::string& text) {
+  auto doc = Json::Parse(text);
+  if (!doc.ok()) return "is not valid JSON (" + doc.status().message() + ")";
+  const Json* fmt = doc->Get("zarr_format");
+  if (!fmt || !fmt->is_uint() || fmt->as_uint() != 3) {
+    return "is not a Zarr v3 document (zarr_format is not 3)";
+  }
+  const Json* type = doc->Get("node_type");
+  if (!type || !type->is_string() || type->as_string() != "group") {
+    return "is not a group (node_type is not \"group\")";
+  }
+  const Json* attrs = doc->Get("attributes");
+  const Json* ome = attrs && attrs->is_object() ? attrs->Get("ome") : nullptr;
+  const Json* ms = ome && ome->is_object() ? ome->Get("multiscales") : nullptr;
+  if (!ms || !ms->is_array() || ms->as_array().empty()) {
+    return "is not a brickfs group (attributes.ome.multiscales is missing)";
+  }
+  return "";
+}
+
 Result<VolumeMeta> VolumeMeta::FromArrayJson(const std::string& text, const std::string& where) {
   auto parsed = Json::Parse(text);
   if (!parsed.ok()) return parsed.status().WithContext(where);

@@ -112,6 +112,14 @@ struct VolumeMeta {
 // Validates a group zarr.json (zarr_format 3, node_type group).
 Status CheckGroupJson(const std::string& text, const std::string& where);
 
+// Why `text` is not the group document (STORE/zarr.json) of a brickfs store,
+// for messages: "" when it is a Zarr v3 group (CheckGroupJson) whose
+// attributes.ome.multiscales is a non-empty array, as every brickfs store's
+// is; else e.g. "attributes.ome.multiscales is missing" or "zarr_format is
+// not 3". A store whose group fails this was rewritten by another tool (or
+// is another tool's group).
+std::string BrickfsGroupProblem(const std::string& text);
+
 }  // namespace brickfs
 
 #endif  // BRICKFS_FORMAT_VOLUME_META_H_

@@ -71,21 +71,43 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path,
     return Status::InvalidArgument(path + " is not a directory");
   }
 
+  // The group: what makes a directory a brickfs store. When it is missing
+  // or not brickfs's but array 0 is intact, another tool rewrote (or lost)
+  // it, and fsck can rebuild it from the arrays' metadata.
+  std::string group_problem;  // "": a brickfs group
+  Status not_a_store;         // the error when there is no array 0 either
   auto group = ReadFileToString(path + "/zarr.json", 1 << 20);
   if (!group.ok()) {
-    if (group.status().code() == Status::Code::kNotFound) {
-      return Status::InvalidArgument(path + " is not a Zarr store (no zarr.json)");
+    if (group.status().code() != Status::Code::kNotFound) return group.status();
+    group_problem = "is missing";
+    not_a_store = Status::InvalidArgument(path + " is not a Zarr store (no zarr.json)");
+  } else {
+    Status zarr = CheckGroupJson(*group, path + "/zarr.json");
+    group_problem = BrickfsGroupProblem(*group);
+    if (!zarr.ok()) {
+      not_a_store = zarr;
+    } else if (!group_problem.empty()) {
+      not_a_store = Status::InvalidArgument(path + " is a Zarr group but not a brickfs store: its zarr.json " +
+                                            group_problem + " and it has no array 0/zarr.json");
     }
-    return group.status();
   }
-  BRICKFS_RETURN_IF_ERROR(CheckGroupJson(*group, path + "/zarr.json"));
 
   auto array = ReadFileToString(path + "/0/zarr.json", 1 << 20);
   if (array.ok()) {
-    BRICKFS_ASSIGN_OR_RETURN(VolumeMeta meta, VolumeMeta::FromArrayJson(*array, path + "/0/zarr.json"));
-    store->meta_ = std::move(meta);
+    auto meta = VolumeMeta::FromArrayJson(*array, path + "/0/zarr.json");
+    if (!meta.ok()) return group_problem.empty() ? meta.status() : not_a_store;
+    store->meta_ = std::move(*meta);
   } else if (array.status().code() != Status::Code::kNotFound) {
     return array.status();
+  }
+  if (!group_problem.empty()) {
+    if (!store->meta_) return not_a_store;
+    if (!options.allow_bad_group) {
+      return Status::Corruption(path + "/zarr.json " + group_problem + ", but " + path +
+                                "/0/zarr.json is a brickfs array: another tool rewrote (or removed) the "
+                                "group document; run `brickfs fsck --repair " + path +
+                                "` to rebuild it from the arrays' metadata");
+    }
   }
 
   if (options.take_lock) {
@@ -125,14 +147,18 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path,
 }
 
 Result<std::unique_ptr<Store>> Store::OpenForMaintenance(const std::string& path,
-                                                         bool read_only) {
+                                                         bool read_only, bool allow_bad_group) {
   StoreOpenOptions so;
   so.read_only = read_only;
   so.take_lock = true;
+  so.allow_bad_group = allow_bad_group;
   auto opened = Open(path, so);
   if (!opened.ok() && opened.status().code() == Status::Code::kBusy) {
-    return Status::Busy(path + " is in use by a brickfs daemon; unmount it first (" +
-                        opened.status().message() + ")");
+    // Open's message speaks to a second daemon ("another"); say it once, for a tool.
+    auto pid = ReadFileToString(path + "/.brickfs/lock", 64);
+    std::string holder = pid.ok() && !pid->empty() ? *pid : "?";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    return Status::Busy(path + " is in use by a brickfs daemon (pid " + holder + "); unmount it first");
   }
   return opened;
 }

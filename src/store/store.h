@@ -24,6 +24,10 @@ struct StoreOpenOptions {
   bool create_if_missing = false;  // make an empty group (no array yet)
   bool read_only = false;
   bool take_lock = true;  // false for inspection (info) of a live store
+  // fsck: open a store whose group STORE/zarr.json is missing or not a
+  // brickfs group (BrickfsGroupProblem) when its array 0/zarr.json is, so
+  // that the group can be rebuilt. Default: such a store is Corruption.
+  bool allow_bad_group = false;
 };
 
 class Store {
@@ -35,7 +39,9 @@ class Store {
   // Opens STORE. Errors: NotFound (absent and !create_if_missing),
   // InvalidArgument (not a directory, or not a brickfs/Zarr v3 store),
   // Busy (locked by another daemon, with its pid), Unsupported (newer
-  // format), Corruption (metadata fails validation), IOError.
+  // format), Corruption (metadata fails validation; or the group zarr.json
+  // is missing or not brickfs's while 0/zarr.json is a brickfs array: the
+  // message advises `brickfs fsck --repair`), IOError.
   static Result<std::unique_ptr<Store>> Open(const std::string& path,
                                              const StoreOpenOptions& options);
 
@@ -52,9 +58,11 @@ class Store {
 
   // Opens a store for an offline tool (fsck, compact) with its lock taken
   // (shared when read_only, else exclusive); a mounted store is Busy with a
-  // message saying to unmount it first.
+  // message naming the daemon's pid and saying to unmount it first.
+  // allow_bad_group: as in StoreOpenOptions (fsck).
   static Result<std::unique_ptr<Store>> OpenForMaintenance(const std::string& path,
-                                                           bool read_only);
+                                                           bool read_only,
+                                                           bool allow_bad_group = false);
 
   // Durably replaces STORE/0/zarr.json and STORE/zarr.json.
   Status WriteMeta(const VolumeMeta& meta);

@@ -25,6 +25,8 @@
 #include "format/shard_index.h"
 #include "store/journal.h"
 #include "store/store.h"
+#include "volume/downsample.h"
+#include "volume/level_rebuild.h"
 
 namespace brickfs {
 
@@ -47,13 +49,14 @@ uint64_t FsckReport::repaired() const {
 
 uint64_t FsckReport::blocks_lost() const {
   uint64_t n = 0;
-  for (const auto& p : problems) n += (p.kind == "block" && p.repaired && p.data_lost) ? 1 : 0;
+  for (const auto& p : problems) n += (p.block && p.repaired && p.data_lost) ? 1 : 0;
   return n;
 }
 
-ZRanges FsckReport::lost_z() const {
-  ZRanges all;
-  for (const auto& p : problems) all.insert(all.end(), p.lost_z.begin(), p.lost_z.end());
+namespace {
+
+// The union of ranges, merged.
+ZRanges MergeRanges(ZRanges all) {
   std::sort(all.begin(), all.end());
   ZRanges out;
   for (const auto& [a, b] : all) {
@@ -66,6 +69,20 @@ ZRanges FsckReport::lost_z() const {
   return out;
 }
 
+}  // namespace
+
+ZRanges FsckReport::lost_z() const {
+  ZRanges all;
+  for (const auto& p : problems) all.insert(all.end(), p.lost_z.begin(), p.lost_z.end());
+  return MergeRanges(std::move(all));
+}
+
+ZRanges FsckReport::check_z() const {
+  ZRanges all;
+  for (const auto& p : problems) all.insert(all.end(), p.check_z.begin(), p.check_z.end());
+  return MergeRanges(std::move(all));
+}
+
 int FsckReport::ExitCode() const {
   if (problems.empty()) return kFsckClean;
   return left() == 0 ? kFsckAllRepaired : kFsckProblemsLeft;
@@ -75,9 +92,11 @@ namespace {
 
 constexpr uint64_t kChunk = 8u << 20;        // read/copy granularity
 constexpr uint32_t kZstdMagic = 0xFD2FB528;  // first 4 bytes of every zstd frame (LE)
+const char kDerived[] = "levels are derived from level 0: no data lost";
 
-std::string BrickRel(const Shape3& b) {
-  return "0/c/" + std::to_string(b[0]) + "/" + std::to_string(b[1]) + "/" + std::to_string(b[2]);
+std::string BrickRel(int level, const Shape3& b) {
+  return std::to_string(level) + "/c/" + std::to_string(b[0]) + "/" + std::to_string(b[1]) + "/" +
+         std::to_string(b[2]);
 }
 
 std::string StripWhere(std::string m) {
@@ -103,6 +122,10 @@ ZRanges BlockZ(const Geometry& g, uint64_t bz) {
 ZRanges BrickZ(const Geometry& g, const Shape3& brick) {
   return ZSpan(g, brick[0] * g.brick[0], (brick[0] + 1) * g.brick[0]);
 }
+// The slices a block row or a brick holds, not clipped to any shape (for
+// data lying outside it).
+ZRanges BlockZAll(const Geometry& g, uint64_t bz) { return {{bz * g.block[0], (bz + 1) * g.block[0] - 1}}; }
+ZRanges BrickZAll(const Geometry& g, uint64_t kz) { return {{kz * g.brick[0], (kz + 1) * g.brick[0] - 1}}; }
 
 // A canonical chunk-key component: decimal, no sign, no leading zero.
 bool ParseKey(const std::string& s, uint64_t* out) {
@@ -114,6 +137,21 @@ bool ParseKey(const std::string& s, uint64_t* out) {
   }
   *out = v;
   return true;
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// KX.tmp (or KX.compact.tmp, from older versions of compact): a brick
+// replaced whole (a write through bricks/, or compact) whose new file was
+// never renamed over KX, so KX is still the old brick, intact.
+bool IsReplacementLeftover(const std::string& name) {
+  uint64_t ignored;
+  for (const std::string suffix : {".compact.tmp", ".tmp"}) {
+    if (EndsWith(name, suffix) && ParseKey(name.substr(0, name.size() - suffix.size()), &ignored)) return true;
+  }
+  return false;
 }
 
 struct DirEntry {
@@ -154,10 +192,10 @@ Result<std::vector<DirEntry>> ListDir(const std::string& dir) {
 // Shared state of one fsck run.
 struct Ctx {
   std::string store;
-  std::string lost_dir;  // STORE/.brickfs/lost+found
-  Geometry geo;
-  uint64_t n = 0;           // blocks per brick = index entries
-  uint64_t index_size = 0;  // 16 n + 4
+  std::string lost_dir;        // STORE/.brickfs/lost+found
+  std::vector<Geometry> geos;  // [level]: the geometry its shards are checked against
+  uint64_t n = 0;              // blocks per brick = index entries (every level)
+  uint64_t index_size = 0;     // 16 n + 4
   uint64_t max_nbytes = 0;
   bool repair = false;
   const JournalState* journal = nullptr;  // null without a replayable journal
@@ -322,23 +360,49 @@ Result<std::optional<uint64_t>> FindLastValidIndex(const Ctx& ctx, int fd, uint6
   }
 }
 
+
+// The number of live blocks in the index at the end of a shard file (0 when
+// it has none that validates): what moving the file away takes from its array.
+uint64_t LiveBlocksOf(const Ctx& ctx, const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ScopeGuard close_fd([fd] { ::close(fd); });
+  struct stat sb;
+  if (::fstat(fd, &sb) != 0 || static_cast<uint64_t>(sb.st_size) < ctx.index_size) return 0;
+  const uint64_t size = static_cast<uint64_t>(sb.st_size);
+  std::string buf(ctx.index_size, '\0');
+  if (!PreadAll(fd, buf.data(), buf.size(), size - ctx.index_size, path).ok()) return 0;
+  auto index = ShardIndex::Decode(reinterpret_cast<const uint8_t*>(buf.data()), buf.size(), ctx.n,
+                                  size - ctx.index_size, ctx.max_nbytes, "");
+  return index.ok() ? index->live_blocks() : 0;
+}
+
 struct BrickResult {
   std::vector<FsckProblem> problems;
   bool file = false;
   uint64_t bytes = 0;
   uint64_t blocks = 0;
   bool unrepaired_tail = false;  // a torn append the journal knows could not be cut
-  std::map<uint64_t, std::pair<uint64_t, uint64_t>> rows;  // block z -> (blocks, an example block)
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> rows;  // level 0: block z -> (blocks, an example block)
+  // Level >= 1, repair: what to rebuild from the level below, and the
+  // problem (index into `problems`) the rebuild repairs.
+  std::vector<std::pair<size_t, Shape3>> rebuild_blocks;  // problem, block z,y,x
+  std::vector<size_t> rebuild_brick;                      // problems: the whole brick
 };
 
-BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
+// Checks (and with ctx.repair, repairs) the shard of `brick` in array
+// `level`. Level 0 repairs drop what cannot be kept (and say it is lost);
+// a level >= 1 asks for its blocks to be rebuilt instead (BrickResult).
+BrickResult CheckBrick(Ctx& ctx, int level, const Shape3& brick) {
   BrickResult r;
-  const Geometry& g = ctx.geo;
-  const std::string rel = BrickRel(brick);
+  const Geometry& g = ctx.geos[level];
+  const bool derived = level > 0;
+  const std::string rel = BrickRel(level, brick);
   const std::string path = ctx.store + "/" + rel;
   auto add = [&](const std::string& kind, const std::string& message) -> FsckProblem& {
     FsckProblem p;
     p.kind = kind;
+    p.level = level;
     p.path = rel;
     p.brick = brick;
     p.message = message;
@@ -351,8 +415,12 @@ BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
     p.lost_z.clear();
     p.action = "failed: " + s.ToString();
   };
+  // A level brick whose data is gone is rebuilt from the level below.
+  auto rebuild_brick = [&](size_t problem) {
+    if (derived && ctx.repair) r.rebuild_brick.push_back(problem);
+  };
   std::optional<uint64_t> recovered_opt;
-  if (ctx.journal) recovered_opt = ctx.journal->RecoveredLength(BrickId{0, brick});
+  if (ctx.journal) recovered_opt = ctx.journal->RecoveredLength(BrickId{static_cast<uint8_t>(level), brick});
   const bool journaled = recovered_opt.has_value();
   const uint64_t recovered = recovered_opt.value_or(0);  // the journal's committed length
 
@@ -362,8 +430,12 @@ BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
       if (journaled && recovered > 0) {
         FsckProblem& p = add("shard_short", "the journal committed " + std::to_string(recovered) +
                                                 " bytes to this brick but its file is missing");
-        p.lost_z = BrickZ(g, brick);
-        if (ctx.repair) p.action = "cannot be repaired: its committed blocks are gone";
+        if (derived) {
+          rebuild_brick(r.problems.size() - 1);
+        } else {
+          p.lost_z = BrickZ(g, brick);
+          if (ctx.repair) p.action = "cannot be repaired: its committed blocks are gone";
+        }
       }
     } else {
       add("io", "cannot open: " + std::string(std::strerror(errno)));
@@ -427,23 +499,32 @@ BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
     FsckProblem& p = add("shard_short", "file is " + std::to_string(size) + " bytes, shorter than the " +
                                             std::to_string(recovered) +
                                             " bytes the journal committed: committed data is missing");
-    p.lost_z = BrickZ(g, brick);
-    if (ctx.repair) p.action = "cannot be repaired: the missing bytes are gone";
+    if (derived) {
+      rebuild_brick(r.problems.size() - 1);
+    } else {
+      p.lost_z = BrickZ(g, brick);
+      if (ctx.repair) p.action = "cannot be repaired: the missing bytes are gone";
+    }
   }
   r.bytes = size;
 
   // 2. The index at the end, or the last valid one before it.
   auto no_index = [&](FsckProblem& p) {
-    p.lost_z = BrickZ(g, brick);
+    if (!derived) p.lost_z = BrickZ(g, brick);
     if (!ctx.repair) return;
     ::close(fd);
     close_fd.Dismiss();
     auto moved = MoveToLost(ctx, rel);
     if (!moved.ok()) return fail_io(p, moved.status());
     p.repaired = true;
-    p.data_lost = true;
-    p.action = "moved to .brickfs/lost+found/" + *moved +
-               ": every block of this brick is LOST and reads as fill value 0";
+    if (derived) {
+      p.action = "moved to .brickfs/lost+found/" + *moved;
+      rebuild_brick(r.problems.size() - 1);
+    } else {
+      p.data_lost = true;
+      p.action = "moved to .brickfs/lost+found/" + *moved +
+                 ": every block of this brick is LOST and reads as fill value 0";
+    }
     r.file = false;
     r.bytes = 0;
   };
@@ -485,7 +566,8 @@ BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
                                (nframes ? std::to_string(nframes) + " block frames after it"
                                         : std::string("no block frame after it")) +
                                ")");
-      if (nframes) pr.lost_z = BrickZ(g, brick);
+      const size_t pr_index = r.problems.size() - 1;
+      if (nframes && !derived) pr.lost_z = BrickZ(g, brick);
       if (ctx.repair) {
         auto saved = SaveToLost(ctx, rel, fd, p, size);
         Status cs = saved.ok() ? CutShard(fd, p, path) : saved.status();
@@ -494,12 +576,17 @@ BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
           return r;
         }
         pr.repaired = true;
-        pr.data_lost = nframes > 0;
         pr.action = "cut back to " + std::to_string(p) + " bytes (the " + std::to_string(size - p) +
-                    " bytes cut are in .brickfs/lost+found/" + *saved + ")" +
-                    (nframes ? "; blocks written after offset " + std::to_string(p) +
-                                   " are LOST (their slices read as they were before that append)"
-                             : std::string("; no block data was lost"));
+                    " bytes cut are in .brickfs/lost+found/" + *saved + ")";
+        if (derived) {
+          if (nframes) rebuild_brick(pr_index);
+          if (!nframes) pr.action += "; no block data was lost";
+        } else {
+          pr.data_lost = nframes > 0;
+          pr.action += nframes ? "; blocks written after offset " + std::to_string(p) +
+                                     " are LOST (their slices read as they were before that append)"
+                               : std::string("; no block data was lost");
+        }
         size = p;
         r.bytes = p;
       }
@@ -562,9 +649,10 @@ BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
     const BlockLocation& loc = index->at(i);
     const Shape3 zyx = BlockZyx(g, brick, i);
     if (zyx[0] >= grid[0] || zyx[1] >= grid[1] || zyx[2] >= grid[2]) {
-      block_problem("block_outside_shape", i,
-                    "a stored block outside the array shape " + ShapeToString(g.shape) +
-                        " (block grid " + ShapeToString(grid) + ")");
+      FsckProblem& p = block_problem("block_outside_shape", i,
+                                     "a stored block outside the array shape " + ShapeToString(g.shape) +
+                                         " (block grid " + ShapeToString(grid) + ")");
+      if (!derived) p.lost_z = BlockZAll(g, zyx[0]);
       dropped[i] = r.problems.size() - 1;
       continue;
     }
@@ -580,12 +668,19 @@ BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
       FsckProblem& p = block_problem("block", i,
                                      s.message() + " at offset " + std::to_string(loc.offset) + ", " +
                                          std::to_string(loc.nbytes) + " bytes");
-      p.lost_z = BlockZ(g, zyx[0]);
-      dropped[i] = r.problems.size() - 1;
+      if (derived) {
+        // Rebuilt from the level below (a fresh copy appended), not dropped.
+        if (ctx.repair) r.rebuild_blocks.emplace_back(r.problems.size() - 1, zyx);
+      } else {
+        p.lost_z = BlockZ(g, zyx[0]);
+        dropped[i] = r.problems.size() - 1;
+      }
       continue;
     }
-    auto& row = r.rows[zyx[0]];
-    if (row.first++ == 0) row.second = i;
+    if (!derived) {
+      auto& row = r.rows[zyx[0]];
+      if (row.first++ == 0) row.second = i;
+    }
   }
 
   // 4. Repair: one fresh index without the dropped entries, appended.
@@ -604,15 +699,22 @@ BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
         continue;
       }
       p.repaired = true;
-      if (p.kind == "block") {
+      const std::string dropped_text =
+          "dropped from the index (new index appended at offset " + std::to_string(size) + ")";
+      if (derived) {
+        p.action = dropped_text + "; " + kDerived;
+      } else if (p.kind == "block") {
         p.data_lost = true;
         const ZRanges z = BlockZ(g, p.block_zyx->at(0));
-        p.action = "dropped from the index (new index appended at offset " + std::to_string(size) +
-                   "): the block's data is LOST and reads as fill value 0" +
+        p.action = dropped_text + ": the block's data is LOST and reads as fill value 0" +
                    (z.empty() ? std::string() : "; copy slices z " + RangesToString(z) + " again to restore it");
       } else {
-        p.action = "dropped from the index (new index appended at offset " + std::to_string(size) +
-                   "); no data of the array was lost";
+        // Outside the shape: no reader ever saw it, but it is data all the same.
+        p.data_lost = true;
+        const std::string z = RangesToString(p.lost_z);
+        p.action = dropped_text + ": its data (slices z " + z +
+                   ") is LOST to the array; no reader saw it, as it lay outside the array's shape, "
+                   "but if slices z " + z + " belong to the volume, copy them again";
       }
     }
     if (ws.ok()) {
@@ -627,9 +729,15 @@ BrickResult CheckBrick(Ctx& ctx, const Shape3& brick) {
       }
     }
   }
-  for (size_t k : overlaps) {
-    FsckProblem& p = r.problems[k];
-    if (ctx.repair && !p.repaired) {
+  for (size_t k = 0; k < overlaps.size(); ++k) {
+    FsckProblem& p = r.problems[overlaps[k]];
+    if (!ctx.repair || p.repaired) continue;
+    if (derived) {
+      // Both verify, but the level below says what each must hold.
+      const auto& [a, b] = overlap_pairs[k];
+      r.rebuild_blocks.emplace_back(overlaps[k], BlockZyx(g, brick, a));
+      r.rebuild_blocks.emplace_back(overlaps[k], BlockZyx(g, brick, b));
+    } else {
       p.action = "both blocks verify; fsck cannot tell which one is misplaced (copy slices z " +
                  RangesToString(BlockZ(g, p.block_zyx->at(0))) + " again)";
     }
@@ -646,8 +754,9 @@ std::string StoreName(const std::string& path) {
   return base;
 }
 
-// Why the group's attributes.ome does not describe array "0" ("" when it does).
-std::string OmeProblem(const Json& group) {
+// Why the group's attributes.ome does not describe the store's `num_levels`
+// arrays ("" when it does).
+std::string OmeProblem(const Json& group, int num_levels) {
   const Json* attrs = group.Get("attributes");
   const Json* ome = attrs ? attrs->Get("ome") : nullptr;
   const Json* ms = ome ? ome->Get("multiscales") : nullptr;
@@ -659,9 +768,18 @@ std::string OmeProblem(const Json& group) {
   }
   const Json* ds = m0.Get("datasets");
   if (!ds || !ds->is_array() || ds->as_array().empty()) return "attributes.ome.multiscales[0].datasets is missing";
-  const Json* p = ds->as_array()[0].Get("path");
-  if (!p || !p->is_string() || p->as_string() != "0") {
-    return "attributes.ome.multiscales[0].datasets[0].path is not \"0\"";
+  std::string paths;
+  bool right = ds->as_array().size() == static_cast<size_t>(num_levels);
+  for (size_t i = 0; i < ds->as_array().size(); ++i) {
+    const Json* p = ds->as_array()[i].Get("path");
+    const std::string name = p && p->is_string() ? p->as_string() : "?";
+    paths += (i ? ", " : "") + name;
+    right &= name == std::to_string(i);
+  }
+  if (!right) {
+    return "attributes.ome.multiscales[0].datasets lists " + paths + ", but 0/zarr.json has " +
+           std::to_string(num_levels) + (num_levels == 1 ? " level (0)" : " levels (0-" +
+                                                                              std::to_string(num_levels - 1) + ")");
   }
   return "";
 }
@@ -677,16 +795,47 @@ Result<std::string> RepairedGroup(const Json& group, const VolumeMeta& meta, con
   return doc.Dump(2) + "\n";
 }
 
+// Why STORE/L/zarr.json does not describe level L of `meta` ("" when it does).
+std::string LevelMetaProblem(const VolumeMeta& got, const VolumeMeta& meta, int level) {
+  const Shape3 want = LevelShape(meta.geo.shape, level);
+  if (got.geo.shape != want) {
+    return "shape " + ShapeToString(got.geo.shape) + " is not level " + std::to_string(level) + " of 0/zarr.json's " +
+           ShapeToString(meta.geo.shape) + " (want " + ShapeToString(want) + ")";
+  }
+  if (got.geo.block != meta.geo.block) {
+    return "block (inner chunk) shape " + ShapeToString(got.geo.block) + " differs from 0/zarr.json's " +
+           ShapeToString(meta.geo.block);
+  }
+  if (got.geo.brick != meta.geo.brick) {
+    return "brick (shard) shape " + ShapeToString(got.geo.brick) + " differs from 0/zarr.json's " +
+           ShapeToString(meta.geo.brick);
+  }
+  if (got.geo.dtype != meta.geo.dtype) {
+    return "data_type " + std::string(DTypeName(got.geo.dtype)) + " differs from 0/zarr.json's " +
+           std::string(DTypeName(meta.geo.dtype));
+  }
+  if (got.zstd_level != meta.zstd_level) {
+    return "zstd level " + std::to_string(got.zstd_level) + " differs from 0/zarr.json's " +
+           std::to_string(meta.zstd_level);
+  }
+  if (got.level != level) {
+    return "attributes.brickfs.level is " + std::to_string(got.level) + ", not " + std::to_string(level);
+  }
+  return "";
+}
+
 }  // namespace
 
 Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& options) {
   FsckReport rep;
   rep.store = store_path;
   rep.repair = options.repair;
+  rep.deep = options.deep;
 
-  // 1. The store, locked: no daemon may write it meanwhile.
+  // 1. The store, locked: no daemon may write it meanwhile. A group document
+  //    another tool rewrote does not stop the check: it is rebuilt below.
   BRICKFS_ASSIGN_OR_RETURN(std::unique_ptr<Store> store,
-                           Store::OpenForMaintenance(store_path, !options.repair));
+                           Store::OpenForMaintenance(store_path, !options.repair, /*allow_bad_group=*/true));
   const std::optional<VolumeMeta>& meta = store->meta();
   rep.finalized = meta && meta->finalized;
 
@@ -774,33 +923,90 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
     if (recovered) geo = recovered->geo;
   }
   const VolumeMeta* effective = recovered ? &*recovered : meta ? &*meta : nullptr;
+  const int num_levels = effective ? std::clamp(effective->num_levels, 1, kMaxLevels) : 1;
+  // A store that is not finalized may hold blocks past the shape it recorded
+  // (a session whose journal was lost): they are evidence, not strays.
+  const bool shape_may_grow = !(meta && (meta->finalized || meta->fixed_shape));
 
-  // 4. The group's OME attributes.
+  // 4. The group document: ours, with the OME multiscales of every level.
+  size_t group_problem = kNone;
+  bool group_whole = false;         // rebuild it whole (else: attributes.ome only)
+  std::optional<std::string> group_found;  // the document found, kept when replaced
+  std::optional<Json> group_doc;
   if (meta) {
     auto text = ReadFileToString(store_path + "/zarr.json", 1 << 20);
-    auto group = text.ok() ? Json::Parse(*text) : Result<Json>(text.status());
-    if (group.ok()) {
-      std::string why = OmeProblem(*group);
+    if (!text.ok() && text.status().code() != Status::Code::kNotFound) {
+      add("io", "zarr.json", "cannot be read: " + text.status().ToString());
+    } else if (!text.ok()) {
+      add("metadata", "zarr.json",
+          "is missing: the store's group document, through which Zarr and OME-Zarr readers find the arrays");
+      group_problem = rep.problems.size() - 1;
+      group_whole = true;
+    } else if (Status z = CheckGroupJson(*text, "zarr.json"); !z.ok()) {
+      add("metadata", "zarr.json",
+          BrickfsGroupProblem(*text) + ": not this store's group document (another tool may have rewritten it)");
+      group_problem = rep.problems.size() - 1;
+      group_whole = true;
+      group_found = *text;
+    } else if (auto doc = Json::Parse(*text); doc.ok()) {
+      const std::string why = OmeProblem(*doc, num_levels);
       if (!why.empty()) {
-        FsckProblem& p = add("metadata", "zarr.json", why + " (OME-Zarr viewers will not find the volume)");
-        if (options.repair) {
-          auto fixed = RepairedGroup(*group, *meta, store_path);
-          Status s = fixed.ok() ? WriteFileAtomic(store_path + "/zarr.json", *fixed) : fixed.status();
-          p.repaired = s.ok();
-          p.action = s.ok() ? "attributes.ome rewritten (other attributes kept)" : "failed: " + s.ToString();
-        }
+        add("metadata", "zarr.json", why + " (OME-Zarr viewers will not find the volume)");
+        group_problem = rep.problems.size() - 1;
+        group_doc = std::move(*doc);
       }
     }
   }
 
-  // 5. Files under 0/c: shards inside the brick grid, everything else stray.
-  std::vector<Shape3> bricks;
-  const std::string cdir = store_path + "/0/c";
-  const Shape3 grid = geo ? geo->brick_grid() : Shape3{0, 0, 0};
-  auto stray = [&](const std::string& rel, const std::string& why, bool compact_tmp) {
-    FsckProblem& p = add("stray", rel, why);
+  // 5. Spool files: slabs a daemon parked and never committed.
+  {
+    const std::string spool = store_path + "/.brickfs/spool";
+    struct stat sb;
+    if (::lstat(spool.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+      BRICKFS_ASSIGN_OR_RETURN(auto entries, ListDir(spool));
+      for (const auto& e : entries) {
+        const std::string rel = ".brickfs/spool/" + e.name;
+        uint64_t slab;
+        std::string what = "a file";
+        if (e.name.rfind("slab-", 0) == 0 && ParseKey(e.name.substr(5), &slab)) {
+          what = "slab " + e.name.substr(5) +
+                 (geo ? " (slices z " + RangesToString(BlockZAll(*geo, slab)) + ")" : std::string());
+        }
+        FsckProblem& p = add("spool", rel,
+                             what + " parked in the spool by a brickfs daemon that did not unmount cleanly: its "
+                                    "slices were never committed to the shards, and brickfs never reads the "
+                                    "file back (brickfs info lists the slices to copy again)");
+        if (!options.repair) continue;
+        if (e.is_file) {
+          if (::unlink((store_path + "/" + rel).c_str()) == 0) {
+            p.repaired = true;
+            p.action = "removed (it held no committed data)";
+          } else {
+            p.action = "failed: unlink: " + std::string(std::strerror(errno));
+          }
+        } else {
+          auto moved = MoveToLost(ctx, rel);
+          p.repaired = moved.ok();
+          p.action = moved.ok() ? "moved to .brickfs/lost+found/" + *moved + " (it held no committed data)"
+                                : "failed: " + moved.status().ToString();
+        }
+      }
+      if (options.repair) ::rmdir(spool.c_str());  // only when empty
+    }
+  }
+
+  // 6. Files under L/c of every level: shards inside the brick grid,
+  //    everything else stray.
+  auto stray = [&](int level, const std::string& rel, const std::string& why, bool leftover,
+                   uint64_t live_blocks, const ZRanges& z) {
+    std::string message = why;
+    if (live_blocks) message += " (it holds " + std::to_string(live_blocks) + " stored blocks)";
+    FsckProblem& p = add("stray", rel, message);
+    p.level = level;
+    const bool loses = live_blocks > 0 && level == 0;
+    if (loses) p.lost_z = z;
     if (!options.repair) return;
-    if (compact_tmp) {
+    if (leftover) {
       if (::unlink((store_path + "/" + rel).c_str()) == 0) {
         p.repaired = true;
         p.action = "deleted";
@@ -811,28 +1017,76 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
     }
     auto moved = MoveToLost(ctx, rel);
     p.repaired = moved.ok();
-    p.action = moved.ok() ? "moved to .brickfs/lost+found/" + *moved : "failed: " + moved.status().ToString();
+    if (!moved.ok()) {
+      p.action = "failed: " + moved.status().ToString();
+      p.lost_z.clear();
+      return;
+    }
+    p.action = "moved to .brickfs/lost+found/" + *moved;
+    if (loses) {
+      p.data_lost = true;
+      const std::string zs = RangesToString(z);
+      p.action += ": its " + std::to_string(live_blocks) + " stored blocks (slices z " + zs +
+                  ") are LOST to the array, though their bytes are kept there; no reader saw them, as they "
+                  "lay outside the array's shape, but if slices z " + zs + " belong to the volume, copy them again";
+    } else if (level > 0 && live_blocks) {
+      p.action += std::string(" (") + kDerived + ")";
+    }
   };
-  struct stat sb;
-  if (::stat(cdir.c_str(), &sb) == 0) {
+  // The shards of `level` (grid: its brick grid; z_open: any z index is a
+  // brick, for a level 0 whose recorded shape may be stale).
+  auto list_shards = [&](int level, const Shape3& grid, bool z_open, bool have_geo,
+                         std::vector<Shape3>* bricks) -> Status {
+    const std::string lrel = std::to_string(level) + "/c";
+    const std::string cdir = store_path + "/" + lrel;
+    struct stat sb;
+    if (::stat(cdir.c_str(), &sb) != 0) return Status::Ok();
     const char* axis[3] = {"z", "y", "x"};
-    auto key_problem = [&](const DirEntry& e, int level, uint64_t* v) -> std::string {
-      if (!ParseKey(e.name, v)) return "not a brick index (" + std::string(axis[level]) + ")";
-      if (!geo) return "0/zarr.json is missing: no shard can belong to the array";
-      if (*v >= grid[level]) {
-        return std::string(axis[level]) + " index " + e.name + " is outside the brick grid " +
-               ShapeToString(grid);
+    // Live blocks under a stray path whose keys are all brick indexes
+    // (what moving it takes away), and the z of their bricks.
+    auto peek = [&](const std::string& rel, int depth, uint64_t kz, uint64_t* live, ZRanges* z) {
+      std::vector<std::pair<std::string, int>> todo{{rel, depth}};
+      while (!todo.empty()) {
+        auto [r, d] = todo.back();
+        todo.pop_back();
+        if (d == 3) {
+          const uint64_t n = LiveBlocksOf(ctx, store_path + "/" + r);
+          *live += n;
+          if (n && geo) *z = MergeRanges([&] {
+            ZRanges all = BrickZAll(*geo, kz);
+            all.insert(all.end(), z->begin(), z->end());
+            return all;
+          }());
+          continue;
+        }
+        auto list = ListDir(store_path + "/" + r);
+        if (!list.ok()) continue;
+        for (const auto& e : *list) {
+          uint64_t v;
+          if (ParseKey(e.name, &v)) todo.push_back({r + "/" + e.name, d + 1});
+        }
+      }
+    };
+    auto key_problem = [&](const DirEntry& e, int a, uint64_t* v) -> std::string {
+      if (!ParseKey(e.name, v)) return "not a brick index (" + std::string(axis[a]) + ")";
+      if (!have_geo) return "0/zarr.json is missing: no shard can belong to the array";
+      if (*v >= grid[a] && !(a == 0 && z_open)) {
+        return std::string(axis[a]) + " index " + e.name + " is outside the brick grid " + ShapeToString(grid);
       }
       return "";
     };
+    auto outside = [&](const std::string& why) { return why.find("outside the brick grid") != std::string::npos; };
     BRICKFS_ASSIGN_OR_RETURN(auto l1, ListDir(cdir));
     for (const auto& e1 : l1) {
       uint64_t kz, ky, kx;
-      std::string r1 = "0/c/" + e1.name;
+      std::string r1 = lrel + "/" + e1.name;
       std::string why = key_problem(e1, 0, &kz);
       if (why.empty() && !e1.is_dir) why = "not a directory";
       if (!why.empty()) {
-        stray(r1, why, false);
+        uint64_t live = 0;
+        ZRanges z;
+        if (outside(why) && e1.is_dir) peek(r1, 1, kz, &live, &z);
+        stray(level, r1, why, false, live, z);
         continue;
       }
       BRICKFS_ASSIGN_OR_RETURN(auto l2, ListDir(store_path + "/" + r1));
@@ -841,125 +1095,554 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
         why = key_problem(e2, 1, &ky);
         if (why.empty() && !e2.is_dir) why = "not a directory";
         if (!why.empty()) {
-          stray(r2, why, false);
+          uint64_t live = 0;
+          ZRanges z;
+          if (outside(why) && e2.is_dir) peek(r2, 2, kz, &live, &z);
+          stray(level, r2, why, false, live, z);
           continue;
         }
         BRICKFS_ASSIGN_OR_RETURN(auto l3, ListDir(store_path + "/" + r2));
         for (const auto& e3 : l3) {
           std::string r3 = r2 + "/" + e3.name;
-          const std::string tmp_suffix = ".compact.tmp";
-          uint64_t ignored;
-          if (e3.is_file && e3.name.size() > tmp_suffix.size() &&
-              e3.name.compare(e3.name.size() - tmp_suffix.size(), tmp_suffix.size(), tmp_suffix) == 0 &&
-              ParseKey(e3.name.substr(0, e3.name.size() - tmp_suffix.size()), &ignored)) {
-            stray(r3, "leftover of an interrupted brickfs compact (the shard itself is intact)", true);
+          if (e3.is_file && IsReplacementLeftover(e3.name)) {
+            stray(level, r3,
+                  "leftover of an interrupted brick replacement or brickfs compact (the shard itself is intact)",
+                  true, 0, {});
             continue;
           }
           why = key_problem(e3, 2, &kx);
           if (why.empty() && !e3.is_file) why = "not a regular file";
           if (!why.empty()) {
-            stray(r3, why, false);
+            uint64_t live = 0;
+            ZRanges z;
+            if (outside(why) && e3.is_file) peek(r3, 3, kz, &live, &z);
+            stray(level, r3, why, false, live, z);
             continue;
           }
-          bricks.push_back({kz, ky, kx});
+          bricks->push_back({kz, ky, kx});
         }
       }
     }
+    // Bricks the journal names but whose files are gone.
+    if (ctx.journal) {
+      std::set<Shape3> have(bricks->begin(), bricks->end());
+      std::set<BrickId> ids;
+      for (const auto& [id, _] : js->base) ids.insert(id);
+      for (const auto& [id, _] : js->committed) ids.insert(id);
+      for (const BrickId& id : ids) {
+        if (id.level != level || have.count(id.brick)) continue;
+        if ((id.brick[0] < grid[0] || z_open) && id.brick[1] < grid[1] && id.brick[2] < grid[2]) {
+          bricks->push_back(id.brick);
+          have.insert(id.brick);
+        }
+      }
+    }
+    return Status::Ok();
+  };
+  // Checks the bricks of `level` in parallel; results in order.
+  auto check_bricks = [&](int level, const std::vector<Shape3>& bricks) {
+    std::vector<BrickResult> results(bricks.size());
+    size_t threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+    threads = std::min<size_t>(threads, std::max<size_t>(1, bricks.size()));
+    ThreadPool pool(threads);
+    pool.ParallelFor(bricks.size(), [&](size_t i) { results[i] = CheckBrick(ctx, level, bricks[i]); });
+    return results;
+  };
+
+  // 6a. Level 0.
+  if (geo) {
+    ctx.n = geo->blocks_in_brick();
+    ctx.index_size = ShardIndex::EncodedSize(ctx.n);
+    ctx.max_nbytes = BlockCodec::MaxEncodedSize(geo->block_bytes());
   }
+  Geometry g0 = geo.value_or(Geometry{});
+  std::vector<Shape3> bricks0;
+  BRICKFS_RETURN_IF_ERROR(list_shards(0, g0.brick_grid(), geo && shape_may_grow, geo.has_value(), &bricks0));
   if (!geo) {
     rep.notes.push_back("empty store: no slice was ever stored (no 0/zarr.json)");
     return rep;
   }
-  rep.geometry = *geo;
-
-  // Bricks the journal names but whose files are gone.
-  if (ctx.journal) {
-    std::set<Shape3> have(bricks.begin(), bricks.end());
-    std::set<BrickId> ids;
-    for (const auto& [id, _] : js->base) ids.insert(id);
-    for (const auto& [id, _] : js->committed) ids.insert(id);
-    for (const BrickId& id : ids) {
-      if (id.level != 0) continue;
-      if (!have.count(id.brick) && id.brick[0] < grid[0] && id.brick[1] < grid[1] && id.brick[2] < grid[2]) {
-        bricks.push_back(id.brick);
-        have.insert(id.brick);
-      }
+  rep.num_levels = num_levels;
+  const uint64_t recorded_z = geo->shape[0];  // the shape recorded (or recovered)
+  ctx.geos.assign(num_levels, *geo);
+  if (shape_may_grow) {
+    // Checked as far as the bricks found reach; the shape is settled below.
+    for (const Shape3& b : bricks0) {
+      ctx.geos[0].shape[0] = std::max(ctx.geos[0].shape[0], (b[0] + 1) * geo->brick[0]);
     }
-  }
-
-  // 6. Every shard, in parallel.
-  ctx.geo = *geo;
-  ctx.n = geo->blocks_in_brick();
-  ctx.index_size = ShardIndex::EncodedSize(ctx.n);
-  ctx.max_nbytes = BlockCodec::MaxEncodedSize(geo->block_bytes());
-  std::vector<BrickResult> results(bricks.size());
-  {
-    size_t threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
-    threads = std::min<size_t>(threads, std::max<size_t>(1, bricks.size()));
-    ThreadPool pool(threads);
-    pool.ParallelFor(bricks.size(), [&](size_t i) { results[i] = CheckBrick(ctx, bricks[i]); });
   }
   bool tails_left = false;
-  std::map<uint64_t, std::pair<uint64_t, std::pair<Shape3, uint64_t>>> rows;  // block z -> count, example
-  for (size_t i = 0; i < bricks.size(); ++i) {
-    BrickResult& r = results[i];
-    rep.shard_files += r.file ? 1 : 0;
-    rep.shard_bytes += r.bytes;
-    rep.blocks_checked += r.blocks;
-    tails_left |= r.unrepaired_tail;
-    for (auto& p : r.problems) rep.problems.push_back(std::move(p));
-    for (const auto& [bz, row] : r.rows) {
-      auto& agg = rows[bz];
-      if (agg.first == 0) agg.second = {bricks[i], row.second};
-      agg.first += row.first;
+  // Problems (indexes into rep.problems) whose repair is a rebuild of level blocks.
+  std::vector<std::tuple<size_t, int, Shape3>> rebuild_blocks;  // problem, level, block z,y,x
+  std::vector<std::tuple<size_t, int, Shape3>> rebuild_bricks;  // problem, level, brick
+  rep.levels.assign(num_levels, FsckLevelCounts{});
+  auto merge = [&](int level, const std::vector<Shape3>& bricks, std::vector<BrickResult>& results,
+                   std::map<uint64_t, std::pair<uint64_t, std::pair<Shape3, uint64_t>>>* rows) {
+    FsckLevelCounts& c = rep.levels[level];
+    c.level = level;
+    for (size_t i = 0; i < bricks.size(); ++i) {
+      BrickResult& r = results[i];
+      c.shard_files += r.file ? 1 : 0;
+      c.shard_bytes += r.bytes;
+      c.blocks_checked += r.blocks;
+      tails_left |= r.unrepaired_tail;
+      const size_t base = rep.problems.size();
+      for (auto& p : r.problems) rep.problems.push_back(std::move(p));
+      for (const auto& [k, zyx] : r.rebuild_blocks) rebuild_blocks.emplace_back(base + k, level, zyx);
+      for (size_t k : r.rebuild_brick) rebuild_bricks.emplace_back(base + k, level, bricks[i]);
+      if (!rows) continue;
+      for (const auto& [bz, row] : r.rows) {
+        auto& agg = (*rows)[bz];
+        if (agg.first == 0) agg.second = {bricks[i], row.second};
+        agg.first += row.first;
+      }
     }
+  };
+  std::map<uint64_t, std::pair<uint64_t, std::pair<Shape3, uint64_t>>> rows;  // block z -> count, example
+  {
+    std::vector<BrickResult> results = check_bricks(0, bricks0);
+    merge(0, bricks0, results, &rows);
   }
 
-  // 7. slices_present against the stored blocks (a finalized store, or the
-  //    store as the journal recovers it).
-  if (effective && (effective->finalized || recovered)) {
+  // 6b. The shape of a store that is not finalized, grown over the blocks
+  //     stored past it: the shape recorded when its daemon started, never
+  //     updated because the journal that would have grown it is gone.
+  size_t shape_problem = kNone;
+  ZRanges grown_z;
+  if (shape_may_grow && !rows.empty()) {
+    const uint64_t end = (rows.rbegin()->first + 1) * geo->block[0];
+    if (end > recorded_z) {
+      uint64_t blocks = 0;
+      for (const auto& [bz, agg] : rows) blocks += (bz + 1) * geo->block[0] > recorded_z ? agg.first : 0;
+      grown_z = {{recorded_z, end - 1}};
+      Geometry grown = *geo;
+      grown.shape[0] = end;
+      FsckProblem& p = add("shape", "0/zarr.json",
+                           "the store is not finalized (its daemon died) and " + std::to_string(blocks) +
+                               " stored blocks lie past slice " + std::to_string(recorded_z) +
+                               " of the recorded shape " + ShapeToString(geo->shape) + " (block rows up to z " +
+                               std::to_string(end - 1) + "): the shape is stale, no journal recorded those "
+                               "slices");
+      p.check_z = grown_z;
+      shape_problem = rep.problems.size() - 1;
+      geo = grown;
+    }
+  }
+  rep.geometry = *geo;
+  for (int level = 0; level < num_levels; ++level) {
+    ctx.geos[level] = *geo;
+    ctx.geos[level].shape = LevelShape(geo->shape, level);
+  }
+
+  // 6c. Levels: strays at the top, their metadata, their shards.
+  {
+    auto root = ListDir(store_path);
+    if (!root.ok()) return root.status();
+    for (const auto& e : *root) {
+      uint64_t l;
+      if (!ParseKey(e.name, &l) || l < static_cast<uint64_t>(num_levels)) continue;
+      stray(static_cast<int>(std::min<uint64_t>(l, kMaxLevels)), e.name,
+            "a pyramid level that 0/zarr.json does not list (num_levels " + std::to_string(num_levels) + ")" +
+                (meta && meta->finalized ? std::string()
+                                         : ": built by a session that did not finish (a read-write mount "
+                                           "builds the levels again when it unmounts)"),
+            false, 0, {});
+      if (rep.problems.back().repaired) rep.problems.back().action += std::string(" (") + kDerived + ")";
+    }
+  }
+  std::vector<size_t> level_meta_problem(num_levels, kNone);
+  std::vector<bool> level_missing(num_levels, false);
+  if (meta) {
+    for (int level = 1; level < num_levels; ++level) {
+      const std::string rel = std::to_string(level) + "/zarr.json";
+      auto text = ReadFileToString(store_path + "/" + rel, 1 << 20);
+      std::string why;
+      if (!text.ok() && text.status().code() == Status::Code::kNotFound) {
+        struct stat sb;
+        level_missing[level] = ::stat((store_path + "/" + std::to_string(level)).c_str(), &sb) != 0;
+        why = "is missing (0/zarr.json lists " + std::to_string(num_levels) + " levels)" +
+              (level_missing[level] ? "; so is the level's whole directory " + std::to_string(level) + "/"
+                                    : std::string());
+      } else if (!text.ok()) {
+        why = "cannot be read: " + text.status().ToString();
+      } else {
+        auto got = VolumeMeta::FromArrayJson(*text, rel);
+        why = got.ok() ? LevelMetaProblem(*got, *meta, level) : StripWhere(got.status().message());
+      }
+      if (why.empty()) continue;
+      FsckProblem& p = add("metadata", rel, why);
+      p.level = level;
+      level_meta_problem[level] = rep.problems.size() - 1;
+    }
+  }
+  for (int level = 1; level < num_levels; ++level) {
+    std::vector<Shape3> bricks;
+    BRICKFS_RETURN_IF_ERROR(list_shards(level, ctx.geos[level].brick_grid(), false, true, &bricks));
+    std::vector<BrickResult> results = check_bricks(level, bricks);
+    merge(level, bricks, results, nullptr);
+  }
+  for (const FsckLevelCounts& c : rep.levels) {
+    rep.shard_files += c.shard_files;
+    rep.shard_bytes += c.shard_bytes;
+    rep.blocks_checked += c.blocks_checked;
+  }
+
+  // 7. slices_present against the stored blocks. A finalized store, or the
+  //    store as its journal recovers it, lists at least one slice of every
+  //    slab with stored blocks (block rows the shape grew over excepted: they
+  //    are the shape problem's). A store whose daemon died without a journal
+  //    to replay lists only what was committed when its session began: its
+  //    slabs stored since then are evidence (before an unmount a slab is
+  //    stored only once all its slices arrived) and are listed again.
+  size_t present_problem = kNone;
+  ZRanges present_add;  // slices to list as present (repair)
+  if (effective) {
     std::vector<bool> present(geo->shape[0], false);
     for (const auto& [a, b] : effective->present) {
       for (uint64_t z = a; z <= b && z < present.size(); ++z) present[z] = true;
     }
+    const bool unrecorded = !effective->finalized && !recovered;
+    uint64_t unrecorded_blocks = 0;
+    std::vector<bool> add_bits(unrecorded ? geo->shape[0] : 0, false);
     for (const auto& [bz, agg] : rows) {
       const ZRanges z = BlockZ(*geo, bz);
       if (z.empty()) continue;
       bool any = false;
       for (uint64_t zz = z[0].first; zz <= z[0].second; ++zz) any |= present[zz];
       if (any) continue;
-      FsckProblem p;
-      p.kind = "slices_present";
-      p.path = "0/zarr.json";
-      p.message = "slab " + std::to_string(bz) + " (z " + RangesToString(z) + ") has " +
-                  std::to_string(agg.first) + " stored blocks (e.g. " + BrickRel(agg.second.first) + " block " +
-                  std::to_string(agg.second.second) + ") but slices_present lists none of its slices";
+      if (unrecorded) {
+        unrecorded_blocks += agg.first;
+        for (uint64_t zz = z[0].first; zz <= z[0].second; ++zz) add_bits[zz] = true;
+        continue;
+      }
+      if (!grown_z.empty() && z[0].second >= grown_z[0].first) continue;
+      FsckProblem& p = add("slices_present", "0/zarr.json",
+                           "slab " + std::to_string(bz) + " (z " + RangesToString(z) + ") has " +
+                               std::to_string(agg.first) + " stored blocks (e.g. " + BrickRel(0, agg.second.first) +
+                               " block " + std::to_string(agg.second.second) +
+                               ") but slices_present lists none of its slices");
       if (options.repair) {
         p.action = "not repaired: fsck cannot tell which slices were copied; copy slices z " + RangesToString(z) +
                    " again";
       }
-      rep.problems.push_back(std::move(p));
+    }
+    present_add = RangesFromBitmap(add_bits);
+    if (!present_add.empty()) {
+      FsckProblem& p = add("slices_present", "0/zarr.json",
+                           "slices z " + RangesToString(present_add) + " have " +
+                               std::to_string(unrecorded_blocks) +
+                               " stored blocks but slices_present lists none of their slabs' slices: the "
+                               "session that stored them died and no journal recorded them");
+      p.check_z = present_add;
+      present_problem = rep.problems.size() - 1;
     }
   }
+  // Not finalized and no journal to replay: the daemon died and its record of
+  // what it committed is gone (deleted, or written with -o nojournal). What
+  // the shards hold is the evidence: the shape and slice list are settled
+  // from them above, and the levels are rebuilt from level 0 (nothing says
+  // which of their rows were still in memory).
+  size_t unrecorded = kNone;
   if (meta && !meta->finalized && !recovered) {
-    rep.notes.push_back("not marked finalized and no journal to replay: written by a daemon that died "
-                        "(the blocks stored are checked above)");
+    add("unclean_shutdown", "0/zarr.json",
+        "the store is not finalized and has no journal to replay: its daemon died, and its record of "
+        "what it committed is gone (the journal deleted, or the store written with -o nojournal)");
+    unrecorded = rep.problems.size() - 1;
   }
 
-  // 8. The journal: recover (metadata, then empty it) or cut its torn tail.
+  // 8. Levels recomputed from level 0: what the problems above need
+  //    rebuilt (repair), every level block (--deep), and after a session
+  //    that did not finish, every level block over the level-0 bricks it
+  //    changed (as a read-write mount's recovery does).
+  const bool recovering = options.repair && unclean != kNone && recovered && !tails_left;
+  std::set<Shape3> journal_bricks;
+  if (recovering) {
+    for (const auto& [id, _] : js->base) {
+      if (id.level == 0) journal_bricks.insert(id.brick);
+    }
+    for (const auto& [id, _] : js->committed) {
+      if (id.level == 0) journal_bricks.insert(id.brick);
+    }
+  }
+  LevelRebuild::Result rebuilt;
+  std::string rebuild_error;
+  if (num_levels > 1) {
+    LevelRebuild::Options lo;
+    lo.store = store_path;
+    lo.level0 = *geo;
+    lo.num_levels = num_levels;
+    lo.method = ParseDownsampleMethod(effective->downsample_method).value_or(DownsampleMethod::kMean);
+    lo.zstd_level = effective->zstd_level;
+    lo.write = options.repair;
+    LevelRebuild lr(lo);
+    if (options.deep) {
+      if (!options.repair && unclean != kNone) {
+        rep.notes.push_back("--deep: levels not recomputed: the journal of the session that did not finish "
+                            "must be recovered first (fsck --repair, or a read-write mount)");
+      } else if (!tails_left) {
+        lr.WantAll(LevelRebuild::kDeep);
+      }
+    }
+    if (options.repair) {
+      for (const auto& [k, level, zyx] : rebuild_blocks) lr.WantBlock(level, zyx, LevelRebuild::kProblem);
+      for (const auto& [k, level, brick] : rebuild_bricks) lr.WantBrick(level, brick, LevelRebuild::kProblem);
+      for (int level = 1; level < num_levels; ++level) {
+        if (!level_missing[level]) continue;
+        const Shape3 grid = ctx.geos[level].brick_grid();
+        for (uint64_t z = 0; z < grid[0]; ++z) {
+          for (uint64_t y = 0; y < grid[1]; ++y) {
+            for (uint64_t x = 0; x < grid[2]; ++x) lr.WantBrick(level, {z, y, x}, LevelRebuild::kProblem);
+          }
+        }
+      }
+      for (const Shape3& b : journal_bricks) {
+        Shape3 lo3, hi3;
+        for (int a = 0; a < 3; ++a) {
+          lo3[a] = std::min(b[a] * geo->brick[a], geo->shape[a]);
+          hi3[a] = std::min(lo3[a] + geo->brick[a], geo->shape[a]);
+        }
+        lr.WantLevel0Box(lo3, hi3, LevelRebuild::kRecovery);
+      }
+      if (unrecorded != kNone) lr.WantAll(LevelRebuild::kRecovery);
+    }
+    if (!lr.empty()) {
+      Status s = lr.Run(&rebuilt);
+      if (!s.ok()) rebuild_error = s.ToString();
+    }
+  }
+  rep.deep_blocks_compared = options.deep ? rebuilt.compared : 0;
+  // What happened to each block, for the problems that asked for it.
+  std::map<std::pair<int, Shape3>, const LevelRebuild::Block*> by_block;
+  for (const auto& b : rebuilt.blocks) by_block[{b.level, b.zyx}] = &b;
+  auto rebuild_action = [&](FsckProblem& p, const std::vector<const LevelRebuild::Block*>& blocks) {
+    uint64_t written = 0;
+    std::string error = rebuild_error;
+    for (const auto* b : blocks) {
+      written += b->rewritten ? 1 : 0;
+      if (!b->rewritten && !b->error.empty() && error.empty()) error = b->error;
+    }
+    const std::string below = "level " + std::to_string(p.level - 1);
+    std::string text;
+    if (!error.empty()) {
+      p.repaired = false;
+      text = "could not be rebuilt from " + below + ": " + error;
+    } else {
+      p.repaired = p.action.empty() || p.repaired;
+      text = written ? "rebuilt from " + below + " (" + std::to_string(written) +
+                           (written == 1 ? " block" : " blocks") + " appended with a new index); " + kDerived
+                     : "checked against " + below + ": nothing to rewrite; " + kDerived;
+    }
+    p.data_lost = false;
+    p.action = p.action.empty() ? text : p.action + "; " + text;
+  };
+  {
+    std::map<size_t, std::vector<const LevelRebuild::Block*>> per_problem;
+    std::set<size_t> asked;
+    for (const auto& [k, level, zyx] : rebuild_blocks) {
+      asked.insert(k);
+      auto it = by_block.find({level, zyx});
+      if (it != by_block.end()) per_problem[k].push_back(it->second);
+    }
+    for (const auto& [k, level, brick] : rebuild_bricks) {
+      asked.insert(k);
+      for (const auto& b : rebuilt.blocks) {
+        if (b.level == level && b.brick == brick) per_problem[k].push_back(&b);
+      }
+    }
+    for (int level = 1; options.repair && level < num_levels; ++level) {
+      if (!level_missing[level]) continue;  // its metadata problem asked for the whole level
+      const size_t k = level_meta_problem[level];
+      asked.insert(k);
+      for (const auto& b : rebuilt.blocks) {
+        if (b.level == level) per_problem[k].push_back(&b);
+      }
+    }
+    for (size_t k : asked) rebuild_action(rep.problems[k], per_problem[k]);
+  }
+  uint64_t recovery_written = 0;
+  std::string recovery_error = rebuild_error;
+  uint64_t deep_not_compared = 0;
+  std::string deep_why;
+  for (const auto& b : rebuilt.blocks) {
+    if (b.reasons & LevelRebuild::kProblem) continue;  // its problem says what happened
+    if (b.reasons & LevelRebuild::kDeep) {
+      if (!b.compared) {
+        ++deep_not_compared;
+        if (deep_why.empty()) deep_why = b.error;
+        continue;
+      }
+      if (!b.unreadable.empty()) continue;  // a "block" problem above names it
+      const std::string below = b.level == 1 ? "level 0"
+                                             : "level " + std::to_string(b.level - 1) + " (as recomputed from level 0)";
+      std::string msg = "differs from the reduction of " + below + " (2x2x2 " + effective->downsample_method + "): " +
+                        std::to_string(b.voxels_differ) + " of its " + std::to_string(b.voxels) +
+                        " voxels differ, the first at level-" + std::to_string(b.level) + " voxel z,y,x " +
+                        ShapeToString(b.first) + " (stored " + b.stored_value +
+                        (b.stored ? "" : ": the block is not stored") + ", expected " + b.expected_value + ")";
+      FsckProblem& p = add("level_differs", BrickRel(b.level, b.brick), msg);
+      p.level = b.level;
+      p.brick = b.brick;
+      p.block = b.index;
+      p.block_zyx = b.zyx;
+      if (options.repair) {
+        p.repaired = b.rewritten;
+        p.action = b.rewritten ? "rewritten from the reduction of level " + std::to_string(b.level - 1) +
+                                     " (appended at offset " + std::to_string(b.offset) + " with a new index); " +
+                                     kDerived
+                               : "failed: " + (b.error.empty() ? rebuild_error : b.error);
+      }
+      continue;
+    }
+    // kRecovery: what a read-write mount's recovery would rebuild.
+    recovery_written += b.rewritten ? 1 : 0;
+    if (!b.rewritten && b.compared && recovery_error.empty()) recovery_error = b.error;
+    if (!b.compared && recovery_error.empty()) recovery_error = b.error;
+  }
+  if (deep_not_compared) {
+    rep.notes.push_back("--deep: " + std::to_string(deep_not_compared) +
+                        " level blocks could not be recomputed, as what lies below them cannot be read (" +
+                        deep_why + "); see the problems above");
+  }
+
+  // 9. Metadata. Recovering a journal or growing the shape rewrites every
+  //    document (0/zarr.json, the level arrays, the group) from the metadata
+  //    recovered; otherwise each document found wrong is rewritten alone.
+  std::optional<VolumeMeta> final_meta;
+  if (effective) {
+    final_meta = *effective;
+    final_meta->geo = *geo;
+  }
+  // A store recovered (from its journal or, without one, from its shards) is
+  // final again: a mount accepts it, and a later session starts afresh.
+  const bool recovery_ok = (recovering || (options.repair && unrecorded != kNone)) && recovery_error.empty();
+  if (final_meta && !present_add.empty()) {
+    ZRanges all = final_meta->present;
+    all.insert(all.end(), present_add.begin(), present_add.end());
+    final_meta->present = MergeRanges(std::move(all));
+  }
+  const bool write_all = options.repair && final_meta && !tails_left &&
+                         (recovery_ok || shape_problem != kNone || present_problem != kNone) &&
+                         !((unclean != kNone || unrecorded != kNone) && !recovery_ok);
+  Status meta_status;
+  if (options.repair && group_problem != kNone && group_found) {
+    // The document another tool wrote is kept for its owner.
+    auto name = LostName(ctx, "zarr.json", "");
+    Status s = name.ok() ? WriteFileAtomic(ctx.lost_dir + "/" + *name, *group_found) : name.status();
+    if (s.ok()) {
+      group_found = ".brickfs/lost+found/" + *name;
+    } else {
+      FsckProblem& p = rep.problems[group_problem];
+      p.action = "failed: keeping the document found: " + s.ToString();
+      group_problem = kNone;  // left as it is
+    }
+  }
+  const std::string levels_text = std::to_string(num_levels) + (num_levels == 1 ? " level" : " levels");
+  if (write_all) {
+    if (recovery_ok) final_meta->finalized = true;
+    meta_status = store->WriteMeta(*final_meta);
+    if (meta_status.ok()) rep.finalized = final_meta->finalized;
+    for (int level = 1; level < num_levels; ++level) {
+      if (level_meta_problem[level] == kNone) continue;
+      FsckProblem& p = rep.problems[level_meta_problem[level]];
+      const std::string before = p.action;  // a rebuild of a missing level, if any
+      p.repaired = meta_status.ok() && (before.empty() || p.repaired);
+      p.action = meta_status.ok() ? "rewritten from 0/zarr.json" : "failed: " + meta_status.ToString();
+      if (!before.empty()) p.action += "; " + before;
+    }
+    if (group_problem != kNone) {
+      FsckProblem& p = rep.problems[group_problem];
+      Status s = meta_status;
+      if (s.ok() && !group_whole) {
+        // WriteMeta wrote our group document: put the other attributes back.
+        auto doc = RepairedGroup(*group_doc, *final_meta, store_path);
+        s = doc.ok() ? WriteFileAtomic(store_path + "/zarr.json", *doc) : doc.status();
+      }
+      p.repaired = s.ok();
+      p.action = !s.ok() ? "failed: " + s.ToString()
+                 : group_whole
+                     ? "rebuilt from the arrays' metadata (0/zarr.json: " + levels_text + ")" +
+                           (group_found ? "; the document found is kept as " + *group_found : std::string())
+                     : "attributes.ome rebuilt from the arrays' metadata (other attributes kept)";
+    }
+  } else if (options.repair && meta) {
+    for (int level = 1; level < num_levels; ++level) {
+      if (level_meta_problem[level] == kNone) continue;
+      FsckProblem& p = rep.problems[level_meta_problem[level]];
+      Status s = MakeDirs(store_path + "/" + std::to_string(level));
+      if (s.ok()) {
+        s = WriteFileAtomic(store_path + "/" + std::to_string(level) + "/zarr.json",
+                            meta->LevelMeta(level).ArrayJson());
+      }
+      const std::string before = p.action;
+      p.repaired = s.ok() && (before.empty() || p.repaired);
+      p.action = s.ok() ? "rewritten from 0/zarr.json" : "failed: " + s.ToString();
+      if (!before.empty()) p.action += "; " + before;
+    }
+    if (group_problem != kNone) {
+      FsckProblem& p = rep.problems[group_problem];
+      Result<std::string> doc = group_whole ? Result<std::string>(meta->GroupJson(StoreName(store_path)))
+                                            : RepairedGroup(*group_doc, *meta, store_path);
+      Status s = doc.ok() ? WriteFileAtomic(store_path + "/zarr.json", *doc) : doc.status();
+      p.repaired = s.ok();
+      p.action = !s.ok() ? "failed: " + s.ToString()
+                 : group_whole
+                     ? "rebuilt from the arrays' metadata (0/zarr.json: " + levels_text + ")" +
+                           (group_found ? "; the document found is kept as " + *group_found : std::string())
+                     : "attributes.ome rebuilt from the arrays' metadata (other attributes kept)";
+    }
+  }
+  if (unrecorded != kNone && options.repair) {
+    FsckProblem& p = rep.problems[unrecorded];
+    p.repaired = write_all && meta_status.ok();
+    const std::string levels =
+        num_levels > 1 ? "pyramid levels rebuilt from level 0 (" + std::to_string(recovery_written) +
+                             " level blocks rewritten), "
+                       : std::string();
+    p.action = p.repaired ? "recovered from what the shards hold: " + levels +
+                                "store marked finalized (the slices whose record was lost are named above)"
+               : !recovery_error.empty()
+                   ? "failed: pyramid levels could not be rebuilt (" + recovery_error + ")"
+                   : "failed: " + (meta_status.ok() ? std::string("see the problems above") : meta_status.ToString());
+  }
+  for (size_t k : {shape_problem, present_problem}) {
+    if (k == kNone || !options.repair) continue;
+    FsckProblem& p = rep.problems[k];
+    if (write_all && meta_status.ok()) {
+      p.repaired = true;
+      if (k == shape_problem) {
+        p.action = "shape grown to " + std::to_string(geo->shape[0]) + " x " + std::to_string(geo->shape[1]) +
+                   " x " + std::to_string(geo->shape[2]) +
+                   " so that every stored block stays readable (nothing dropped); slices z " +
+                   RangesToString(grown_z) + " were written by a session whose record is lost: check them";
+      } else {
+        p.action = "listed as present, as the stored slabs show (brickfs stores a slab before an unmount only "
+                   "once all its slices arrived); nothing records that they are complete, though: check slices z " +
+                   RangesToString(present_add) + " and copy again any that is wrong";
+      }
+    } else {
+      p.action = write_all ? "failed: " + meta_status.ToString()
+                           : "not repaired: the journal must be recovered first (see the problems above)";
+    }
+  }
+
+  // 10. The journal: recovered (metadata above, then emptied), or its torn
+  //     tail cut.
   if (options.repair && (unclean != kNone || journal_torn != kNone)) {
     Status s;
     if (unclean != kNone && tails_left) {
       s = Status::IOError("a torn shard append could not be cut back; the journal is kept", EIO);
     } else if (unclean != kNone && recovered) {
-      VolumeMeta m = *recovered;
-      m.finalized = true;
-      s = store->WriteMeta(m);
+      if (!recovery_error.empty()) {
+        s = Status::IOError("pyramid levels could not be rebuilt (" + recovery_error +
+                                "); the journal is kept, so that a read-write mount rebuilds them",
+                            EIO);
+      } else {
+        s = meta_status;
+      }
       if (s.ok()) {
         auto j = Journal::Open(store_path, 0);
         s = j.ok() ? Status::Ok() : j.status();
       }
-      if (s.ok()) rep.finalized = true;
     } else {
       auto j = Journal::Open(store_path, unclean != kNone ? 0 : js->valid_bytes);
       s = j.ok() ? Status::Ok() : j.status();
@@ -968,8 +1651,14 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
       FsckProblem& p = rep.problems[unclean];
       p.repaired = s.ok();
       p.data_lost = s.ok() && !never_committed.empty();
+      std::string levels;
+      if (num_levels > 1 && recovered) {
+        levels = ", pyramid levels over the " + std::to_string(journal_bricks.size()) +
+                 " level-0 bricks it changed rebuilt from level 0 (" + std::to_string(recovery_written) +
+                 " level blocks rewritten)";
+      }
       p.action = s.ok() ? "recovered like a read-write mount: shards cut to their committed lengths, "
-                          "slices_present updated, store marked finalized, journal emptied" +
+                          "slices_present updated" + levels + ", store marked finalized, journal emptied" +
                               (never_committed.empty()
                                    ? std::string()
                                    : "; slices z " + RangesToString(never_committed) +

@@ -91,7 +91,8 @@ print(f"pyramid cost: time with / without: {full/nopyr:.2f}; peak RSS with / wit
       f"{int(runs[0][2])/int(runs[2-1][2]):.2f}; pyramid buffers peak / level-0 slab peak: "
       f"{int(runs[0][4])/max(1,int(runs[0][3])):.3f} (target < 1/7 = 0.143)")
 print(f"journal cost: time with / without: {full/nojournal:.2f}")
-amp = info["bytes_stored"] / info["bytes_live_blocks"]
-print(f"level 0 stored {info['bytes_stored']/1e6:.1f} MB (compression ratio {info['compression_ratio']:.2f}); "
+l0 = info["levels_stored"][0]
+amp = l0["bytes_stored"] / l0["bytes_live_blocks"]
+print(f"level 0 stored {l0['bytes_stored']/1e6:.1f} MB (compression ratio {l0['bytes_raw']/l0['bytes_stored']:.2f}); "
       f"write amplification (shard bytes / block bytes) {amp:.3f}")
 PY

@@ -100,6 +100,7 @@ inline void FuzzVolumeMeta(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);
   auto r = VolumeMeta::FromArrayJson(text, "fuzz/zarr.json");
   (void)CheckGroupJson(text, "fuzz/zarr.json");
+  (void)BrickfsGroupProblem(text);
   if (!r.ok()) return;
   const Geometry& g = r->geo;
   for (int i = 0; i < 3; ++i) {

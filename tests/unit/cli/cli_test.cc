@@ -1,18 +1,25 @@
 // Tests for the brickfs command run in-process: the pyramid flags of
 // `create` and `mount` (accepted values reach the store or the mount
-// configuration, refused ones exit 2 naming the flag and what is expected)
-// and the pyramid lines of `info`. No mount, no /dev/fuse.
+// configuration, refused ones exit 2 naming the flag and what is expected),
+// the pyramid lines of `info`, its byte counts over every level, and `info`
+// given a mount point. No mount, no /dev/fuse.
 #include "cli/cli.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <tiffio.h>
 
 #include <array>
 #include <boost/filesystem.hpp>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
+#include "common/log.h"
+#include "format/json.h"
 #include "store/store.h"
+#include "volume/volume.h"
 
 namespace brickfs {
 namespace {
@@ -53,12 +60,69 @@ class CliTest : public ::testing::Test {
     return store.ok() && (*store)->meta() ? *(*store)->meta() : VolumeMeta{};
   }
 
-  std::string Info(bool json) {
-    std::vector<std::string> args = {store_};
+  std::string Info(bool json) { return Info(store_, json); }
+  std::string Info(const std::string& path, bool json) {
+    std::vector<std::string> args = {path};
     if (json) args.push_back("--json");
     ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
     EXPECT_EQ(CmdInfo(args), 0);
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(err, "");
     return ::testing::internal::GetCapturedStdout();
+  }
+
+  // A finalized 16 x 19 x 23 uint16 store with blocks 4,8,8 and bricks
+  // 8,16,16: level 0 in 8 shard files, level 1 (8 x 10 x 12) in one.
+  void IngestSmallStore() {
+    SetLogLevel(LogLevel::kError);
+    StoreOpenOptions so;
+    so.create_if_missing = true;
+    auto store = Store::Open(store_, so);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    VolumeOptions o;
+    o.mem_budget = 64 << 20;
+    o.threads = 2;
+    o.block = Shape3{4, 8, 8};
+    o.brick = Shape3{8, 16, 16};
+    auto v = Volume::Open(std::move(*store), o);
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    (*v)->Start();
+    const std::string tif_path = dir_ + "/slice.tif";
+    for (uint32_t z = 0; z < 16; ++z) {
+      TIFF* tif = TIFFOpen(tif_path.c_str(), "w");
+      ASSERT_NE(tif, nullptr);
+      TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, 23u);
+      TIFFSetField(tif, TIFFTAG_IMAGELENGTH, 19u);
+      TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 16);
+      TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
+      TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+      TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 19);
+      std::vector<uint16_t> row(23);
+      for (uint32_t y = 0; y < 19; ++y) {
+        for (uint32_t x = 0; x < 23; ++x) row[x] = static_cast<uint16_t>(1 + z * 1009 + y * 67 + x * 3);
+        ASSERT_EQ(TIFFWriteScanline(tif, row.data(), y, 0), 1);
+      }
+      TIFFClose(tif);
+      std::ifstream in(tif_path, std::ios::binary);
+      const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+      Status st = (*v)->IngestSlice("s.tif", z, reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      ASSERT_TRUE(st.ok()) << st.ToString();
+    }
+    ASSERT_TRUE((*v)->Finalize().ok());
+  }
+
+  // Bytes of the files under STORE/<level>/c.
+  uint64_t LevelBytes(int level, uint64_t* files) const {
+    uint64_t bytes = 0;
+    *files = 0;
+    const boost::filesystem::path c = store_ + "/" + std::to_string(level) + "/c";
+    for (boost::filesystem::recursive_directory_iterator it(c), end; it != end; ++it) {
+      if (!boost::filesystem::is_regular_file(it->path())) continue;
+      bytes += boost::filesystem::file_size(it->path());
+      ++*files;
+    }
+    return bytes;
   }
 
   const std::string dir_ = NewTempDir();
@@ -141,6 +205,56 @@ TEST_F(CliTest, InfoLeavesOutAVoxelSizeThatWasNeverGiven) {
   ASSERT_EQ(Create({}), 0) << err_;
   EXPECT_EQ(Info(false).find("voxel size:"), std::string::npos);
   EXPECT_NE(Info(true).find("\"unit\": null"), std::string::npos);
+}
+
+
+TEST_F(CliTest, InfoCountsTheShardsOfEveryLevel) {
+  IngestSmallStore();
+  uint64_t files0 = 0, files1 = 0;
+  const uint64_t bytes0 = LevelBytes(0, &files0), bytes1 = LevelBytes(1, &files1);
+  ASSERT_EQ(files0, 8u);
+  ASSERT_EQ(files1, 1u);
+  auto doc = Json::Parse(Info(true));
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  EXPECT_EQ(doc->Get("shard_files")->as_uint(), files0 + files1);
+  EXPECT_EQ(doc->Get("bytes_stored")->as_uint(), bytes0 + bytes1);
+  const Json* levels = doc->Get("levels_stored");
+  ASSERT_NE(levels, nullptr);
+  ASSERT_TRUE(levels->is_array());
+  ASSERT_EQ(levels->as_array().size(), 2u);
+  EXPECT_EQ(levels->as_array()[0].Get("level")->as_uint(), 0u);
+  EXPECT_EQ(levels->as_array()[0].Get("bytes_stored")->as_uint(), bytes0);
+  EXPECT_EQ(levels->as_array()[0].Get("shard_files")->as_uint(), files0);
+  EXPECT_EQ(levels->as_array()[1].Get("bytes_stored")->as_uint(), bytes1);
+  EXPECT_EQ(levels->as_array()[1].Get("shard_files")->as_uint(), files1);
+  const std::string text = Info(false);
+  EXPECT_NE(text.find("in 9 shard files"), std::string::npos) << text;
+}
+
+TEST_F(CliTest, InfoOfAMountPointPrintsTheSummaryOfItsStoreAndJsonOnlyWhenAsked) {
+  IngestSmallStore();
+  // What a mount point shows: .brickfs/status naming the store, no zarr.json.
+  const std::string mnt = dir_ + "/mnt";
+  ASSERT_TRUE(boost::filesystem::create_directories(mnt + "/.brickfs"));
+  std::ofstream(mnt + "/.brickfs/status") << "{\"store\": \"" << store_ << "\", \"pid\": 4242}\n";
+  const std::string text = Info(mnt, false);
+  EXPECT_NE(text.find("store:        " + store_ + "\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("shape:        16 x 19 x 23"), std::string::npos) << text;
+  EXPECT_NE(text.find(mnt), std::string::npos) << "the mount point is named: " << text;
+  EXPECT_EQ(text.find("{"), std::string::npos) << "JSON without --json: " << text;
+  // Every line of the store's summary is in the mount's.
+  const std::string summary = Info(store_, false);
+  for (size_t at = 0, next; at < summary.size(); at = next + 1) {
+    next = summary.find('\n', at);
+    if (next == std::string::npos) next = summary.size();
+    const std::string line = summary.substr(at, next - at);
+    EXPECT_NE(text.find(line + "\n"), std::string::npos) << "missing: " << line << "\n" << text;
+  }
+  auto doc = Json::Parse(Info(mnt, true));
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  EXPECT_EQ(doc->Get("store")->as_string(), store_);
+  ASSERT_NE(doc->Get("bytes_stored"), nullptr);
+  EXPECT_EQ(doc->Get("mountpoint")->as_string(), mnt);
 }
 
 }  // namespace

@@ -310,6 +310,23 @@ TEST(VolumeMetaTest, CheckGroupJsonRefusesArraysAndOtherFormats) {
   EXPECT_TRUE(CheckGroupJson(R"({"zarr_format": 3, "node_type": "group"})", "g").ok());
 }
 
+TEST(VolumeMetaTest, BrickfsGroupProblemNamesWhatIsMissing) {
+  EXPECT_EQ(BrickfsGroupProblem(SampleMeta().GroupJson("brain")), "");
+  VolumeMeta empty;  // what a mount writes before the first slice
+  EXPECT_EQ(BrickfsGroupProblem(empty.GroupJson("new")), "");
+  auto has = [](const std::string& text, const std::string& what) {
+    const std::string why = BrickfsGroupProblem(text);
+    EXPECT_NE(why.find(what), std::string::npos) << text << " -> " << why;
+  };
+  has(R"({"zarr_format": 3, "node_type": "group", "attributes": {}})", "attributes.ome.multiscales");
+  has(R"({"zarr_format": 3, "node_type": "group"})", "attributes.ome.multiscales");
+  has(R"({"zarr_format": 3, "node_type": "group", "attributes": {"ome": {"multiscales": []}}})",
+      "attributes.ome.multiscales");
+  has(R"({"zarr_format": "https://purl.org/zarr/spec/protocol/core/3.0"})", "zarr_format");
+  has(SampleMeta().ArrayJson(), "node_type");
+  has("{\"zarr_format\": 3,", "not valid JSON");
+}
+
 TEST(ZRangesTest, RangesFromBitmap) {
   EXPECT_TRUE(RangesFromBitmap({}).empty());
   EXPECT_TRUE(RangesFromBitmap({false, false}).empty());

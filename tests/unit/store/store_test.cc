@@ -11,6 +11,8 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "brickfs/version.h"
 #include "format/json.h"
@@ -244,6 +246,74 @@ TEST_F(StoreTest, NewerFormatIsUnsupported) {
   doc.replace(at, key.size(), "\"format_version\": 99");
   WriteAll(path_ + "/0/zarr.json", doc);
   EXPECT_EQ(Store::Open(path_, Writer(false)).status().code(), Status::Code::kUnsupported);
+}
+
+// What another Zarr tool leaves behind when it rewrites (or loses) the
+// group document of a brickfs store: zarr-python's v3 API writing a group
+// without our attributes, the v3 draft's entry point of zarr-python 2.11-2.13,
+// bytes that are not JSON, no file at all. The arrays are intact, so the open
+// names the file and the reason and advises fsck --repair.
+TEST_F(StoreTest, GroupOverwrittenByAnotherToolIsRefusedWithAdviceToRepair) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"attributes.ome.multiscales", R"({"zarr_format": 3, "node_type": "group", "attributes": {}})"},
+      {"zarr_format", R"({"zarr_format": "https://purl.org/zarr/spec/protocol/core/3.0",
+                          "metadata_encoding": "https://purl.org/zarr/spec/protocol/core/3.0",
+                          "metadata_key_suffix": ".json", "extensions": []})"},
+      {"node_type", R"({"zarr_format": 3, "node_type": "array"})"},
+      {"JSON", "\x89garbage{{"},
+      {"missing", ""},
+  };
+  ASSERT_TRUE(Store::Create(path_, SampleMeta()).ok());
+  for (const auto& [why, doc] : cases) {
+    SCOPED_TRACE(why);
+    if (doc.empty()) {
+      ASSERT_EQ(::unlink((path_ + "/zarr.json").c_str()), 0);
+    } else {
+      WriteAll(path_ + "/zarr.json", doc);
+    }
+    for (bool read_only : {true, false}) {
+      StoreOpenOptions so;
+      so.read_only = read_only;
+      auto s = Store::Open(path_, so);
+      ASSERT_FALSE(s.ok());
+      EXPECT_EQ(s.status().code(), Status::Code::kCorruption) << s.status().ToString();
+      const std::string& m = s.status().message();
+      EXPECT_NE(m.find(path_ + "/zarr.json"), std::string::npos) << m;
+      EXPECT_NE(m.find(why), std::string::npos) << m;
+      EXPECT_NE(m.find("brickfs fsck --repair " + path_), std::string::npos) << m;
+    }
+    if (!doc.empty()) {
+      EXPECT_EQ(ReadAll(path_ + "/zarr.json"), doc) << "the open changed it";
+    }
+  }
+}
+
+TEST_F(StoreTest, ZarrGroupOfAnotherToolWithoutArrayZeroIsNotABrickfsStore) {
+  ASSERT_EQ(::mkdir(path_.c_str(), 0755), 0);
+  const std::string doc = R"({"zarr_format": 3, "node_type": "group", "attributes": {"x": 1}})";
+  WriteAll(path_ + "/zarr.json", doc);
+  auto s = Store::Open(path_, Writer(/*create=*/true));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Status::Code::kInvalidArgument) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("not a brickfs store"), std::string::npos)
+      << s.status().message();
+  EXPECT_EQ(ReadAll(path_ + "/zarr.json"), doc);
+  EXPECT_FALSE(IsDir(path_ + "/0"));
+}
+
+TEST_F(StoreTest, MaintenanceOpenOfAMountedStoreSaysUnmountOnceAndNamesThePid) {
+  auto daemon = Store::Open(path_, Writer(true));
+  ASSERT_TRUE(daemon.ok());
+  auto s = Store::OpenForMaintenance(path_, /*read_only=*/true);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), Status::Code::kBusy);
+  const std::string& m = s.status().message();
+  EXPECT_NE(m.find("in use by a brickfs daemon (pid " + std::to_string(::getpid()) + ")"),
+            std::string::npos)
+      << m;
+  const size_t first = m.find("unmount it first");
+  ASSERT_NE(first, std::string::npos) << m;
+  EXPECT_EQ(m.find("unmount it first", first + 1), std::string::npos) << "said twice: " << m;
 }
 
 }  // namespace

@@ -155,9 +155,11 @@ class CompactTest : public ::testing::Test {
     return g;
   }
 
-  ShardStore::Usage Usage() {
-    ShardStore shards(store_ + "/0", Geo(), true);
-    auto u = shards.ScanUsage(Geo().brick_grid());
+  ShardStore::Usage Usage(int level = 0) {
+    Geometry g = Geo();
+    g.shape = LevelShape(g.shape, level);
+    ShardStore shards(store_ + "/" + std::to_string(level), g, true);
+    auto u = shards.ScanUsage(g.brick_grid());
     EXPECT_TRUE(u.ok()) << u.status().ToString();
     return u.ok() ? *u : ShardStore::Usage{};
   }
@@ -183,19 +185,35 @@ TEST_F(CompactTest, RewritesLeaveDeadBytesAndCompactRemovesThemKeepingTheData) {
   const ShardStore::Usage before = Usage();
   const uint64_t dead = before.file_bytes - before.live_block_bytes - before.index_bytes;
   ASSERT_GT(dead, 0u);
+  // Level 1 (8 x 10 x 12, one brick) was updated by the rewrites too.
+  const ShardStore::Usage before1 = Usage(1);
+  const uint64_t dead1 = before1.file_bytes - before1.live_block_bytes - before1.index_bytes;
+  ASSERT_EQ(before1.files, 1u);
+  ASSERT_GT(dead1, 0u);
   auto version_of = [](uint64_t z) -> uint32_t { return z == 5 || z == 6 || z == 13 ? 1 : 0; };
   ExpectVolume(version_of, "before compact");
 
   auto r = Compact(store_, CompactOptions{});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->errors(), 0u);
-  EXPECT_EQ(r->shard_files, 8u);
-  EXPECT_EQ(r->files_compacted, 8u) << "every brick got two appends or more";
-  EXPECT_EQ(r->bytes_before, before.file_bytes);
-  EXPECT_EQ(r->bytes_before - r->bytes_after, dead);
+  EXPECT_EQ(r->shard_files, 8u + 1);
+  EXPECT_EQ(r->files_compacted, 8u + 1) << "every brick got two appends or more";
+  EXPECT_EQ(r->bytes_before, before.file_bytes + before1.file_bytes);
+  EXPECT_EQ(r->bytes_before - r->bytes_after, dead + dead1);
+  ASSERT_EQ(r->levels.size(), 2u);
+  EXPECT_EQ(r->levels[1].level, 1);
+  EXPECT_EQ(r->levels[1].files_compacted, 1u);
+  EXPECT_EQ(r->levels[1].bytes_before - r->levels[1].bytes_after, dead1);
+  bool level1_listed = false;
+  for (const auto& b : r->bricks) level1_listed |= b.path == "1/c/0/0/0" && b.level == 1;
+  EXPECT_TRUE(level1_listed);
+  const ShardStore::Usage after1 = Usage(1);
+  EXPECT_EQ(after1.file_bytes, after1.live_block_bytes + after1.index_bytes) << "level 1 still has dead bytes";
+  EXPECT_EQ(after1.live_block_bytes, before1.live_block_bytes);
 
   const ShardStore::Usage after = Usage();
-  EXPECT_EQ(after.file_bytes, r->bytes_after);
+  EXPECT_EQ(after.file_bytes + after1.file_bytes, r->bytes_after);
+  EXPECT_EQ(after.file_bytes, r->levels[0].bytes_after);
   EXPECT_EQ(after.file_bytes, after.live_block_bytes + after.index_bytes) << "no dead bytes left";
   EXPECT_EQ(after.live_block_bytes, before.live_block_bytes);
   EXPECT_EQ(after.live_blocks, before.live_blocks);
@@ -203,7 +221,7 @@ TEST_F(CompactTest, RewritesLeaveDeadBytesAndCompactRemovesThemKeepingTheData) {
   for (const auto& b : r->bricks) {
     EXPECT_TRUE(b.compacted) << b.path;
     EXPECT_LT(b.bytes_after, b.bytes_before) << b.path;
-    EXPECT_FALSE(Exists(store_ + "/" + b.path + ".compact.tmp"));
+    EXPECT_FALSE(Exists(store_ + "/" + b.path + ".tmp"));
   }
   // Blocks in index order right from offset 0.
   ShardStore shards(store_ + "/0", Geo(), true);
@@ -238,9 +256,12 @@ TEST_F(CompactTest, DryRunReportsWithoutTouchingAnything) {
   o.dry_run = true;
   auto r = Compact(store_, o);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->files_compacted, 8u);
-  EXPECT_EQ(r->bytes_after, before.live_block_bytes + before.index_bytes);
+  const ShardStore::Usage before1 = Usage(1);
+  EXPECT_EQ(r->files_compacted, 8u + 1);
+  EXPECT_EQ(r->bytes_after,
+            before.live_block_bytes + before.index_bytes + before1.live_block_bytes + before1.index_bytes);
   EXPECT_EQ(Usage().file_bytes, before.file_bytes);
+  EXPECT_EQ(Usage(1).file_bytes, before1.file_bytes);
   EXPECT_TRUE(ReadBytes(Shard({1, 0, 1})) == shard);
 }
 
@@ -259,7 +280,7 @@ TEST_F(CompactTest, CorruptBlockLeavesItsShardAloneAndTheOthersAreCompacted) {
   auto r = Compact(store_, CompactOptions{});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->errors(), 1u);
-  EXPECT_EQ(r->files_compacted, 7u);
+  EXPECT_EQ(r->files_compacted, 7u + 1) << "seven level-0 shards and level 1's";
   bool found = false;
   for (const auto& b : r->bricks) {
     if (b.path != "0/c/1/1/0") continue;
@@ -271,7 +292,7 @@ TEST_F(CompactTest, CorruptBlockLeavesItsShardAloneAndTheOthersAreCompacted) {
   }
   EXPECT_TRUE(found);
   EXPECT_TRUE(ReadBytes(Shard(bad)) == shard) << "the corrupt shard is untouched";
-  EXPECT_FALSE(Exists(Shard(bad) + ".compact.tmp"));
+  EXPECT_FALSE(Exists(Shard(bad) + ".tmp"));
 
   // fsck --repair drops the block; then compact finishes the job.
   FsckOptions repair;
@@ -314,6 +335,67 @@ TEST_F(CompactTest, RefusesALockedStoreAnUnrecoveredJournalAndAMissingStore) {
   auto missing = Compact(root_ + "/nope.zarr", CompactOptions{});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
+}
+
+
+// CompactShard, the per-shard step the daemon will run at unmount: the new
+// file is durable before `before_rename` runs (the daemon journals the
+// replacement there), the shard is renamed only after it succeeds, and the
+// ShardStore it went through serves the new file at once.
+TEST_F(CompactTest, CompactShardCallsBeforeRenameWithTheNewFileDurableAndTheOldOneInPlace) {
+  IngestAll(0);
+  Ingest({1}, 1);  // slab 0 re-encoded: its bricks carry dead bytes
+  const Shape3 brick{0, 1, 1};
+  const std::string path = Shard(brick);
+  const Bytes old_bytes = ReadBytes(path);
+  ShardStore shards(store_ + "/0", Geo(), /*read_only=*/false);
+  auto old_index = shards.GetIndex(brick);
+  ASSERT_TRUE(old_index.ok());
+  const uint64_t dense = (*old_index)->live_bytes() + kIndexSize;
+  ASSERT_GT(old_bytes.size(), dense);
+
+  // A failing callback leaves the shard as it was.
+  ShardCompactOptions fail;
+  fail.before_rename = [&](uint64_t) { return Status::IOError("journal full", 28); };
+  CompactBrick b;
+  Status s = CompactShard(shards, Geo(), brick, fail, &b);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("journal full"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(ReadBytes(path) == old_bytes);
+  EXPECT_FALSE(Exists(path + ".tmp"));
+
+  // A threshold above the dead bytes: nothing to do.
+  ShardCompactOptions high;
+  high.min_dead_bytes = old_bytes.size() - dense + 1;
+  b = CompactBrick{};
+  ASSERT_TRUE(CompactShard(shards, Geo(), brick, high, &b).ok());
+  EXPECT_FALSE(b.compacted);
+  EXPECT_EQ(b.bytes_after, b.bytes_before);
+  EXPECT_TRUE(ReadBytes(path) == old_bytes);
+
+  ShardCompactOptions o;
+  uint64_t seen = 0;
+  o.before_rename = [&](uint64_t new_length) {
+    seen = new_length;
+    struct stat sb;
+    EXPECT_EQ(::stat((path + ".tmp").c_str(), &sb), 0) << "the new file is not there yet";
+    EXPECT_EQ(static_cast<uint64_t>(sb.st_size), new_length);
+    EXPECT_TRUE(ReadBytes(path) == old_bytes) << "the shard was replaced before the callback";
+    return Status::Ok();
+  };
+  b = CompactBrick{};
+  ASSERT_TRUE(CompactShard(shards, Geo(), brick, o, &b).ok());
+  EXPECT_TRUE(b.compacted);
+  EXPECT_EQ(b.bytes_before, old_bytes.size());
+  EXPECT_EQ(b.bytes_after, dense);
+  EXPECT_EQ(seen, dense);
+  EXPECT_EQ(ReadBytes(path).size(), dense);
+  // The same ShardStore reads the new file (its cached index was replaced).
+  auto fsize = shards.FileSize(brick);
+  ASSERT_TRUE(fsize.ok());
+  EXPECT_EQ(*fsize, dense);
+  ExpectVolume([](uint64_t z) -> uint32_t { return z == 1 ? 1 : 0; }, "after CompactShard");
+  ExpectFsckClean("after CompactShard");
 }
 
 }  // namespace

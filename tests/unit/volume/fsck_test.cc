@@ -25,12 +25,15 @@
 #include <string>
 #include <vector>
 
+#include "codec/block_codec.h"
 #include "common/log.h"
+#include "format/json.h"
 #include "format/journal.h"
 #include "format/shard_index.h"
 #include "store/journal.h"
 #include "store/shard_store.h"
 #include "store/store.h"
+#include "volume/downsample.h"
 #include "volume/volume.h"
 
 namespace brickfs {
@@ -123,14 +126,15 @@ class FsckTest : public ::testing::Test {
     return o;
   }
 
-  std::unique_ptr<Volume> OpenVolume(bool read_only) {
+  std::unique_ptr<Volume> OpenVolume(bool read_only) { return OpenVolume(read_only, Options()); }
+  std::unique_ptr<Volume> OpenVolume(bool read_only, const VolumeOptions& options) {
     StoreOpenOptions so;
     so.create_if_missing = !read_only;
     so.read_only = read_only;
     auto store = Store::Open(store_, so);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     if (!store.ok()) return nullptr;
-    auto v = Volume::Open(std::move(*store), Options());
+    auto v = Volume::Open(std::move(*store), options);
     EXPECT_TRUE(v.ok()) << v.status().ToString();
     if (!v.ok()) return nullptr;
     (*v)->Start();
@@ -152,6 +156,71 @@ class FsckTest : public ::testing::Test {
   }
 
   std::string Shard(const Shape3& b) const { return store_ + "/0/c/" + Key(b); }
+  std::string LevelShard(int level, const Shape3& b) const {
+    return store_ + "/" + std::to_string(level) + "/c/" + Key(b);
+  }
+
+  // Ingests slices [z0, z1) of `version` without finalizing, then drops the
+  // volume as a kill -9 would (flushes already queued complete, pending
+  // pyramid rows and the journal stay as they are).
+  void IngestAndDie(uint64_t z0, uint64_t z1, uint32_t version, const VolumeOptions& options) {
+    auto v = OpenVolume(false, options);
+    ASSERT_NE(v, nullptr);
+    for (uint64_t z = z0; z < z1; ++z) {
+      Bytes tif = SliceTiff(root_, z, version);
+      Status s = v->IngestSlice("s_" + std::to_string(z) + ".tif", z, tif.data(), tif.size());
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+  }
+
+  // Level `level` of a store whose level 0 has `z0` slices.
+  Geometry LevelGeo(int level, uint64_t z0 = kZ) const {
+    Geometry g = Geo();
+    g.shape = LevelShape({z0, kY, kX}, level);
+    return g;
+  }
+  ShardIndex LevelIndex(int level, const Shape3& b, uint64_t z0 = kZ) {
+    ShardStore shards(store_ + "/" + std::to_string(level), LevelGeo(level, z0), true);
+    auto idx = shards.GetIndex(b);
+    EXPECT_TRUE(idx.ok()) << idx.status().ToString();
+    return idx.ok() ? **idx : ShardIndex(kBlocksInBrick);
+  }
+
+  // Every voxel of level `level` (C order) as a read-only Volume reads it.
+  std::vector<uint16_t> ReadLevel(int level) {
+    auto v = OpenVolume(true);
+    EXPECT_NE(v, nullptr);
+    if (!v) return {};
+    EXPECT_GT(v->LevelCount(), level);
+    const Shape3 s = LevelShape(v->geometry()->shape, level);
+    std::vector<uint16_t> out(Product(s), 0xEEEE);
+    for (uint64_t k = 0; k < s[0]; ++k) {
+      Status st = v->ReadPlaneRows(Axis::kZ, k, 0, s[1],
+                                   reinterpret_cast<uint8_t*>(out.data() + k * s[1] * s[2]), level);
+      EXPECT_TRUE(st.ok()) << "level " << level << " plane " << k << ": " << st.ToString();
+    }
+    return out;
+  }
+
+  // Replaces block `idx` of brick `b` of level `level` with a valid block
+  // whose every voxel is `value` (append protocol, as a writer would).
+  void WriteValidBlock(int level, const Shape3& b, uint64_t idx, uint16_t value, uint64_t z0 = kZ) {
+    std::vector<uint16_t> raw(Product(kBlock), value);
+    std::string enc;
+    BlockCodec codec(1);
+    ASSERT_TRUE(codec.Encode(reinterpret_cast<const uint8_t*>(raw.data()), raw.size() * 2, &enc).ok());
+    ShardStore shards(store_ + "/" + std::to_string(level), LevelGeo(level, z0), false);
+    ASSERT_TRUE(shards.Append(b, {EncodedBlock{idx, enc}}, nullptr).ok());
+  }
+
+  VolumeMeta StoredMeta() {
+    StoreOpenOptions so;
+    so.read_only = true;
+    so.take_lock = false;
+    auto st = Store::Open(store_, so);
+    EXPECT_TRUE(st.ok()) << st.status().ToString();
+    return st.ok() && (*st)->meta() ? *(*st)->meta() : VolumeMeta{};
+  }
 
   Geometry Geo() const {
     Geometry g;
@@ -244,9 +313,10 @@ class FsckTest : public ::testing::Test {
     return out;
   }
 
-  FsckReport Check(bool repair, int expect_code, const std::string& when) {
+  FsckReport Check(bool repair, int expect_code, const std::string& when, bool deep = false) {
     FsckOptions o;
     o.repair = repair;
+    o.deep = deep;
     auto r = Fsck(store_, o);
     EXPECT_TRUE(r.ok()) << when << ": " << r.status().ToString();
     if (!r.ok()) return FsckReport{};
@@ -257,14 +327,20 @@ class FsckTest : public ::testing::Test {
   }
 
   // Check (nothing changes), repair, check again: clean.
-  FsckReport CheckRepairCheck(const std::string& when) {
+  FsckReport CheckRepairCheck(const std::string& when, bool deep = false) {
     auto before = Snapshot();
-    FsckReport check = Check(false, kFsckProblemsLeft, when + " (check)");
+    FsckReport check = Check(false, kFsckProblemsLeft, when + " (check)", deep);
     EXPECT_TRUE(before == Snapshot()) << when << ": a check without --repair modified the store";
-    FsckReport repair = Check(true, kFsckAllRepaired, when + " (repair)");
+    FsckReport repair = Check(true, kFsckAllRepaired, when + " (repair)", deep);
     EXPECT_EQ(repair.problems.size(), check.problems.size()) << when;
-    Check(false, kFsckClean, when + " (after repair)");
+    Check(false, kFsckClean, when + " (after repair)", deep);
     return repair;
+  }
+
+  static std::string Lines(const FsckReport& r) {
+    std::string out;
+    for (const auto& p : r.problems) out += "  " + p.Line() + "\n";
+    return out;
   }
 
   const FsckProblem* Find(const FsckReport& r, const std::string& kind) {
@@ -282,8 +358,19 @@ TEST_F(FsckTest, CleanStoreChecksCleanAndCountsEveryBlock) {
   Ingest(0, kZ);
   FsckReport r = Check(false, kFsckClean, "fresh store");
   EXPECT_TRUE(r.problems.empty());
-  EXPECT_EQ(r.shard_files, 8u);
-  EXPECT_EQ(r.blocks_checked, 4u * 3 * 3);
+  // Level 0: 8 bricks, 4 x 3 x 3 blocks; level 1 (8 x 10 x 12): one brick
+  // of 2 x 2 x 2 blocks.
+  EXPECT_EQ(r.num_levels, 2);
+  ASSERT_EQ(r.levels.size(), 2u);
+  EXPECT_EQ(r.levels[0].shard_files, 8u);
+  EXPECT_EQ(r.levels[0].blocks_checked, 4u * 3 * 3);
+  EXPECT_EQ(r.levels[1].level, 1);
+  EXPECT_EQ(r.levels[1].shard_files, 1u);
+  EXPECT_EQ(r.levels[1].blocks_checked, 8u);
+  EXPECT_EQ(r.levels[1].shard_bytes, FileSize(LevelShard(1, {0, 0, 0})));
+  EXPECT_EQ(r.shard_files, 9u);
+  EXPECT_EQ(r.blocks_checked, 4u * 3 * 3 + 8);
+  Check(false, kFsckClean, "deep check of a fresh store", /*deep=*/true);
   ASSERT_TRUE(r.geometry.has_value());
   EXPECT_EQ(r.geometry->shape, (Shape3{kZ, kY, kX}));
   EXPECT_TRUE(r.finalized);
@@ -614,6 +701,32 @@ TEST_F(FsckTest, GroupWithoutOmeAttributesIsRepairedKeepingOtherAttributes) {
   EXPECT_NE(text.find("multiscales"), std::string::npos) << text;
 }
 
+TEST_F(FsckTest, GroupAttributesAreKeptWhenARecoveryRewritesEveryDocument) {
+  Ingest(0, kZ);
+  {
+    std::ofstream out(store_ + "/zarr.json", std::ios::trunc);
+    out << "{\"zarr_format\": 3, \"node_type\": \"group\", \"attributes\": {\"mine\": 42}}\n";
+  }
+  std::string journal;  // a session that received slice 16 and died
+  Geometry g = Geo();
+  g.shape[0] = 17;
+  AppendGeometry(g, &journal);
+  AppendReceived(16, &journal);
+  {
+    std::ofstream out(Journal::PathFor(store_), std::ios::binary | std::ios::trunc);
+    out << journal;
+  }
+  FsckReport r = CheckRepairCheck("group and journal");
+  const FsckProblem* p = Find(r, "metadata");
+  ASSERT_NE(p, nullptr);
+  EXPECT_NE(p->action.find("other attributes kept"), std::string::npos) << p->action;
+  Bytes group = ReadBytes(store_ + "/zarr.json");
+  std::string text(group.begin(), group.end());
+  EXPECT_NE(text.find("\"mine\": 42"), std::string::npos) << text;
+  EXPECT_NE(text.find("multiscales"), std::string::npos) << text;
+  EXPECT_EQ(StoredMeta().geo.shape[0], 17u);
+}
+
 TEST_F(FsckTest, StrayFilesAreReportedAndMovedAside) {
   Ingest(0, kZ);
   { std::ofstream(store_ + "/0/c/0/0/notes.txt") << "hello"; }
@@ -687,6 +800,423 @@ TEST_F(FsckTest, StoreInUseByADaemonIsBusyAndMissingStoreNotFound) {
   auto missing = Fsck(root_ + "/nope.zarr", FsckOptions{});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), Status::Code::kNotFound);
+}
+
+
+// ---------------------------------------------------------------------------
+// Pyramid levels: checked like level 0; repaired by rebuilding from below.
+
+TEST_F(FsckTest, FlippedByteInALevelBlockIsRebuiltFromTheLevelBelowWithNoDataLost) {
+  Ingest(0, kZ);
+  const std::vector<uint16_t> level1 = ReadLevel(1);
+  ASSERT_FALSE(level1.empty());
+  const Shape3 brick{0, 0, 0};
+  const uint64_t block = 5;  // local z,y,x 1,0,1
+  const BlockLocation loc = LevelIndex(1, brick).at(block);
+  ASSERT_FALSE(loc.empty());
+  Bytes shard = ReadBytes(LevelShard(1, brick));
+  shard[loc.offset + loc.nbytes / 2] ^= 0x40;
+  WriteBytes(LevelShard(1, brick), shard);
+
+  auto before = Snapshot();
+  FsckReport check = Check(false, kFsckProblemsLeft, "check");
+  EXPECT_TRUE(before == Snapshot());
+  ASSERT_EQ(check.problems.size(), 1u);
+  const FsckProblem& p = check.problems[0];
+  EXPECT_EQ(p.kind, "block");
+  EXPECT_EQ(p.level, 1);
+  EXPECT_EQ(p.path, "1/c/0/0/0");
+  EXPECT_EQ(*p.block, block);
+  EXPECT_EQ(*p.block_zyx, (Shape3{1, 0, 1}));
+  EXPECT_NE(p.Line().find("1/c/0/0/0 block 5 (block z,y,x 1,0,1): "), std::string::npos) << p.Line();
+  EXPECT_NE(p.message.find("crc32c mismatch"), std::string::npos) << p.message;
+  EXPECT_TRUE(p.lost_z.empty()) << "a level block is derived: no slice to copy again";
+
+  FsckReport repair = Check(true, kFsckAllRepaired, "repair");
+  ASSERT_EQ(repair.problems.size(), 1u);
+  const FsckProblem& r = repair.problems[0];
+  EXPECT_TRUE(r.repaired);
+  EXPECT_FALSE(r.data_lost);
+  EXPECT_NE(r.action.find("rebuilt from level 0"), std::string::npos) << r.action;
+  EXPECT_NE(r.action.find("no data"), std::string::npos) << r.action;
+  EXPECT_EQ(repair.blocks_lost(), 0u);
+  EXPECT_TRUE(repair.lost_z().empty());
+  // Append protocol: the old bytes are still there, the fresh block and a
+  // new index were appended after them.
+  EXPECT_GT(FileSize(LevelShard(1, brick)), shard.size());
+  EXPECT_GE(LevelIndex(1, brick).at(block).offset, shard.size());
+  Check(false, kFsckClean, "after repair");
+  Check(false, kFsckClean, "deep, after repair", /*deep=*/true);
+  EXPECT_TRUE(ReadLevel(1) == level1) << "level 1 does not read as before the flip";
+  ExpectVolume({}, 0, "level 0 untouched");
+}
+
+TEST_F(FsckTest, LevelShardWithNoValidIndexIsMovedAsideAndItsLevelRebuilt) {
+  Ingest(0, kZ);
+  const std::vector<uint16_t> level1 = ReadLevel(1);
+  ASSERT_EQ(::truncate(LevelShard(1, {0, 0, 0}).c_str(), 100), 0);
+  FsckReport r = CheckRepairCheck("level index");
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].kind, "index");
+  EXPECT_EQ(r.problems[0].path, "1/c/0/0/0");
+  EXPECT_FALSE(r.problems[0].data_lost);
+  EXPECT_TRUE(r.problems[0].lost_z.empty());
+  EXPECT_NE(r.problems[0].action.find("lost+found"), std::string::npos) << r.problems[0].action;
+  EXPECT_NE(r.problems[0].action.find("rebuilt from level 0"), std::string::npos) << r.problems[0].action;
+  EXPECT_EQ(FileSize(store_ + "/.brickfs/lost+found/1_c_0_0_0"), 100u);
+  EXPECT_TRUE(ReadLevel(1) == level1);
+}
+
+TEST_F(FsckTest, TornTailOfALevelShardIsCutAndTheBlocksItHeldRebuilt) {
+  Ingest(0, 8);       // level 1: rows of 4 planes, written by the finalize
+  Ingest(8, kZ);      // the second session appends level 1's second row
+  const std::vector<uint16_t> level1 = ReadLevel(1);
+  const std::string shard = LevelShard(1, {0, 0, 0});
+  const uint64_t size = FileSize(shard);
+  ASSERT_EQ(::truncate(shard.c_str(), static_cast<off_t>(size - kIndexSize / 2)), 0);
+  FsckReport r = CheckRepairCheck("level torn tail");
+  const FsckProblem* p = Find(r, "torn_tail");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->level, 1);
+  EXPECT_FALSE(p->data_lost);
+  EXPECT_TRUE(r.lost_z().empty());
+  EXPECT_NE(p->action.find("rebuilt from level 0"), std::string::npos) << p->action;
+  EXPECT_TRUE(ReadLevel(1) == level1);
+}
+
+TEST_F(FsckTest, LevelArrayMetadataIsCheckedAgainstLevelZeroAndRewritten) {
+  Ingest(0, kZ);
+  const Bytes good = ReadBytes(store_ + "/1/zarr.json");
+  {
+    VolumeMeta m = StoredMeta().LevelMeta(1);
+    m.geo.shape = {5, 10, 12};  // not LevelShape(16,19,23, 1) = 8,10,12
+    m.present = {{0, 4}};
+    std::ofstream(store_ + "/1/zarr.json", std::ios::trunc) << m.ArrayJson();
+  }
+  FsckReport r = CheckRepairCheck("level shape");
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].kind, "metadata");
+  EXPECT_EQ(r.problems[0].path, "1/zarr.json");
+  EXPECT_EQ(r.problems[0].level, 1);
+  EXPECT_NE(r.problems[0].message.find("8,10,12"), std::string::npos) << r.problems[0].message;
+  EXPECT_TRUE(ReadBytes(store_ + "/1/zarr.json") == good);
+
+  {
+    VolumeMeta m = StoredMeta().LevelMeta(1);
+    m.geo.block = {8, 8, 8};
+    std::ofstream(store_ + "/1/zarr.json", std::ios::trunc) << m.ArrayJson();
+  }
+  r = CheckRepairCheck("level block shape");
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_NE(r.problems[0].message.find("block"), std::string::npos) << r.problems[0].message;
+  EXPECT_TRUE(ReadBytes(store_ + "/1/zarr.json") == good);
+
+  ASSERT_EQ(::unlink((store_ + "/1/zarr.json").c_str()), 0);
+  r = CheckRepairCheck("level metadata missing");
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].path, "1/zarr.json");
+  EXPECT_TRUE(ReadBytes(store_ + "/1/zarr.json") == good);
+
+  std::ofstream(store_ + "/1/zarr.json", std::ios::trunc) << "{\"zarr_format\": 3, \"node_ty";
+  r = CheckRepairCheck("level metadata garbage");
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_TRUE(ReadBytes(store_ + "/1/zarr.json") == good);
+}
+
+TEST_F(FsckTest, LevelDirectoryThatIsGoneIsRebuiltFromLevelZero) {
+  Ingest(0, kZ);
+  const std::vector<uint16_t> level1 = ReadLevel(1);
+  ASSERT_EQ(std::system(("rm -rf '" + store_ + "/1'").c_str()), 0);
+  FsckReport r = CheckRepairCheck("level directory gone");
+  ASSERT_EQ(r.problems.size(), 1u) << Lines(r);
+  const FsckProblem& p = r.problems[0];
+  EXPECT_EQ(p.path, "1/zarr.json");
+  EXPECT_NE(p.message.find("whole directory 1/"), std::string::npos) << p.message;
+  EXPECT_NE(p.action.find("rewritten from 0/zarr.json"), std::string::npos) << p.action;
+  EXPECT_NE(p.action.find("rebuilt from level 0 (8 blocks"), std::string::npos) << p.action;
+  EXPECT_FALSE(p.data_lost);
+  EXPECT_TRUE(ReadLevel(1) == level1);
+  Check(false, kFsckClean, "deep, after the rebuild", /*deep=*/true);
+}
+
+TEST_F(FsckTest, LevelDirectoryTheMetadataDoesNotListIsAStray) {
+  Ingest(0, kZ);  // two levels: 0 and 1
+  ASSERT_EQ(std::system(("mkdir -p '" + store_ + "/2/c/0/0'").c_str()), 0);
+  { std::ofstream(store_ + "/2/c/0/0/0") << "an old level"; }
+  { std::ofstream(store_ + "/2/zarr.json") << "{}"; }
+  FsckReport r = CheckRepairCheck("stray level");
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0].kind, "stray");
+  EXPECT_EQ(r.problems[0].path, "2");
+  EXPECT_NE(r.problems[0].message.find("num_levels"), std::string::npos) << r.problems[0].message;
+  EXPECT_FALSE(Exists(store_ + "/2"));
+  EXPECT_TRUE(Exists(store_ + "/.brickfs/lost+found/2/c/0/0/0"));
+}
+
+TEST_F(FsckTest, StrayFileUnderALevelIsReportedWithItsLevelPath) {
+  Ingest(0, kZ);
+  { std::ofstream(store_ + "/1/c/0/0/notes.txt") << "hello"; }
+  { std::ofstream(store_ + "/1/c/0/0/0.tmp") << "half a replaced brick"; }
+  FsckReport r = CheckRepairCheck("level strays");
+  ASSERT_EQ(r.problems.size(), 2u);
+  std::map<std::string, const FsckProblem*> by_path;
+  for (const auto& p : r.problems) by_path[p.path] = &p;
+  ASSERT_TRUE(by_path.count("1/c/0/0/notes.txt"));
+  ASSERT_TRUE(by_path.count("1/c/0/0/0.tmp"));
+  EXPECT_EQ(by_path["1/c/0/0/0.tmp"]->action, "deleted");
+}
+
+// ---------------------------------------------------------------------------
+// --deep: every level recomputed from level 0.
+
+TEST_F(FsckTest, DeepFindsALevelBlockThatVerifiesButHoldsWrongDataAndRepairRewritesIt) {
+  Ingest(0, kZ);
+  const std::vector<uint16_t> level1 = ReadLevel(1);
+  WriteValidBlock(1, {0, 0, 0}, 6, 4242);  // local z,y,x 1,1,0
+  Check(false, kFsckClean, "a plain check sees valid blocks only");
+  FsckReport r = CheckRepairCheck("deep", /*deep=*/true);
+  ASSERT_EQ(r.problems.size(), 1u);
+  const FsckProblem& p = r.problems[0];
+  EXPECT_EQ(p.kind, "level_differs");
+  EXPECT_EQ(p.level, 1);
+  EXPECT_EQ(p.path, "1/c/0/0/0");
+  EXPECT_EQ(*p.block, 6u);
+  EXPECT_EQ(*p.block_zyx, (Shape3{1, 1, 0}));
+  EXPECT_NE(p.message.find("differs from the reduction of level 0"), std::string::npos) << p.message;
+  EXPECT_NE(p.message.find("4242"), std::string::npos) << p.message;
+  EXPECT_FALSE(p.data_lost);
+  EXPECT_NE(p.action.find("rewritten"), std::string::npos) << p.action;
+  EXPECT_GT(r.deep_blocks_compared, 0u);
+  EXPECT_TRUE(ReadLevel(1) == level1);
+}
+
+TEST_F(FsckTest, DeepTakesLevelZeroAsTheTruthThroughEveryLevel) {
+  Ingest(0, 32);  // 32 x 19 x 23: levels 16 x 10 x 12 and 8 x 5 x 6
+  {
+    auto v = OpenVolume(true);
+    ASSERT_NE(v, nullptr);
+    ASSERT_EQ(v->LevelCount(), 3);
+  }
+  // A wrong level-1 block: level 2 was built from the right one, so only
+  // level 1 differs from what level 0 gives.
+  WriteValidBlock(1, {0, 0, 0}, 0, 7, 32);
+  FsckReport r = Check(false, kFsckProblemsLeft, "level 1 wrong", /*deep=*/true);
+  ASSERT_EQ(r.problems.size(), 1u) << Lines(r);
+  EXPECT_EQ(r.problems[0].level, 1);
+  EXPECT_EQ(*r.problems[0].block_zyx, (Shape3{0, 0, 0}));
+  Check(true, kFsckAllRepaired, "level 1 wrong (repair)", /*deep=*/true);
+  Check(false, kFsckClean, "level 1 repaired", /*deep=*/true);
+
+  // A level-0 block changed (level 0 is the truth): the blocks above it in
+  // levels 1 and 2 no longer match and are rewritten from it.
+  WriteValidBlock(0, {2, 0, 0}, 0, 60000, 32);  // level-0 block 4,0,0: z 16-19
+  r = Check(false, kFsckProblemsLeft, "level 0 changed", /*deep=*/true);
+  std::map<int, std::vector<Shape3>> differ;
+  for (const auto& p : r.problems) {
+    EXPECT_EQ(p.kind, "level_differs") << p.Line();
+    differ[p.level].push_back(*p.block_zyx);
+  }
+  EXPECT_EQ(differ[1], (std::vector<Shape3>{{2, 0, 0}}));
+  EXPECT_EQ(differ[2], (std::vector<Shape3>{{1, 0, 0}}));
+  EXPECT_NE(r.problems.back().message.find("level 1"), std::string::npos) << r.problems.back().message;
+  Check(true, kFsckAllRepaired, "level 0 changed (repair)", /*deep=*/true);
+  Check(false, kFsckClean, "levels rebuilt", /*deep=*/true);
+  const std::vector<uint16_t> l0 = ReadLevel(0), l1 = ReadLevel(1), l2 = ReadLevel(2);
+  const Shape3 s0{32, kY, kX}, s1 = DownsampledShape(s0), s2 = DownsampledShape(s1);
+  std::vector<uint16_t> want1(Product(s1)), want2(Product(s2));
+  Downsample2x(DType::kUint16, DownsampleMethod::kMean, reinterpret_cast<const uint8_t*>(l0.data()), s0,
+               reinterpret_cast<uint8_t*>(want1.data()));
+  Downsample2x(DType::kUint16, DownsampleMethod::kMean, reinterpret_cast<const uint8_t*>(want1.data()), s1,
+               reinterpret_cast<uint8_t*>(want2.data()));
+  EXPECT_TRUE(l1 == want1);
+  EXPECT_TRUE(l2 == want2);
+}
+
+TEST_F(FsckTest, UncleanShutdownRepairRebuildsTheLevelsOverTheBricksItChanged) {
+  Ingest(0, kZ);
+  // A second session rewrites slab 0 (z 0-3) and dies: the slab is
+  // committed, but level 1's row that it feeds (planes 0-3) was still
+  // waiting in memory for planes 2-3.
+  IngestAndDie(0, 4, 1, Options());
+  ASSERT_GT(FileSize(Journal::PathFor(store_)), 0u);
+  FsckReport check = Check(false, kFsckProblemsLeft, "check");
+  ASSERT_NE(Find(check, "unclean_shutdown"), nullptr);
+  FsckReport repair = Check(true, kFsckAllRepaired, "repair");
+  const FsckProblem* p = Find(repair, "unclean_shutdown");
+  ASSERT_NE(p, nullptr);
+  EXPECT_NE(p->action.find("levels"), std::string::npos) << p->action;
+  Check(false, kFsckClean, "deep, after recovery", /*deep=*/true);
+  const std::vector<uint16_t> l0 = ReadLevel(0), l1 = ReadLevel(1);
+  ASSERT_EQ(l0[0], Voxel(0, 0, 0, 1));
+  const Shape3 s0{kZ, kY, kX};
+  std::vector<uint16_t> want(Product(DownsampledShape(s0)));
+  Downsample2x(DType::kUint16, DownsampleMethod::kMean, reinterpret_cast<const uint8_t*>(l0.data()), s0,
+               reinterpret_cast<uint8_t*>(want.data()));
+  EXPECT_TRUE(l1 == want) << "level 1 is not the reduction of the recovered level 0";
+}
+
+// ---------------------------------------------------------------------------
+// Blocks outside the recorded shape, spool files, the group document.
+
+TEST_F(FsckTest, StaleShapeOfAStoreWhoseDaemonDiedWithoutItsJournalIsGrownNotDropped) {
+  Ingest(0, 8);
+  // The next session's journal is deleted while it runs (nothing journaled),
+  // then the daemon is killed: 0/zarr.json still has the shape it wrote at
+  // the session's first slice (9 slices), though slabs 2 and 3 (z 8-15)
+  // were stored.
+  VolumeOptions o = Options();
+  o.journal = false;
+  IngestAndDie(8, kZ, 0, o);
+  ASSERT_EQ(StoredMeta().geo.shape, (Shape3{9, kY, kX}));
+  ASSERT_FALSE(StoredMeta().finalized);
+  ASSERT_EQ(FileSize(Journal::PathFor(store_)), 0u);
+  std::map<std::string, uint64_t> sizes;
+  for (const Shape3& b : std::vector<Shape3>{{1, 0, 0}, {1, 0, 1}, {1, 1, 0}, {1, 1, 1}}) {
+    sizes[Shard(b)] = FileSize(Shard(b));
+    ASSERT_GT(sizes[Shard(b)], 0u);
+  }
+
+  FsckReport check = Check(false, kFsckProblemsLeft, "check");
+  ASSERT_EQ(check.problems.size(), 3u) << Lines(check);
+  const FsckProblem* u = Find(check, "unclean_shutdown");
+  ASSERT_NE(u, nullptr);
+  EXPECT_NE(u->message.find("no journal"), std::string::npos) << u->message;
+  const FsckProblem* c = Find(check, "shape");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->path, "0/zarr.json");
+  EXPECT_NE(c->message.find("not finalized"), std::string::npos) << c->message;
+  EXPECT_EQ(c->check_z, (ZRanges{{9, 15}}));
+  // Slabs 2 and 3 were stored whole, but 0/zarr.json lists only slices 0-7.
+  const FsckProblem* sp = Find(check, "slices_present");
+  ASSERT_NE(sp, nullptr);
+  EXPECT_EQ(sp->check_z, (ZRanges{{8, 15}}));
+
+  FsckReport repair = Check(true, kFsckAllRepaired, "repair");
+  ASSERT_EQ(repair.problems.size(), 3u);
+  EXPECT_NE(Find(repair, "unclean_shutdown")->action.find("levels rebuilt from level 0"), std::string::npos)
+      << Find(repair, "unclean_shutdown")->action;
+  const FsckProblem* p = Find(repair, "shape");
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(p->repaired);
+  EXPECT_FALSE(p->data_lost);
+  EXPECT_NE(p->action.find("16 x 19 x 23"), std::string::npos) << p->action;
+  EXPECT_NE(p->action.find("nothing dropped"), std::string::npos) << p->action;
+  EXPECT_EQ(repair.blocks_lost(), 0u);
+  EXPECT_TRUE(repair.lost_z().empty());
+  EXPECT_EQ(repair.check_z(), (ZRanges{{8, 15}}));
+  for (const auto& [path, size] : sizes) EXPECT_EQ(FileSize(path), size) << path << ": nothing dropped";
+  const VolumeMeta m = StoredMeta();
+  EXPECT_EQ(m.geo.shape, (Shape3{kZ, kY, kX}));
+  EXPECT_TRUE(m.finalized) << "recovered: a mount takes it as it is";
+  EXPECT_EQ(m.present, (ZRanges{{0, 15}}));
+  Check(false, kFsckClean, "after repair");
+  Check(false, kFsckClean, "deep, after repair: levels rebuilt from level 0", /*deep=*/true);
+  ExpectVolume({}, 0, "every stored block reads");
+}
+
+TEST_F(FsckTest, BlocksOutsideAFinalizedShapeAreDroppedAndSaidToBeLost) {
+  Ingest(0, kZ);
+  {
+    // A finalized shape of 3 slices: block row 1 (z 4-7) lies outside it in
+    // the bricks of z 0, and the bricks of z 1 (z 8-15) outside its brick grid.
+    VolumeMeta m = StoredMeta();
+    m.geo.shape = {3, kY, kX};
+    m.present = {{0, 2}};
+    StoreOpenOptions so;
+    auto st = Store::Open(store_, so);
+    ASSERT_TRUE(st.ok());
+    ASSERT_TRUE((*st)->WriteMeta(m).ok());
+  }
+  FsckReport r = CheckRepairCheck("outside a finalized shape");
+  uint64_t outside0 = 0, stray0 = 0;
+  for (const auto& p : r.problems) {
+    EXPECT_TRUE(p.repaired) << p.Line();
+    EXPECT_EQ(p.action.find("no data of the array was lost"), std::string::npos) << p.Line();
+    if (p.level == 0) {
+      EXPECT_TRUE(p.data_lost) << p.Line();
+      EXPECT_NE(p.action.find("LOST"), std::string::npos) << p.Line();
+      outside0 += p.kind == "block_outside_shape";
+      stray0 += p.kind == "stray" && p.path == "0/c/1";
+    } else {
+      EXPECT_EQ(p.kind, "block_outside_shape") << p.Line();
+      EXPECT_FALSE(p.data_lost) << "a level block is derived: " << p.Line();
+    }
+  }
+  EXPECT_EQ(outside0, 3u * 3) << "block row 1";
+  EXPECT_EQ(stray0, 1u) << "the bricks of z 8-15";
+  EXPECT_EQ(r.lost_z(), (ZRanges{{4, 15}}));
+}
+
+TEST_F(FsckTest, SpoolFilesOfADeadDaemonAreReportedAndRemoved) {
+  // A budget of one slab: slice 4 (slab 1) arrives while slab 0 holds only
+  // slice 0, so slab 0 is parked in the spool; then the daemon dies.
+  VolumeOptions o = Options();
+  o.mem_budget = kBlock[0] * kY * kX * 2;
+  {
+    auto v = OpenVolume(false, o);
+    ASSERT_NE(v, nullptr);
+    for (uint64_t z : {uint64_t{0}, uint64_t{4}}) {
+      Bytes tif = SliceTiff(root_, z, 0);
+      ASSERT_TRUE(v->IngestSlice("s.tif", z, tif.data(), tif.size()).ok());
+    }
+  }
+  ASSERT_TRUE(Exists(store_ + "/.brickfs/spool/slab-0")) << "nothing was spooled";
+  FsckReport check = Check(false, kFsckProblemsLeft, "check");
+  const FsckProblem* p = Find(check, "spool");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->path, ".brickfs/spool/slab-0");
+  EXPECT_NE(p->message.find("never committed"), std::string::npos) << p->message;
+  EXPECT_NE(p->message.find("z 0-3"), std::string::npos) << p->message;
+  ASSERT_NE(Find(check, "unclean_shutdown"), nullptr);
+  FsckReport repair = Check(true, kFsckAllRepaired, "repair");
+  p = Find(repair, "spool");
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(p->repaired);
+  EXPECT_FALSE(p->data_lost);
+  EXPECT_NE(p->action.find("removed"), std::string::npos) << p->action;
+  EXPECT_FALSE(Exists(store_ + "/.brickfs/spool/slab-0"));
+  Check(false, kFsckClean, "after repair");
+}
+
+TEST_F(FsckTest, RootZarrJsonOverwrittenByAnotherToolIsRebuiltFromTheArrays) {
+  Ingest(0, kZ);
+  const Bytes good = ReadBytes(store_ + "/zarr.json");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"zarr-python 2.13 v3 entry point",
+       R"({"zarr_format": "https://purl.org/zarr/spec/protocol/core/3.0",
+           "metadata_encoding": "https://purl.org/zarr/spec/protocol/core/3.0",
+           "metadata_key_suffix": ".json", "extensions": []})"},
+      {"not JSON", "\x89PNG garbage"},
+      {"an array document", R"({"zarr_format": 3, "node_type": "array"})"},
+      {"missing", ""},
+  };
+  for (const auto& [what, doc] : cases) {
+    SCOPED_TRACE(what);
+    if (doc.empty()) {
+      ASSERT_EQ(::unlink((store_ + "/zarr.json").c_str()), 0);
+    } else {
+      std::ofstream(store_ + "/zarr.json", std::ios::trunc) << doc;
+    }
+    FsckReport r = CheckRepairCheck(what);
+    ASSERT_EQ(r.problems.size(), 1u);
+    EXPECT_EQ(r.problems[0].kind, "metadata");
+    EXPECT_EQ(r.problems[0].path, "zarr.json");
+    EXPECT_NE(r.problems[0].action.find("rebuilt from"), std::string::npos) << r.problems[0].action;
+    EXPECT_TRUE(ReadBytes(store_ + "/zarr.json") == good) << what;
+    if (!doc.empty()) {
+      // The foreign document is kept for inspection, under the name the action gives.
+      const std::string& a = r.problems[0].action;
+      const size_t at = a.find(".brickfs/lost+found/");
+      ASSERT_NE(at, std::string::npos) << a;
+      const std::string name = a.substr(at, a.find_first_of(" ;)", at) - at);
+      const Bytes kept = ReadBytes(store_ + "/" + name);
+      EXPECT_EQ(std::string(kept.begin(), kept.end()), doc) << name;
+    }
+    StoreOpenOptions so;
+    so.read_only = true;
+    EXPECT_TRUE(Store::Open(store_, so).ok()) << what;
+  }
+  ExpectVolume({});
 }
 
 }  // namespace
