@@ -235,9 +235,9 @@ Result<JournalState> ReplayJournal(const std::string& bytes, const std::string& 
       case JournalType::kName: {
         JournalName n;
         uint64_t mtime = 0;
-        uint16_t len = 0;
-        if (!r.U64(&n.z) || !r.U64(&n.size) || !r.U64(&mtime) || !r.U16(&len) ||
-            !r.Bytes(len, &n.name) || !r.done()) {
+        uint16_t name_len = 0;
+        if (!r.U64(&n.z) || !r.U64(&n.size) || !r.U64(&mtime) || !r.U16(&name_len) ||
+            !r.Bytes(name_len, &n.name) || !r.done()) {
           return malformed("name record size");
         }
         if (n.z >= kMaxSide) return malformed("slice number beyond the limits");
