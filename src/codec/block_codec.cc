@@ -37,10 +37,6 @@ Status BlockCodec::Encode(const uint8_t* raw, size_t n, std::string* out) {
   return Status::Ok();
 }
 
-bool BlockChecksumOk(const uint8_t* enc, size_t n) {
-  return n >= 4 && GetU32(enc + n - 4) == Crc32c(enc, n - 4);
-}
-
 Status BlockCodec::Decode(const uint8_t* enc, size_t enc_n, uint8_t* out, size_t raw_n) {
   if (enc_n < 4 + 9) {  // smallest zstd frame is 9 bytes
     return Status::Corruption("encoded block of " + std::to_string(enc_n) +

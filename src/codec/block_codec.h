@@ -46,10 +46,6 @@ class BlockCodec {
   ZSTD_DCtx_s* dctx_;
 };
 
-// True when enc[0, n) ends with the crc32c of the bytes before it (an
-// encoded block whose frame is intact), without decoding it.
-bool BlockChecksumOk(const uint8_t* enc, size_t n);
-
 // True when all n bytes are zero (the fill value): such blocks are not stored.
 bool IsAllZero(const uint8_t* p, size_t n);
 

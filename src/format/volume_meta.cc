@@ -178,7 +178,7 @@ std::string VolumeMeta::ArrayJson() const {
   brickfs_attrs.Set("format_version", Json(int64_t{BRICKFS_FORMAT_VERSION}));
   brickfs_attrs.Set("writer", "brickfs " BRICKFS_VERSION);
   brickfs_attrs.Set("finalized", finalized);
-  if (!finalized && session != 0) {
+  if (session != 0) {
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(session));
     brickfs_attrs.Set("session", hex);

@@ -70,9 +70,10 @@ struct VolumeMeta {
   int zstd_level = 1;
   bool fixed_shape = false;  // shape given at create: z outside it is refused
   bool finalized = false;    // set by a clean unmount
-  // While not finalized: the journal session (journal.h kSession) that must
-  // be replayed after a crash; written as attributes.brickfs.session, 16 hex
-  // digits. 0: none recorded (finalized, or a store from before sessions).
+  // The journal session (journal.h kSession) of the mount that wrote this
+  // metadata: a journal found with the store must be that session's (or the
+  // one it replaced) to be replayed. attributes.brickfs.session, 16 hex
+  // digits. 0: none recorded (created, or a store from before sessions).
   uint64_t session = 0;
   ZRanges present;           // slices received
   uint64_t format_version = 0;  // of the store read; brickfs writes its own

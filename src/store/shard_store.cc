@@ -148,33 +148,6 @@ std::vector<Shape3> ShardStore::Touched() const {
   return {touched_.begin(), touched_.end()};
 }
 
-Result<uint64_t> ShardStore::CompactBrick(const Shape3& brick, double max_dead_share,
-                                          const std::function<Status(uint64_t)>& before_rename) {
-  BRICKFS_ASSIGN_OR_RETURN(std::shared_ptr<const ShardIndex> index, GetIndex(brick));
-  BRICKFS_ASSIGN_OR_RETURN(uint64_t size, FileSize(brick));
-  const uint64_t live = index->live_bytes() + ShardIndex::EncodedSize(index->size());
-  if (size <= live || static_cast<double>(size - live) <= max_dead_share * static_cast<double>(size)) {
-    return uint64_t{0};
-  }
-  std::vector<uint64_t> wanted;
-  for (uint64_t i = 0; i < index->size(); ++i) {
-    if (!index->at(i).empty()) wanted.push_back(i);
-  }
-  std::vector<std::string> bytes;
-  BRICKFS_RETURN_IF_ERROR(ReadBlocks(brick, wanted, &bytes));
-  std::vector<EncodedBlock> blocks;
-  for (size_t k = 0; k < wanted.size(); ++k) {
-    if (!BlockChecksumOk(reinterpret_cast<const uint8_t*>(bytes[k].data()), bytes[k].size())) {
-      return Status::Corruption(BrickPath(brick) + ": block " + std::to_string(wanted[k]) +
-                                " fails its crc32c; not compacted (run brickfs fsck)");
-    }
-    blocks.push_back({wanted[k], bytes[k]});
-  }
-  AppendStats stats;
-  BRICKFS_RETURN_IF_ERROR(Replace(brick, blocks, before_rename, &stats));
-  return size - stats.file_size;
-}
-
 Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>& blocks,
                            const std::function<Status(uint64_t)>& before_rename,
                            AppendStats* stats) {

@@ -65,14 +65,6 @@ class ShardStore {
   Status Replace(const Shape3& brick, const std::vector<EncodedBlock>& blocks,
                  const std::function<Status(uint64_t)>& before_rename, AppendStats* stats);
 
-  // Rewrites the brick's file densely (its live blocks and a fresh index,
-  // through Replace) when its dead bytes — superseded blocks and indexes —
-  // are more than `max_dead_share` of the file. Returns the bytes reclaimed
-  // (0: left alone). Every block is read back and its crc32c checked first;
-  // Corruption leaves the file untouched.
-  Result<uint64_t> CompactBrick(const Shape3& brick, double max_dead_share,
-                                const std::function<Status(uint64_t)>& before_rename);
-
   // Bricks appended to or replaced through this object.
   std::vector<Shape3> Touched() const;
 

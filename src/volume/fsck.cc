@@ -887,6 +887,27 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
     }
   }
 
+  // A journal of another session (copied from another store) is not this
+  // store's record: ignored, moved to lost+found by a repair.
+  if (js && meta && meta->session != 0 && js->session != 0 && meta->session != js->session &&
+      (meta->finalized || meta->session != js->previous_session)) {
+    FsckProblem& p = add("journal", ".brickfs/journal",
+                         "belongs to another session than 0/zarr.json (it was copied from another "
+                         "store or replaced); it is ignored");
+    if (options.repair) {
+      auto moved = MoveToLost(ctx, ".brickfs/journal");
+      if (moved.ok()) {
+        p.repaired = true;
+        p.action = "moved to .brickfs/lost+found/" + *moved;
+      } else {
+        p.action = "could not move it: " + moved.status().ToString();
+      }
+    }
+    if (journal_torn != kNone) rep.problems.erase(rep.problems.begin() + static_cast<long>(journal_torn));
+    journal_torn = kNone;
+    js.reset();
+  }
+
   // 3. The geometry to check against: zarr.json, grown by the journal.
   std::optional<Geometry> geo;
   if (meta) geo = meta->geo;

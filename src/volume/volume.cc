@@ -20,6 +20,7 @@
 #include "format/json.h"
 #include "tiff/tiff_decode.h"
 #include "volume/block_encode.h"
+#include "volume/compact.h"
 #include "volume/naming.h"
 #include "volume/pyramid_settings.h"
 #include "volume/transpose.h"
@@ -250,9 +251,20 @@ std::string SessionText(uint64_t s) {
 // be known, and recovering anyway would silently drop them.
 Status CheckJournalBelongs(const std::string& path, const std::optional<VolumeMeta>& meta,
                            const JournalState& js) {
-  if (!meta || meta->finalized) return Status::Ok();
+  if (!meta) return Status::Ok();
   const std::string fix = "; run `brickfs fsck --repair " + path +
                           "` (it keeps every stored block and says which slices to copy again)";
+  if (meta->finalized) {
+    // A finalize that crashed after writing the metadata leaves its own
+    // session's journal; anything else is another store's journal.
+    if (js.frames > 0 && meta->session != 0 && js.session != 0 && meta->session != js.session) {
+      return Status::Corruption(path + " has a journal of another session (journal " +
+                                SessionText(js.session) + ", metadata " +
+                                SessionText(meta->session) + "): it was copied from another "
+                                "store; replaying it could cut this store's shards" + fix);
+    }
+    return Status::Ok();
+  }
   if (js.frames == 0) {
     return Status::Corruption(path + " was not unmounted cleanly and its journal (" + path +
                               "/.brickfs/journal) is missing or empty, so which slices were "
@@ -879,7 +891,7 @@ Status Volume::WriteMetaLocked() {
   // ones still in slab buffers (a crash would lose those).
   meta_.present = RangesFromSet(committed_);
   meta_.finalized = finalized_;
-  meta_.session = finalized_ ? 0 : session_;
+  meta_.session = session_;
   return store_->WriteMeta(meta_);
 }
 
@@ -1535,13 +1547,18 @@ Status Volume::CompactDirtyShards() {
         journaled_bricks_.insert(id);
         return Status::Ok();
       };
-      auto r = store->CompactBrick(brick, kMaxDeadShare, journal_replace);
-      if (!r.ok()) return r.status().WithContext("compacting at unmount");
-      if (*r > 0) {
-        reclaimed += *r;
+      BRICKFS_ASSIGN_OR_RETURN(uint64_t size, store->FileSize(brick));
+      ShardCompactOptions co;
+      co.min_dead_bytes = static_cast<uint64_t>(kMaxDeadShare * static_cast<double>(size)) + 1;
+      co.before_rename = journal_replace;
+      CompactBrick done;
+      BRICKFS_RETURN_IF_ERROR(CompactShard(*store, *geo_, brick, co, &done)
+                                  .WithContext("compacting " + store->BrickPath(brick) +
+                                               " at unmount"));
+      if (done.compacted) {
+        reclaimed += done.bytes_before - done.bytes_after;
         ++files;
-        BRICKFS_ASSIGN_OR_RETURN(uint64_t now, store->FileSize(brick));
-        counters_.bytes_written.fetch_add(now);
+        counters_.bytes_written.fetch_add(done.bytes_after);
       }
     }
   }

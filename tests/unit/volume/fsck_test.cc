@@ -1221,3 +1221,40 @@ TEST_F(FsckTest, RootZarrJsonOverwrittenByAnotherToolIsRebuiltFromTheArrays) {
 
 }  // namespace
 }  // namespace brickfs
+
+namespace brickfs {
+namespace {
+
+// A journal copied from another store (another session) is not replayed: fsck
+// says so, and --repair moves it to lost+found; the store then mounts.
+TEST_F(FsckTest, AJournalOfAnotherSessionIsIgnoredAndMovedAway) {
+  Ingest(0, 8);
+  const std::string other = root_ + "/other.zarr";
+  {
+    StoreOpenOptions so;
+    so.create_if_missing = true;
+    auto store = Store::Open(other, so);
+    ASSERT_TRUE(store.ok());
+    auto v = Volume::Open(std::move(*store), Options());
+    ASSERT_TRUE(v.ok());
+    (*v)->Start();
+    Bytes tif = SliceTiff(root_, 0, 1);
+    ASSERT_TRUE((*v)->IngestSlice("o_000.tif", 0, tif.data(), tif.size()).ok());
+  }  // a crash: the journal keeps its frames
+  {
+    std::ifstream in(other + "/.brickfs/journal", std::ios::binary);
+    std::ofstream(store_ + "/.brickfs/journal", std::ios::binary) << in.rdbuf();
+  }
+  FsckReport r = Check(false, kFsckProblemsLeft, "foreign journal");
+  bool named = false;
+  for (const auto& p : r.problems) named = named || p.message.find("another session") != std::string::npos;
+  EXPECT_TRUE(named);
+  Check(true, kFsckAllRepaired, "repair");
+  Check(false, kFsckClean, "after repair");
+  auto v = OpenVolume(false);
+  ASSERT_NE(v, nullptr);
+  EXPECT_FALSE(v->recovery().needed);
+}
+
+}  // namespace
+}  // namespace brickfs

@@ -982,3 +982,57 @@ TEST_F(VolumeTest, ConcurrentWritersAndReadersSeeWholeSlicesOrFill) {
 
 }  // namespace
 }  // namespace brickfs
+
+namespace brickfs {
+namespace {
+
+// Issue 13 finding 9: a store that was not unmounted cleanly must come with
+// its own journal; a missing or foreign one is refused, never "recovered".
+TEST_F(VolumeTest, ACrashedStoreWithoutItsOwnJournalIsRefused) {
+  const Source src = MakeSource(kZ, kY, kX, 4);
+  const std::string other = root_ + "/other.zarr";
+  {
+    auto v = Open(Options());
+    ASSERT_NE(v, nullptr);
+    for (uint64_t z = 0; z < 8; ++z) Ingest(v.get(), src, z);
+  }  // destroyed without Finalize: a crash
+  {
+    StoreOpenOptions so;
+    so.create_if_missing = true;
+    auto store = Store::Open(other, so);
+    ASSERT_TRUE(store.ok());
+    auto v = Volume::Open(std::move(*store), Options());
+    ASSERT_TRUE(v.ok());
+    (*v)->Start();
+    for (uint64_t z = 0; z < 3; ++z) Ingest(v->get(), src, z);
+  }
+  const std::string journal = store_path_ + "/.brickfs/journal";
+  ASSERT_EQ(std::rename(journal.c_str(), (journal + ".mine").c_str()), 0);
+  auto open = [&] {
+    StoreOpenOptions so;
+    auto store = Store::Open(store_path_, so);
+    EXPECT_TRUE(store.ok());
+    return Volume::Open(std::move(*store), Options());
+  };
+  // No journal at all.
+  auto v = open();
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.status().code(), Status::Code::kCorruption);
+  EXPECT_NE(v.status().message().find("journal"), std::string::npos) << v.status().ToString();
+  EXPECT_NE(v.status().message().find("fsck --repair"), std::string::npos);
+  // Another store's journal.
+  std::ifstream in(other + "/.brickfs/journal", std::ios::binary);
+  std::ofstream(journal, std::ios::binary) << in.rdbuf();
+  v = open();
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.status().message().find("another session"), std::string::npos)
+      << v.status().ToString();
+  // Its own journal back: recovered.
+  ASSERT_EQ(std::rename((journal + ".mine").c_str(), journal.c_str()), 0);
+  v = open();
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_TRUE((*v)->recovery().needed);
+}
+
+}  // namespace
+}  // namespace brickfs
