@@ -116,11 +116,11 @@ TEST(GeometryTest, ValidateRejectsTooManyBlocksPerBrick) {
   EXPECT_NE(MakeGeo({1, 1, 1}, {1, 1, 1}, {32, 256, 256}).Validate(), "");  // 2^21
 }
 
-TEST(GeometryTest, DefaultBlockShapeIs64KiBRaw) {
+TEST(GeometryTest, DefaultBlockShapeIsCubic) {
   for (DType t : {DType::kUint8, DType::kUint16, DType::kInt16, DType::kUint32,
                   DType::kFloat32}) {
     Geometry g = MakeGeo({0, 0, 0}, DefaultBlockShape(t), kDefaultBrick, t);
-    EXPECT_EQ(g.block_bytes(), 64u * 1024) << DTypeName(t);
+    EXPECT_EQ(g.block_bytes(), 32u * 32 * 32 * DTypeSize(t)) << DTypeName(t);
     EXPECT_EQ(g.Validate(), "") << DTypeName(t);
   }
   EXPECT_EQ(DefaultBlockShape(DType::kUint8), (Shape3{32, 32, 32}));
