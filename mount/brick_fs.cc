@@ -15,8 +15,6 @@ namespace {
 
 constexpr uint64_t kIoSize = 1 << 20;  // st_blksize (cp writes this much per request)
 
-bool IsCanonical(const std::string& name) { return ParseCanonicalName(name).has_value(); }
-
 // A name in the top-level z/ directory (a slice target or a staged name).
 bool InZ(const PathInfo& p) {
   return !p.in_levels && p.axis == Axis::kZ &&
@@ -60,7 +58,6 @@ struct BrickFs::Handle {
   Shape3 brick{0, 0, 0};
   std::string snapshot;               // kStatus
   std::shared_ptr<WriteFile> file;    // kWrite; kRead of a staged file
-  uint64_t z = 0;                     // kWrite of a slice
   bool registered = false;            // listed in writing_
 };
 
@@ -71,7 +68,11 @@ BrickFs::BrickFs(Volume* volume, time_t mount_time)
         if (n > 0) return volume->ChargeFileMemory(static_cast<uint64_t>(n));
         if (n < 0) volume->ReleaseFileMemory(static_cast<uint64_t>(-n));
         return Status::Ok();
-      }) {}
+      }) {
+  volume_->SetStagedInfo([this] { return std::make_pair(staged_.count(), staged_.bytes()); });
+}
+
+BrickFs::~BrickFs() { volume_->SetStagedInfo(nullptr); }
 
 void BrickFs::FillFile(struct stat* st, mode_t mode, uint64_t size, int64_t mtime_ns) const {
   std::memset(st, 0, sizeof *st);
@@ -111,7 +112,23 @@ std::shared_ptr<WriteFile> BrickFs::NewFile(WriteFile::Kind kind, const std::str
   return std::make_shared<WriteFile>(kind, name, charger_);
 }
 
-void BrickFs::NoteStaged() { volume_->SetStagedFiles(staged_.count(), staged_.bytes()); }
+bool BrickFs::IsCanonical(const std::string& name) const {
+  auto i = ParseCanonicalName(name);
+  return i && name == CanonicalSliceName(*i, volume_->PlaneCount(Axis::kZ));
+}
+
+PathInfo BrickFs::Parse(const char* path) const {
+  PathInfo p = ParsePath(path);
+  // Only the exact canonical spelling at the current width names a plane
+  // (00017.tif in a volume of 5-digit names); other all-digit names in z/
+  // are writers' names (their own size and time), elsewhere nothing.
+  if (p.kind == PathInfo::Kind::kPlaneFile &&
+      p.name != CanonicalSliceName(p.index, volume_->PlaneCount(p.axis, p.level))) {
+    p.kind = p.axis == Axis::kZ && !p.in_levels ? PathInfo::Kind::kSliceName
+                                                : PathInfo::Kind::kBadName;
+  }
+  return p;
+}
 
 uint64_t BrickFs::CapOf(const WriteFile& f, const Shape3& brick) const {
   return f.kind() == WriteFile::Kind::kBrick ? volume_->BrickFileSize(brick)
@@ -126,7 +143,7 @@ int BrickFs::GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
       return 0;
     }
   }
-  PathInfo p = ParsePath(path);
+  PathInfo p = Parse(path);
   const mode_t file_mode = volume_->read_only() ? 0444 : 0644;
   switch (p.kind) {
     case PathInfo::Kind::kRoot:
@@ -219,7 +236,7 @@ void BrickFs::FillLevelsDir(const PathInfo& p,
 }
 
 int BrickFs::ReadDir(const char* path, void* buf, fuse_fill_dir_t filler, off_t off) {
-  PathInfo p = ParsePath(path);
+  PathInfo p = Parse(path);
   if (!LevelExists(p)) return -ENOENT;
   // Entries are numbered; each carries the number of the next one as its
   // offset, so a huge directory (z/ of a deep volume, bricks/ of a large
@@ -303,7 +320,8 @@ int BrickFs::NewHandle(std::unique_ptr<Handle> h, fuse_file_info* fi) {
   return 0;
 }
 
-int BrickFs::OpenBrickWrite(const PathInfo& p, const Shape3& brick, fuse_file_info* fi) {
+int BrickFs::OpenBrickWrite(const PathInfo& p, const Shape3& brick, fuse_file_info* fi,
+                            bool truncate) {
   if (volume_->read_only()) return Refuse("write", ("/bricks/" + p.name).c_str(), EROFS);
   auto h = std::make_unique<Handle>();
   h->kind = Handle::Kind::kWrite;
@@ -311,17 +329,24 @@ int BrickFs::OpenBrickWrite(const PathInfo& p, const Shape3& brick, fuse_file_in
   h->brick = brick;
   h->name = "bricks/" + p.name;
   h->file = NewFile(WriteFile::Kind::kBrick, h->name);
-  h->file->set_dirty(true);  // opening a brick for writing means replacing it whole
+  if (truncate) {
+    h->file->set_dirty(true);  // O_TRUNC or a new file: replaced whole at close
+  } else {
+    // Opened for update: it starts as the brick's voxels (fetched if needed).
+    Volume* v = volume_;
+    h->file->SetPreload(volume_->BrickFileSize(brick), [v, brick](uint8_t* out, uint64_t n) {
+      return v->ReadBrickFile(brick, 0, n, out).status();
+    });
+  }
   fi->direct_io = 1;
   return NewHandle(std::move(h), fi);
 }
 
-Result<std::vector<uint8_t>> BrickFs::SliceBytes(uint64_t z) {
-  const uint64_t size = volume_->VirtualFileSize(Axis::kZ);
-  std::vector<uint8_t> bytes(size);
-  BRICKFS_ASSIGN_OR_RETURN(size_t n, volume_->ReadVirtualFile(Axis::kZ, z, 0, size, bytes.data()));
-  bytes.resize(n);
-  return bytes;
+PreloadFn BrickFs::SliceContent(uint64_t z) {
+  Volume* v = volume_;
+  return [v, z](uint8_t* out, uint64_t n) {
+    return v->ReadVirtualFile(Axis::kZ, z, 0, n, out).status();
+  };
 }
 
 int BrickFs::OpenSliceWrite(const PathInfo& p, fuse_file_info* fi, bool truncate) {
@@ -334,24 +359,16 @@ int BrickFs::OpenSliceWrite(const PathInfo& p, fuse_file_info* fi, bool truncate
   }
   auto h = std::make_unique<Handle>();
   h->kind = Handle::Kind::kWrite;
-  h->z = *z;
   h->name = p.name;
   h->file = NewFile(WriteFile::Kind::kSlice, p.name);
+  h->file->BecomeSlice(p.name, *z);
   h->file->set_dirty(truncate);  // O_TRUNC of an existing slice means "replace it"
   if (!truncate) {
     // Opened for update: the file starts as the bytes it shows (the virtual
-    // TIFF), so reads see them and partial writes patch them.
+    // TIFF), fetched when first read or written (`touch` fetches nothing).
     const bool exists = canonical ? *z < volume_->PlaneCount(Axis::kZ)
                                   : volume_->FindName(p.name).has_value();
-    if (exists) {
-      auto bytes = SliceBytes(*z);
-      Status s = bytes.status();
-      if (s.ok()) s = h->file->Preload(std::move(*bytes));
-      if (!s.ok()) {
-        volume_->RecordError(p.name, "opening for update: " + s.ToString());
-        return -ToErrno(s);
-      }
-    }
+    if (exists) h->file->SetPreload(volume_->VirtualFileSize(Axis::kZ), SliceContent(*z));
   }
   fi->direct_io = 1;  // writes go straight to us, in up to max_write pieces
   return NewHandle(std::move(h), fi);
@@ -368,7 +385,7 @@ int BrickFs::OpenStaged(const PathInfo& p, std::shared_ptr<WriteFile> file, fuse
 }
 
 int BrickFs::Open(const char* path, fuse_file_info* fi) {
-  PathInfo p = ParsePath(path);
+  PathInfo p = Parse(path);
   const bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
   const bool truncate = (fi->flags & O_TRUNC) != 0;
   if (p.kind == PathInfo::Kind::kStatusFile) {
@@ -382,7 +399,7 @@ int BrickFs::Open(const char* path, fuse_file_info* fi) {
   if (p.kind == PathInfo::Kind::kBrickFile) {
     auto b = BrickOf(p);
     if (!b) return -ENOENT;
-    if (writing) return OpenBrickWrite(p, *b, fi);
+    if (writing) return OpenBrickWrite(p, *b, fi, truncate);
     auto h = std::make_unique<Handle>();
     h->kind = Handle::Kind::kRead;
     h->is_brick = true;
@@ -398,8 +415,7 @@ int BrickFs::Open(const char* path, fuse_file_info* fi) {
     if (writing && truncate) {
       Status s = f->Truncate(0, volume_->MaxSliceFileBytes());
       if (!s.ok()) return -ToErrno(s);
-      NoteStaged();
-    }
+      }
     return OpenStaged(p, std::move(f), fi, writing);
   }
   if (writing) {
@@ -440,14 +456,13 @@ int BrickFs::OpenPlaneRead(const char* path, const PathInfo& p, fuse_file_info* 
 }
 
 int BrickFs::Create(const char* path, mode_t mode, fuse_file_info* fi) {
-  PathInfo p = ParsePath(path);
+  PathInfo p = Parse(path);
   if (volume_->read_only()) return Refuse("create", path, EROFS);
-  if (auto b = BrickOf(p)) return OpenBrickWrite(p, *b, fi);
+  if (auto b = BrickOf(p)) return OpenBrickWrite(p, *b, fi, true);
   if (IsStaged(p)) {
     auto f = NewFile(WriteFile::Kind::kStaged, p.name);
     f->set_mode(mode & 07777);
     staged_.Put(p.name, f);
-    NoteStaged();
     return OpenStaged(p, std::move(f), fi, true);
   }
   if (IsSliceTarget(p)) return OpenSliceWrite(p, fi, true);
@@ -468,8 +483,12 @@ int BrickFs::Read(char* buf, size_t size, off_t off, fuse_file_info* fi) {
       break;
   }
   if (h->file) {
-    return static_cast<int>(
-        h->file->Read(static_cast<uint64_t>(off), reinterpret_cast<uint8_t*>(buf), size));
+    auto n = h->file->Read(static_cast<uint64_t>(off), reinterpret_cast<uint8_t*>(buf), size);
+    if (!n.ok()) {
+      volume_->RecordError(h->name, "read failed: " + n.status().ToString());
+      return -ToErrno(n.status());
+    }
+    return static_cast<int>(*n);
   }
   if (h->is_brick) {
     auto n = volume_->ReadBrickFile(h->brick, static_cast<uint64_t>(off), size,
@@ -506,32 +525,53 @@ int BrickFs::Write(const char* buf, size_t size, off_t off, fuse_file_info* fi) 
     }
     return -ToErrno(s);
   }
-  if (f.kind() == WriteFile::Kind::kStaged) NoteStaged();
   return static_cast<int>(size);
 }
 
-int BrickFs::IngestFile(const std::shared_ptr<WriteFile>& f, const std::string& name, uint64_t z) {
+int BrickFs::IngestFile(const std::shared_ptr<WriteFile>& f, bool from_fsync) {
+  const std::string name = f->name();
+  const uint64_t z = f->z();
   f->set_dirty(false);
   if (f->oversized()) {
     volume_->RecordError(name, "written past its size; nothing stored");
     return -EFBIG;
   }
   if (f->size() == 0) {
+    if (from_fsync) {  // nothing written yet: nothing to make durable
+      f->set_dirty(true);
+      return 0;
+    }
     volume_->RecordError(name, "empty file: not a TIFF");
     return -EINVAL;
   }
   const int64_t mtime = f->mtime_ns();
-  Status s = f->WithContent([&](const uint8_t* data, uint64_t size, const IntervalSet& written) {
+  const uint64_t pixels_from = volume_->VirtualPixelOffset(Axis::kZ);
+  Status s = f->WithContent([&](const WriteFile::Content& c) {
+    // A file opened for update counts its original bytes as there, unless
+    // the writer wrote into its pixel data: then it is rewriting the file,
+    // and every strip must be its own (an interrupted in-place rewrite is
+    // not half new, half old).
+    IntervalSet there = c.written;
+    if (!c.preloaded.empty() && !c.written.Intersects(pixels_from, c.preloaded.End())) {
+      for (const auto& [lo, hi] : c.preloaded) there.Insert(lo, hi);
+    }
     SliceWrite w;
     w.name = name;
     w.z = z;
-    w.data = data;
-    w.size = size;
-    w.written = &written;
+    w.data = c.data;
+    w.size = c.size;
+    w.written = &there;
     w.keep_name = !IsCanonical(name);
     w.mtime_ns = mtime;
+    w.record_errors = !from_fsync;
     return volume_->IngestSlice(w);
   });
+  if (from_fsync && s.code() == Status::Code::kInvalidArgument) {
+    // Not a whole TIFF yet (an fsync while writing): nothing is stored, and
+    // the close will try again.
+    f->set_dirty(true);
+    return 0;
+  }
   return -ToErrno(s);
 }
 
@@ -542,8 +582,10 @@ int BrickFs::WriteBrickFile(const std::shared_ptr<WriteFile>& f, const Shape3& b
     volume_->RecordError(name, "written past its size; nothing stored");
     return -EFBIG;
   }
-  Status s = f->WithContent([&](const uint8_t* data, uint64_t size, const IntervalSet& written) {
-    return volume_->WriteBrick(brick, data, size, name, &written);
+  Status s = f->WithContent([&](const WriteFile::Content& c) {
+    IntervalSet there = c.written;
+    for (const auto& [lo, hi] : c.preloaded) there.Insert(lo, hi);
+    return volume_->WriteBrick(brick, c.data, c.size, name, &there);
   });
   return -ToErrno(s);
 }
@@ -555,7 +597,7 @@ int BrickFs::Flush(fuse_file_info* fi) {
     case WriteFile::Kind::kStaged:
       return 0;  // held until renamed onto a slice name (or dropped)
     case WriteFile::Kind::kSlice:
-      return IngestFile(h->file, h->name, h->z);
+      return IngestFile(h->file, /*from_fsync=*/false);
     case WriteFile::Kind::kBrick:
       return WriteBrickFile(h->file, h->brick);
   }
@@ -567,12 +609,15 @@ int BrickFs::Fsync(fuse_file_info* fi) {
   if (h->kind != Handle::Kind::kWrite || !h->file) return 0;
   switch (h->file->kind()) {
     case WriteFile::Kind::kStaged:
-      return 0;  // never stored as it is: nothing to make durable
+      // Never stored as it is; its rename onto a slice name makes it durable.
+      h->file->set_fsynced();
+      return 0;
     case WriteFile::Kind::kSlice:
       if (h->file->dirty()) {
-        if (int rc = IngestFile(h->file, h->name, h->z)) return rc;
+        if (int rc = IngestFile(h->file, /*from_fsync=*/true)) return rc;
+        if (h->file->dirty()) return 0;  // not a whole TIFF yet: nothing stored
       }
-      return -ToErrno(volume_->SyncSlice(h->z));
+      return -ToErrno(volume_->SyncSlice(h->file->z()));
     case WriteFile::Kind::kBrick:
       // A brick is durable once written, which needs all of it.
       if (h->file->dirty() && h->file->size() == volume_->BrickFileSize(h->brick)) {
@@ -584,7 +629,7 @@ int BrickFs::Fsync(fuse_file_info* fi) {
 }
 
 int BrickFs::FsyncDir(const char* path) {
-  PathInfo p = ParsePath(path);
+  PathInfo p = Parse(path);
   if (p.kind == PathInfo::Kind::kAxisDir && p.axis == Axis::kZ && !p.in_levels) {
     return -ToErrno(volume_->SyncAll());
   }
@@ -615,7 +660,7 @@ int BrickFs::Truncate(const char* path, off_t size, fuse_file_info* fi) {
     brick = Get(fi)->brick;
     name = Get(fi)->name;
   } else {
-    PathInfo p = ParsePath(path);
+    PathInfo p = Parse(path);
     if (IsStaged(p)) f = staged_.Find(p.name);
     if (!f) {
       // A slice or brick is replaced by writing it whole (O_TRUNC), never
@@ -628,12 +673,11 @@ int BrickFs::Truncate(const char* path, off_t size, fuse_file_info* fi) {
     volume_->RecordError(name, "truncate: " + s.message());
     return -ToErrno(s);
   }
-  if (f->kind() == WriteFile::Kind::kStaged) NoteStaged();
   return 0;
 }
 
 int BrickFs::Rename(const char* from, const char* to, unsigned int flags) {
-  const PathInfo pf = ParsePath(from), pt = ParsePath(to);
+  const PathInfo pf = Parse(from), pt = Parse(to);
   if (volume_->read_only()) return Refuse("rename", from, EROFS);
   if (flags & RENAME_EXCHANGE) return Refuse("rename (exchange)", from, EINVAL);
   if (!InZ(pf) || !InZ(pt)) return Refuse("rename", from, EPERM);
@@ -645,7 +689,10 @@ int BrickFs::Rename(const char* from, const char* to, unsigned int flags) {
   auto target_exists = [&]() -> bool {
     if (IsStaged(pt)) return staged_.Find(pt.name) != nullptr;
     if (pt.kind == PathInfo::Kind::kPlaneFile) return pt.index < volume_->PlaneCount(Axis::kZ);
-    return volume_->FindName(pt.name).has_value();
+    if (volume_->FindName(pt.name)) return true;
+    // Another name of a slice that holds data: replacing it is replacing.
+    auto z = volume_->SliceIndexForName(pt.name);
+    return z.ok() && volume_->SlicePresent(*z);
   };
   if (noreplace && target_exists()) return -EEXIST;
 
@@ -654,8 +701,7 @@ int BrickFs::Rename(const char* from, const char* to, unsigned int flags) {
     if (!f) return -ENOENT;
     if (IsStaged(pt)) {
       staged_.Rename(pf.name, pt.name);
-      NoteStaged();
-      return 0;
+        return 0;
     }
     // Onto a slice name: ingested at that z now; the old slice stays
     // readable until this returns. On failure nothing changes.
@@ -664,9 +710,17 @@ int BrickFs::Rename(const char* from, const char* to, unsigned int flags) {
       volume_->RecordError(pt.name, z.status().message());
       return -ToErrno(z.status());
     }
-    if (int rc = IngestFile(f, pt.name, *z)) return rc;
+    // It becomes that slice's file: writes through a handle still open on
+    // it are ingested again at its close.
+    const std::string from_name = f->name();
+    f->BecomeSlice(pt.name, *z);
+    if (int rc = IngestFile(f, /*from_fsync=*/false)) {
+      f->BecomeStaged(from_name);
+      return rc;
+    }
     staged_.Remove(pf.name);
-    NoteStaged();
+    // Write, fsync, rename: the rename makes it durable, as on a disk.
+    if (f->fsynced()) return -ToErrno(volume_->SyncSlice(*z));
     return 0;
   }
   // From a slice name.
@@ -677,15 +731,17 @@ int BrickFs::Rename(const char* from, const char* to, unsigned int flags) {
   auto e = volume_->FindName(pf.name);
   if (!e) return -ENOENT;
   if (IsStaged(pt)) {
-    // An editor's backup (rename NAME NAME~): a staged copy of the slice;
-    // the slice stays, under its canonical name.
-    auto bytes = SliceBytes(e->z);
-    if (!bytes.ok()) return -ToErrno(bytes.status());
+    // An editor's backup (rename NAME NAME~): a staged copy of the slice,
+    // taken now (charged to mem=); the slice stays, under its canonical name.
     auto f = NewFile(WriteFile::Kind::kStaged, pt.name);
-    if (Status s = f->Preload(std::move(*bytes)); !s.ok()) return -ToErrno(s);
+    f->SetPreload(volume_->VirtualFileSize(Axis::kZ), SliceContent(e->z));
+    if (Status s = f->WithContent([](const WriteFile::Content&) { return Status::Ok(); });
+        !s.ok()) {
+      volume_->RecordError(pt.name, s.message());
+      return -ToErrno(s);
+    }
     f->set_mtime_ns(e->mtime_ns);
     staged_.Put(pt.name, std::move(f));
-    NoteStaged();
     volume_->ForgetName(pf.name).IgnoreError();
     return 0;
   }
@@ -700,11 +756,10 @@ int BrickFs::Rename(const char* from, const char* to, unsigned int flags) {
 }
 
 int BrickFs::Unlink(const char* path) {
-  const PathInfo p = ParsePath(path);
+  const PathInfo p = Parse(path);
   if (volume_->read_only()) return Refuse("unlink", path, EROFS);
   if (IsStaged(p)) {
     if (!staged_.Remove(p.name)) return -ENOENT;
-    NoteStaged();
     return 0;
   }
   if (p.kind == PathInfo::Kind::kSliceName && !p.in_levels) {
@@ -724,7 +779,7 @@ int BrickFs::Utimens(const char* path, const struct timespec tv[2], fuse_file_in
     Get(fi)->file->set_mtime_ns(t);
     return 0;
   }
-  const PathInfo p = ParsePath(path);
+  const PathInfo p = Parse(path);
   if (IsStaged(p)) {
     auto f = staged_.Find(p.name);
     if (!f) return -ENOENT;
@@ -746,7 +801,7 @@ int BrickFs::Chmod(const char* path, mode_t mode, fuse_file_info* fi) {
   std::shared_ptr<WriteFile> f;
   if (fi && fi->fh) f = Get(fi)->file;
   if (!f) {
-    const PathInfo p = ParsePath(path);
+    const PathInfo p = Parse(path);
     if (IsStaged(p)) f = staged_.Find(p.name);
   }
   if (f && f->kind() == WriteFile::Kind::kStaged) f->set_mode(mode & 07777);
@@ -772,7 +827,6 @@ size_t BrickFs::DropStaged() {
     volume_->RecordError(name, "a staged (temporary-named) file never renamed to a slice name: "
                                "dropped at unmount, nothing stored");
   }
-  NoteStaged();
   return names.size();
 }
 

@@ -46,6 +46,7 @@ int ToErrno(const Status& s);
 class BrickFs {
  public:
   BrickFs(Volume* volume, time_t mount_time);
+  ~BrickFs();
 
   Volume* volume() { return volume_; }
 
@@ -81,21 +82,25 @@ class BrickFs {
   bool LevelExists(const PathInfo& p) const { return p.level < volume_->LevelCount(); }
   // The brick a bricks/ name designates, if it is one of this volume's.
   std::optional<Shape3> BrickOf(const PathInfo& p) const;
+  // ParsePath, plus: only the exact canonical spelling names a plane.
+  PathInfo Parse(const char* path) const;
+  // True for the canonical name of a z/ plane at the current width.
+  bool IsCanonical(const std::string& name) const;
   int OpenSliceWrite(const PathInfo& p, fuse_file_info* fi, bool truncate);
-  int OpenBrickWrite(const PathInfo& p, const Shape3& brick, fuse_file_info* fi);
+  int OpenBrickWrite(const PathInfo& p, const Shape3& brick, fuse_file_info* fi, bool truncate);
   int OpenStaged(const PathInfo& p, std::shared_ptr<WriteFile> file, fuse_file_info* fi,
                  bool writing);
   int OpenPlaneRead(const char* path, const PathInfo& p, fuse_file_info* fi);
   int NewHandle(std::unique_ptr<Handle> h, fuse_file_info* fi);
   std::shared_ptr<WriteFile> NewFile(WriteFile::Kind kind, const std::string& name);
-  // The bytes the virtual TIFF of slice z shows, for a file opened to update it.
-  Result<std::vector<uint8_t>> SliceBytes(uint64_t z);
-  // Ingests a slice file now (close, fsync, rename). Returns -errno.
-  int IngestFile(const std::shared_ptr<WriteFile>& f, const std::string& name, uint64_t z);
+  // Fills a file with the bytes the virtual TIFF of slice z shows.
+  PreloadFn SliceContent(uint64_t z);
+  // Ingests a slice file now (close, fsync, rename). Returns -errno. From
+  // fsync, a file that is no whole TIFF yet is no error: nothing is stored.
+  int IngestFile(const std::shared_ptr<WriteFile>& f, bool from_fsync);
   int WriteBrickFile(const std::shared_ptr<WriteFile>& f, const Shape3& brick);
   // Open write files of a writer's name (for stat and utimens while copying).
   std::shared_ptr<WriteFile> WritingFile(const std::string& name);
-  void NoteStaged();
   uint64_t CapOf(const WriteFile& f, const Shape3& brick) const;
 
   Volume* const volume_;

@@ -64,6 +64,9 @@ void* OpInit(fuse_conn_info* conn, fuse_config* cfg) {
   cfg->attr_timeout = 1.0;
   cfg->negative_timeout = 0.0;
   cfg->nullpath_ok = 0;
+  // unlink of an open file removes the name at once (no .fuse_hidden* file
+  // renamed into z/): handles reach their files by fh, not by path.
+  cfg->hard_remove = 1;
   return fuse_get_context()->private_data;
 }
 

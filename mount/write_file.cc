@@ -24,27 +24,54 @@ Status TooLarge(const std::string& name, uint64_t end, uint64_t cap) {
 }  // namespace
 
 WriteFile::WriteFile(Kind kind, std::string name, MemoryCharger charger)
-    : kind_(kind), charger_(std::move(charger)), name_(std::move(name)), mtime_ns_(NowNs()) {}
+    : charger_(std::move(charger)), kind_(kind), name_(std::move(name)), mtime_ns_(NowNs()) {}
 
 WriteFile::~WriteFile() {
-  if (charged_) charger_(-static_cast<int64_t>(charged_)).IgnoreError();
+  if (capacity_) charger_(-static_cast<int64_t>(capacity_)).IgnoreError();
 }
 
 Status WriteFile::ReserveLocked(uint64_t want, uint64_t cap) {
-  if (want <= data_.capacity()) return Status::Ok();
+  if (want <= capacity_) return Status::Ok();
   // Grow geometrically (few reallocations for sequential writers), never
-  // past the cap.
-  const uint64_t cap_now = data_.capacity();
-  const uint64_t target = std::max(want, std::min<uint64_t>(cap, cap_now * 2));
-  BRICKFS_RETURN_IF_ERROR(charger_(static_cast<int64_t>(target - charged_)));
-  try {
-    data_.reserve(target);
-  } catch (const std::bad_alloc&) {
-    charger_(-static_cast<int64_t>(target - charged_)).IgnoreError();
+  // past the cap; when the budget refuses the doubled size, try exactly
+  // what is needed.
+  uint64_t target = std::max(want, std::min<uint64_t>(cap, capacity_ * 2));
+  Status charged = charger_(static_cast<int64_t>(target - capacity_));
+  if (!charged.ok() && target > want) {
+    target = want;
+    charged = charger_(static_cast<int64_t>(target - capacity_));
+  }
+  BRICKFS_RETURN_IF_ERROR(charged);
+  // realloc, not a vector: no zero-fill of bytes about to be overwritten.
+  void* p = std::realloc(data_.get(), target);
+  if (!p) {
+    charger_(-static_cast<int64_t>(target - capacity_)).IgnoreError();
     return Status::NoSpace(name_ + ": out of memory for " + std::to_string(target) + " bytes");
   }
-  charged_ = target;
+  (void)data_.release();
+  data_.reset(static_cast<uint8_t*>(p));
+  capacity_ = target;
   return Status::Ok();
+}
+
+Status WriteFile::MaterializeLocked() {
+  if (!lazy_fill_) return Status::Ok();
+  const uint64_t n = lazy_size_;
+  PreloadFn fill = std::move(lazy_fill_);
+  lazy_fill_ = nullptr;
+  lazy_size_ = 0;
+  BRICKFS_RETURN_IF_ERROR(ReserveLocked(n, n));
+  Status s = fill(data_.get(), n);
+  if (!s.ok()) return s.WithContext(name_ + ": reading what it holds now");
+  size_ = n;
+  preloaded_.Insert(0, n);
+  return Status::Ok();
+}
+
+void WriteFile::SetPreload(uint64_t size, PreloadFn fill) {
+  std::lock_guard<std::mutex> lock(mu_);
+  lazy_size_ = size;
+  lazy_fill_ = std::move(fill);
 }
 
 Status WriteFile::Write(uint64_t off, const uint8_t* p, size_t n, uint64_t cap) {
@@ -54,10 +81,12 @@ Status WriteFile::Write(uint64_t off, const uint8_t* p, size_t n, uint64_t cap) 
     oversized_ = true;
     return TooLarge(name_, end, cap);
   }
+  BRICKFS_RETURN_IF_ERROR(MaterializeLocked());
   BRICKFS_RETURN_IF_ERROR(ReserveLocked(end, cap));
-  if (data_.size() < end) data_.resize(end);
-  std::memcpy(data_.data() + off, p, n);
+  if (off > size_) std::memset(data_.get() + size_, 0, off - size_);  // a hole reads as 0
+  std::memcpy(data_.get() + off, p, n);
   written_.Insert(off, end);
+  preloaded_.Erase(off, end);
   size_ = std::max(size_, end);
   dirty_ = true;
   mtime_ns_ = NowNs();
@@ -70,40 +99,51 @@ Status WriteFile::Truncate(uint64_t size, uint64_t cap) {
     oversized_ = true;
     return TooLarge(name_, size, cap);
   }
-  BRICKFS_RETURN_IF_ERROR(ReserveLocked(size, cap));
-  if (data_.size() < size) data_.resize(size);
-  if (size < size_) {
-    // What a later extension brings back is a hole, not old bytes.
-    std::memset(data_.data() + size, 0, size_ - size);
-    written_.Erase(size, UINT64_MAX);
+  if (size == 0) {  // O_TRUNC: no need to fetch what is dropped anyway
+    lazy_fill_ = nullptr;
+    lazy_size_ = 0;
   }
+  BRICKFS_RETURN_IF_ERROR(MaterializeLocked());
+  BRICKFS_RETURN_IF_ERROR(ReserveLocked(size, cap));
+  if (size > size_) std::memset(data_.get() + size_, 0, size - size_);
+  written_.Erase(size, UINT64_MAX);
+  preloaded_.Erase(size, UINT64_MAX);
   size_ = size;
   dirty_ = true;
   mtime_ns_ = NowNs();
   return Status::Ok();
 }
 
-Status WriteFile::Preload(std::vector<uint8_t> bytes) {
+Result<size_t> WriteFile::Read(uint64_t off, uint8_t* out, size_t n) {
   std::lock_guard<std::mutex> lock(mu_);
-  const uint64_t n = bytes.size();
-  BRICKFS_RETURN_IF_ERROR(charger_(static_cast<int64_t>(bytes.capacity()) -
-                                   static_cast<int64_t>(charged_)));
-  charged_ = bytes.capacity();
-  data_ = std::move(bytes);
-  size_ = n;
-  written_.Clear();
-  written_.Insert(0, n);
-  return Status::Ok();
-}
-
-size_t WriteFile::Read(uint64_t off, uint8_t* out, size_t n) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (off >= size_) return 0;
+  BRICKFS_RETURN_IF_ERROR(MaterializeLocked());
+  if (off >= size_) return size_t{0};
   const size_t k = static_cast<size_t>(std::min<uint64_t>(n, size_ - off));
-  std::memcpy(out, data_.data() + off, k);
+  std::memcpy(out, data_.get() + off, k);
   return k;
 }
 
+Status WriteFile::WithContent(const std::function<Status(const Content&)>& f) {
+  std::lock_guard<std::mutex> lock(mu_);
+  BRICKFS_RETURN_IF_ERROR(MaterializeLocked());
+  return f(Content{data_.get(), size_, written_, preloaded_});
+}
+
+WriteFile::Kind WriteFile::kind() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return kind_;
+}
+void WriteFile::BecomeSlice(std::string name, uint64_t z) {
+  std::lock_guard<std::mutex> lock(mu_);
+  kind_ = Kind::kSlice;
+  name_ = std::move(name);
+  z_ = z;
+}
+void WriteFile::BecomeStaged(std::string name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  kind_ = Kind::kStaged;
+  name_ = std::move(name);
+}
 std::string WriteFile::name() const {
   std::lock_guard<std::mutex> lock(mu_);
   return name_;
@@ -112,13 +152,17 @@ void WriteFile::set_name(std::string name) {
   std::lock_guard<std::mutex> lock(mu_);
   name_ = std::move(name);
 }
+uint64_t WriteFile::z() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return z_;
+}
 uint64_t WriteFile::size() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return size_;
+  return lazy_fill_ ? lazy_size_ : size_;
 }
 uint64_t WriteFile::charged() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return charged_;
+  return capacity_;
 }
 int64_t WriteFile::mtime_ns() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -147,6 +191,14 @@ void WriteFile::set_dirty(bool d) {
 bool WriteFile::oversized() const {
   std::lock_guard<std::mutex> lock(mu_);
   return oversized_;
+}
+bool WriteFile::fsynced() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fsynced_;
+}
+void WriteFile::set_fsynced() {
+  std::lock_guard<std::mutex> lock(mu_);
+  fsynced_ = true;
 }
 
 // ---------------------------------------------------------------------------
@@ -182,10 +234,13 @@ bool StagedFiles::Rename(const std::string& from, const std::string& to) {
   return true;
 }
 
-std::vector<std::string> StagedFiles::Names() const {
+std::vector<std::string> StagedFiles::Names(const std::string& after, size_t n) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> out;
-  for (const auto& [n, f] : files_) out.push_back(n);
+  for (auto it = after.empty() ? files_.begin() : files_.upper_bound(after);
+       it != files_.end() && out.size() < n; ++it) {
+    out.push_back(it->first);
+  }
   return out;
 }
 
