@@ -115,8 +115,12 @@ void AppendSlabCommit(uint8_t level, uint64_t slab, const std::vector<uint64_t>&
   w.FrameTo(out);
 }
 
-void AppendBrickReplace(const BrickId& id, uint64_t length, std::string* out) {
-  Writer(JournalType::kBrickReplace).U8(id.level).U64(id.brick[0]).U64(id.brick[1]).U64(id.brick[2]).U64(length).FrameTo(out);
+void AppendBrickReplace(const BrickId& id, uint64_t length, uint64_t inode, std::string* out) {
+  Writer(JournalType::kBrickReplace).U8(id.level).U64(id.brick[0]).U64(id.brick[1]).U64(id.brick[2]).U64(length).U64(inode).FrameTo(out);
+}
+
+void AppendRangeCommit(uint64_t z0, uint64_t z1, std::string* out) {
+  Writer(JournalType::kRangeCommit).U64(z0).U64(z1).FrameTo(out);
 }
 
 void AppendSession(uint64_t session, uint64_t previous, std::string* out) {
@@ -174,15 +178,24 @@ Result<JournalState> ReplayJournal(const std::string& bytes, const std::string& 
       case JournalType::kBrickReplace: {
         BrickId id;
         uint64_t length = 0;
+        std::optional<uint64_t> inode;
         if (!r.U8(&id.level) || !r.U64(&id.brick[0]) || !r.U64(&id.brick[1]) ||
-            !r.U64(&id.brick[2]) || !r.U64(&length) || !r.done()) {
+            !r.U64(&id.brick[2]) || !r.U64(&length)) {
           return malformed("brick record size");
         }
+        if (static_cast<JournalType>(type) == JournalType::kBrickReplace && r.left() == 8) {
+          uint64_t ino = 0;
+          r.U64(&ino);
+          inode = ino;
+        }
+        if (!r.done()) return malformed("brick record size");
         if (static_cast<JournalType>(type) == JournalType::kBrickBase) {
           st.base.try_emplace(id, length);  // the first base of a session wins
         } else if (static_cast<JournalType>(type) == JournalType::kBrickReplace) {
-          // A whole new file: earlier lengths of this brick no longer apply.
+          // A whole new file: earlier lengths of this brick no longer apply
+          // (unless the rename never happened: `before`).
           pending.erase(id);
+          st.replaced[id] = JournalState::Replacement{length, inode, st.RecoveredLength(id)};
           st.base[id] = length;
           st.committed[id] = length;
         } else {
@@ -232,6 +245,13 @@ Result<JournalState> ReplayJournal(const std::string& bytes, const std::string& 
         }
         break;
       }
+      case JournalType::kRangeCommit: {
+        uint64_t z0 = 0, z1 = 0;
+        if (!r.U64(&z0) || !r.U64(&z1) || !r.done()) return malformed("range commit size");
+        if (z0 >= z1 || z1 > kMaxSide) return malformed("range beyond the limits");
+        st.committed_ranges.Insert(z0, z1);
+        break;
+      }
       case JournalType::kName: {
         JournalName n;
         uint64_t mtime = 0;
@@ -279,10 +299,12 @@ VolumeMeta RecoveredMeta(const std::optional<VolumeMeta>& meta, const Geometry& 
   uint64_t z_end = m.geo.shape[0];
   if (!js.received.empty()) z_end = std::max(z_end, *js.received.rbegin() + 1);
   if (!js.committed_slices.empty()) z_end = std::max(z_end, *js.committed_slices.rbegin() + 1);
+  z_end = std::max(z_end, js.committed_ranges.End());
   if (m.fixed_shape) z_end = m.geo.shape[0];
   for (uint64_t z : js.committed_slices) {
     if (z < z_end) present.Insert(z);
   }
+  for (const auto& [a, b] : js.committed_ranges) present.Insert(a, std::min(b, z_end));
   IntervalSet lost_set;
   for (uint64_t z : js.received) {
     if (z < z_end && !present.Contains(z)) lost_set.Insert(z);

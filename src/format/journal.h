@@ -24,11 +24,14 @@
 //                   may commit out of order, files only grow.
 //     kReceived     z u64    a slice was accepted into a slab buffer
 //     kGeometry     Z u64, Y u64, X u64, dtype u8, block 3 x u64, brick 3 x u64
-//     kBrickReplace level u8, bz u64, by u64, bx u64, length u64
+//     kBrickReplace level u8, bz u64, by u64, bx u64, length u64 [, inode u64]
 //                   the brick's file is about to be replaced whole (a write
-//                   through bricks/: new file + rename); fsynced before the
-//                   rename. Its recovered length becomes `length`; a file
-//                   found shorter (the rename never happened) is left alone.
+//                   through bricks/ or a compaction: new file + rename);
+//                   fsynced before the rename. Its recovered length becomes
+//                   `length` if the file is the new one, the inode written
+//                   beside the old file (records without it: a file with a
+//                   valid index at that length); else the rename never
+//                   happened, and the length before the replacement stands.
 //     kSession      session u64, previous u64
 //                   the first frame of every journal, fsynced before the
 //                   store's metadata says "not finalized": the metadata of
@@ -39,6 +42,9 @@
 //                   the name a writer gave slice z, with the size and time
 //                   it left (volume/slice_names.h); name_len 0: z has no
 //                   writer's name any more.
+//     kRangeCommit  z0 u64, z1 u64
+//                   level-0 slices [z0, z1) hold stored data now (a brick
+//                   written through bricks/, after its rename; fsynced).
 // Replay stops at the first frame that is short or fails its checksum (a
 // torn tail); frames after it are ignored.
 //
@@ -68,6 +74,7 @@ enum class JournalType : uint8_t {
   kBrickReplace = 6,
   kSession = 7,
   kName = 8,
+  kRangeCommit = 9,
 };
 
 struct BrickId {
@@ -86,7 +93,8 @@ void AppendSlabCommit(uint8_t level, uint64_t slab, const std::vector<uint64_t>&
                       std::string* out);
 void AppendReceived(uint64_t z, std::string* out);
 void AppendGeometry(const Geometry& g, std::string* out);
-void AppendBrickReplace(const BrickId& id, uint64_t length, std::string* out);
+void AppendBrickReplace(const BrickId& id, uint64_t length, uint64_t inode, std::string* out);
+void AppendRangeCommit(uint64_t z0, uint64_t z1, std::string* out);
 void AppendSession(uint64_t session, uint64_t previous, std::string* out);
 // name empty: z loses its name. REQUIRES: name.size() < 65536.
 void AppendName(uint64_t z, uint64_t size, int64_t mtime_ns, const std::string& name,
@@ -106,7 +114,16 @@ struct JournalState {
   std::optional<Geometry> geometry;        // the last kGeometry record
   std::map<BrickId, uint64_t> base;        // length before this session's appends
   std::map<BrickId, uint64_t> committed;   // longest committed length
-  std::set<uint64_t> committed_slices;     // level 0
+  std::set<uint64_t> committed_slices;     // level 0, by slab commits
+  IntervalSet committed_ranges;            // level 0, by brick writes (kRangeCommit)
+  // The last replacement of each brick: its new length and the new file's
+  // inode, and the brick's recovered length before it (nullopt: none).
+  struct Replacement {
+    uint64_t length = 0;
+    std::optional<uint64_t> inode;
+    std::optional<uint64_t> before;
+  };
+  std::map<BrickId, Replacement> replaced;
   std::set<uint64_t> received;             // accepted, committed or not
   uint64_t session = 0;                    // of the first kSession frame; 0: none
   uint64_t previous_session = 0;

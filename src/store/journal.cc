@@ -42,6 +42,17 @@ Status Journal::Reset() {
   return Status::Ok();
 }
 
+Status Journal::Restart(const std::string& frames) {
+  std::lock_guard<std::mutex> lock(mu_);
+  BRICKFS_RETURN_IF_ERROR(WriteFileAtomic(path_, frames));
+  int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return Status::IOError("open journal " + path_, errno);
+  ::close(fd_);
+  fd_ = fd;
+  size_ = frames.size();
+  return Status::Ok();
+}
+
 uint64_t Journal::size() const {
   std::lock_guard<std::mutex> lock(mu_);
   return size_;

@@ -29,6 +29,9 @@ class Journal {
   Status Append(const std::string& frames, bool sync);
   // Empties the journal durably (after the store's metadata is final).
   Status Reset();
+  // Replaces the whole journal with `frames`, atomically (new file, fsync,
+  // rename, directory fsync): a crash leaves the old journal or the new one.
+  Status Restart(const std::string& frames);
   uint64_t size() const;
 
  private:

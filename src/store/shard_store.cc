@@ -11,6 +11,8 @@
 #include <cstring>
 
 #include "codec/block_codec.h"
+#include "common/bytes.h"
+#include "common/crc32c.h"
 #include "common/file_util.h"
 #include "common/scope_guard.h"
 
@@ -143,13 +145,39 @@ Status ShardStore::Append(const Shape3& brick, const std::vector<EncodedBlock>& 
   return Status::Ok();
 }
 
+std::optional<uint64_t> ShardStore::RecoveredLength(const BrickId& id,
+                                                    const JournalState& js) const {
+  const std::optional<uint64_t> len = js.RecoveredLength(id);
+  auto r = js.replaced.find(id);
+  if (!len || r == js.replaced.end()) return len;
+  const std::string path = BrickPath(id.brick);
+  struct stat sb;
+  const bool exists = ::lstat(path.c_str(), &sb) == 0 && S_ISREG(sb.st_mode);
+  bool is_new;
+  if (r->second.length == 0) {
+    is_new = !exists;  // replaced by nothing: the unlink happened
+  } else if (!exists) {
+    is_new = false;
+  } else if (!r->second.inode) {
+    is_new = true;  // a record from before inodes: a valid index at the length decides (caller)
+  } else {
+    // The new file was created beside the old one, so it has another inode;
+    // the path holds it only if the rename happened. (Content cannot tell:
+    // a shard is a chain of crc32c-terminated parts, whose crc32c, and any
+    // crc of it, is the same for every such file of those lengths.)
+    is_new = static_cast<uint64_t>(sb.st_ino) == *r->second.inode;
+  }
+  if (is_new) return len;
+  return r->second.before;
+}
+
 std::vector<Shape3> ShardStore::Touched() const {
   std::lock_guard<std::mutex> lock(mu_);
   return {touched_.begin(), touched_.end()};
 }
 
 Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>& blocks,
-                           const std::function<Status(uint64_t)>& before_rename,
+                           const BeforeRename& before_rename,
                            AppendStats* stats) {
   if (read_only_) return Status::Unsupported("store is mounted read-only");
   BrickState* st = State(brick);
@@ -159,7 +187,7 @@ Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>&
   const std::string parent = path.substr(0, path.find_last_of('/'));
   auto index = std::make_shared<ShardIndex>(geo_.blocks_in_brick());
   if (blocks.empty()) {
-    BRICKFS_RETURN_IF_ERROR(before_rename(0));
+    BRICKFS_RETURN_IF_ERROR(before_rename(0, 0));  // removal: no new file
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::IOError("remove " + path, errno);
     if (st->file_size > 0) BRICKFS_RETURN_IF_ERROR(SyncDir(parent));
     st->file_size = 0;
@@ -180,7 +208,9 @@ Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>&
   Status s = PwriteAll(fd, buf.data(), buf.size(), 0, tmp);
   if (s.ok() && ::fsync(fd) != 0) s = Status::IOError("fsync " + tmp, errno);
   ::close(fd);
-  if (s.ok()) s = before_rename(buf.size());
+  struct stat tmp_st;
+  if (s.ok() && ::stat(tmp.c_str(), &tmp_st) != 0) s = Status::IOError("stat " + tmp, errno);
+  if (s.ok()) s = before_rename(buf.size(), static_cast<uint64_t>(tmp_st.st_ino));
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::IOError("rename " + tmp, errno);
   if (!s.ok()) {
     ::unlink(tmp.c_str());
@@ -365,11 +395,8 @@ std::vector<uint64_t> NumberedEntries(const std::string& dir) {
 
 }  // namespace
 
-Result<ShardStore::Usage> ShardStore::ScanUsage(const Shape3& brick_grid,
-                                                const LengthOf& recovered_length) {
-  // The files that exist, not the grid: a declared volume may have billions
-  // of bricks and hold a few.
-  Usage u;
+std::vector<Shape3> ShardStore::StoredBricks(const Shape3& brick_grid) const {
+  std::vector<Shape3> out;
   const std::string c = dir_ + "/c";
   for (uint64_t z : NumberedEntries(c)) {
     if (z >= brick_grid[0]) continue;
@@ -377,19 +404,29 @@ Result<ShardStore::Usage> ShardStore::ScanUsage(const Shape3& brick_grid,
     for (uint64_t y : NumberedEntries(dz)) {
       if (y >= brick_grid[1]) continue;
       for (uint64_t x : NumberedEntries(dz + "/" + std::to_string(y))) {
-        if (x >= brick_grid[2]) continue;
-        uint64_t size = 0;  // 0: no file (or an empty one)
-        BRICKFS_ASSIGN_OR_RETURN(
-            ShardIndex index,
-            ReadIndex({z, y, x}, recovered_length ? recovered_length({z, y, x}) : std::nullopt, &size));
-        if (size == 0) continue;
-        ++u.files;
-        u.file_bytes += size;
-        u.live_block_bytes += index.live_bytes();
-        u.live_blocks += index.live_blocks();
-        u.index_bytes += ShardIndex::EncodedSize(index.size());
+        if (x < brick_grid[2]) out.push_back({z, y, x});
       }
     }
+  }
+  return out;
+}
+
+Result<ShardStore::Usage> ShardStore::ScanUsage(const Shape3& brick_grid,
+                                                const LengthOf& recovered_length) {
+  // The files that exist, not the grid: a declared volume may have billions
+  // of bricks and hold a few.
+  Usage u;
+  for (const Shape3& b : StoredBricks(brick_grid)) {
+    uint64_t size = 0;  // 0: no file (or an empty one)
+    BRICKFS_ASSIGN_OR_RETURN(
+        ShardIndex index,
+        ReadIndex(b, recovered_length ? recovered_length(b) : std::nullopt, &size));
+    if (size == 0) continue;
+    ++u.files;
+    u.file_bytes += size;
+    u.live_block_bytes += index.live_bytes();
+    u.live_blocks += index.live_blocks();
+    u.index_bytes += ShardIndex::EncodedSize(index.size());
   }
   return u;
 }

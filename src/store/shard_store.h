@@ -30,6 +30,7 @@
 
 #include "brickfs/geometry.h"
 #include "brickfs/status.h"
+#include "format/journal.h"
 #include "format/shard_index.h"
 
 namespace brickfs {
@@ -59,11 +60,13 @@ class ShardStore {
   // other entries empty) are written densely with a fresh index to
   // BRICK.tmp, fsynced, and renamed over the brick (the directory fsynced),
   // so readers see the old or the new brick, never a mix. No blocks: the
-  // file is removed. `before_rename(new_length)` runs after the new file is
-  // durable and before the rename (the volume journals it there).
+  // file is removed. `before_rename(new_length, inode)` runs after the new
+  // file is durable and before the rename (the volume journals it there;
+  // the new file's inode lets recovery tell it from the old one).
   // REQUIRES: !read_only.
+  using BeforeRename = std::function<Status(uint64_t new_length, uint64_t inode)>;
   Status Replace(const Shape3& brick, const std::vector<EncodedBlock>& blocks,
-                 const std::function<Status(uint64_t)>& before_rename, AppendStats* stats);
+                 const BeforeRename& before_rename, AppendStats* stats);
 
   // Bricks appended to or replaced through this object.
   std::vector<Shape3> Touched() const;
@@ -98,6 +101,10 @@ class ShardStore {
   // The brick's current file length (0 when it has no file).
   Result<uint64_t> FileSize(const Shape3& brick);
 
+  // The bricks inside `brick_grid` that have a file, by walking the array's
+  // directories (never the grid: a declared volume may be huge).
+  std::vector<Shape3> StoredBricks(const Shape3& brick_grid) const;
+
   // Shard files, their bytes on disk, and the bytes their current indexes
   // point at (live blocks), over every brick of `brick_grid`. The difference
   // is dead bytes: superseded indexes and rewritten blocks. For `info`.
@@ -118,6 +125,13 @@ class ShardStore {
   // (0, all entries empty: no file). Corruption when no valid index ends there.
   Result<ShardIndex> ReadIndex(const Shape3& brick, std::optional<uint64_t> length,
                                uint64_t* file_size) const;
+
+  // The length the file of brick `id.brick` (of this array) must be cut to
+  // after a crash, per the journal `js`: its recovered length, or, for a
+  // brick replaced whole whose rename never happened (the file at the path
+  // is not the journaled inode), its length before the replacement;
+  // nullopt: leave the file as it is.
+  std::optional<uint64_t> RecoveredLength(const BrickId& id, const JournalState& js) const;
 
   std::string BrickPath(const Shape3& brick) const;
   uint64_t max_block_nbytes() const { return max_block_nbytes_; }

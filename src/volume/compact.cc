@@ -83,8 +83,8 @@ Status CompactShard(ShardStore& shards, const Geometry& g, const Shape3& brick,
   AppendStats stats;
   BRICKFS_RETURN_IF_ERROR(shards.Replace(
       brick, blocks,
-      [&](uint64_t length) {
-        return options.before_rename ? options.before_rename(length) : Status::Ok();
+      [&](uint64_t length, uint64_t inode) {
+        return options.before_rename ? options.before_rename(length, inode) : Status::Ok();
       },
       &stats));
   out->compacted = true;

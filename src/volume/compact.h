@@ -81,7 +81,7 @@ struct ShardCompactOptions {
   // Runs after the new file is durable and before it is renamed over the
   // shard, with its length (0: the shard holds no live block and is removed
   // instead). An error leaves the shard as it was and is returned. Empty: none.
-  std::function<Status(uint64_t new_length)> before_rename;
+  ShardStore::BeforeRename before_rename;
 };
 
 // Compacts the shard of `brick` in the array `shards` serves (geometry `g`:

@@ -1,5 +1,7 @@
 #include "volume/fsck.h"
 
+#include "store/shard_store.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -420,7 +422,12 @@ BrickResult CheckBrick(Ctx& ctx, int level, const Shape3& brick) {
     if (derived && ctx.repair) r.rebuild_brick.push_back(problem);
   };
   std::optional<uint64_t> recovered_opt;
-  if (ctx.journal) recovered_opt = ctx.journal->RecoveredLength(BrickId{static_cast<uint8_t>(level), brick});
+  if (ctx.journal) {
+    // As a mount recovers it (a replacement whose rename never happened
+    // keeps the old file).
+    const ShardStore shards(ctx.store + "/" + std::to_string(level), g, /*read_only=*/true);
+    recovered_opt = shards.RecoveredLength(BrickId{static_cast<uint8_t>(level), brick}, *ctx.journal);
+  }
   const bool journaled = recovered_opt.has_value();
   const uint64_t recovered = recovered_opt.value_or(0);  // the journal's committed length
 

@@ -47,8 +47,10 @@ Status SyncLog::Append(uint64_t slab, uint64_t z, uint64_t journal_offset, const
   struct stat st;
   if (::fstat(fd, &st) != 0) return Status::IOError("stat " + path, errno);
   const uint64_t at = static_cast<uint64_t>(st.st_size);
-  Status s = PwriteAll(fd, head, kHeader, at, path);
-  if (s.ok()) s = PwriteAll(fd, data, n, at + kHeader, path);
+  // One write for the whole record (header and slice together).
+  std::string record(reinterpret_cast<const char*>(head), kHeader);
+  record.append(reinterpret_cast<const char*>(data), n);
+  Status s = PwriteAll(fd, record.data(), record.size(), at, path);
   if (s.ok() && ::fdatasync(fd) != 0) s = Status::IOError("fsync " + path, errno);
   if (!s.ok()) {
     // A partial record would only be skipped by Scan, but keep the file clean.

@@ -15,8 +15,8 @@
 // the slice (C order, little-endian). A torn tail ends a file's records.
 //
 // Thread-safety: Append and Remove of different slabs run concurrently;
-// appends to one slab are serialized by the caller (the Volume's mutex
-// orders them; see Volume::SyncSlice).
+// appends to one slab must be serialized by the caller (Volume::SyncSlice
+// holds a lock per slab from copying the slice to the end of its append).
 #ifndef BRICKFS_VOLUME_SYNC_LOG_H_
 #define BRICKFS_VOLUME_SYNC_LOG_H_
 

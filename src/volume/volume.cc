@@ -352,7 +352,7 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
             v->committed_.Insert(a, b);
           }
           v->finalized_ = false;
-          v->meta_.session = js.session;
+          v->session_ = js.session;  // until StartJournal: the metadata names the old session
           BRICKFS_RETURN_IF_ERROR(v->WriteMetaLocked());
         }
         ZRanges still_lost;
@@ -362,16 +362,20 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
         v->recovery_.lost = still_lost;
         v->recovery_.synced_slices = synced.Count();
       }
-      BRICKFS_RETURN_IF_ERROR(v->journal_->Reset());
+      // The crashed session's journal is replaced by the new session's first
+      // frame in one atomic step: a crash now leaves one or the other, never
+      // an empty journal beside metadata that is not final.
       v->journaled_bricks_.clear();
-      if (!opts.journal) v->journal_.reset();
+      BRICKFS_RETURN_IF_ERROR(v->StartJournal(js.session, /*restart=*/true));
+      if (!opts.journal) {
+        BRICKFS_RETURN_IF_ERROR(v->journal_->Reset());
+        v->journal_.reset();
+        v->sync_log_.reset();
+      }
     } else if (opts.journal) {
       BRICKFS_ASSIGN_OR_RETURN(v->journal_, Journal::Open(path, 0));
-    }
-    if (v->journal_) {
-      const uint64_t previous =
-          v->recovery_.needed ? js.session : (v->store_->meta() ? v->store_->meta()->session : 0);
-      BRICKFS_RETURN_IF_ERROR(v->StartJournal(previous));
+      BRICKFS_RETURN_IF_ERROR(
+          v->StartJournal(v->store_->meta() ? v->store_->meta()->session : 0, /*restart=*/false));
     }
     // Spool and sync files of a crashed session: their slices are either in
     // the store now or reported lost.
@@ -401,11 +405,11 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
   return v;
 }
 
-Status Volume::StartJournal(uint64_t previous_session) {
+Status Volume::StartJournal(uint64_t previous_session, bool restart) {
   session_ = NewSessionId();
   std::string frame;
   AppendSession(session_, previous_session, &frame);
-  BRICKFS_RETURN_IF_ERROR(journal_->Append(frame, /*sync=*/true));
+  BRICKFS_RETURN_IF_ERROR(restart ? journal_->Restart(frame) : journal_->Append(frame, /*sync=*/true));
   sync_log_ = std::make_unique<SyncLog>(store_->path() + "/.brickfs/synced", session_);
   return Status::Ok();
 }
@@ -502,10 +506,19 @@ Status Volume::Recover(const JournalState& js) {
     uint64_t len = *js.RecoveredLength(id);
     const ShardStore shards(store_->ArrayDir(id.level), *g, /*read_only=*/true);
     const std::string path = shards.BrickPath(id.brick);
-    struct stat sb;
-    if (::lstat(path.c_str(), &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
-    uint64_t size = static_cast<uint64_t>(sb.st_size);
     ::unlink((path + ".tmp").c_str());  // a replacement that never got renamed
+    struct stat sb;
+    const bool exists = ::lstat(path.c_str(), &sb) == 0 && S_ISREG(sb.st_mode);
+    const std::optional<uint64_t> target = shards.RecoveredLength(id, js);
+    if (auto r = js.replaced.find(id); r != js.replaced.end() && target != len) {
+      LogWarning("recovery: " + path + " was being replaced (new length " +
+              std::to_string(r->second.length) + ") but the rename never happened: " +
+              (target ? "kept at its length before, " + std::to_string(*target) : "left as it is"));
+    }
+    if (!target) continue;  // replaced, but the rename never happened: as it was
+    len = *target;
+    if (!exists) continue;
+    uint64_t size = static_cast<uint64_t>(sb.st_size);
     uint64_t valid_len = 0;
     if (size > len && len > 0 && !shards.ReadIndex(id.brick, len, &valid_len).ok()) {
       // Not a length this brick's file ever had (a replacement recorded but
@@ -558,7 +571,7 @@ Status Volume::RecoverSynced(const JournalState& js, const Geometry& g, std::set
     // The slab as the store has it, with the fsynced slices over it.
     std::fill(buf.begin(), buf.end(), 0);
     const uint64_t z0 = slab * depth, z1 = std::min(z0 + depth, g.shape[0]);
-    if (committed_.Intersects(z0, z1)) {
+    if (committed_.Intersects(z0, z1) || SlabRowStored(g, slab)) {
       BRICKFS_RETURN_IF_ERROR(ReadRegion(
           g, CompactRegion({z0, 0, 0}, {z1, g.shape[1], g.shape[2]}, g.voxel_bytes()), buf.data(),
           /*from_store_only=*/true));
@@ -857,23 +870,23 @@ Result<std::shared_ptr<Volume::Slab>> Volume::AcquireSlabLocked(std::unique_lock
     for (uint64_t i = 0; i < g.block[0]; ++i) {
       if (committed_.Contains(index * g.block[0] + i)) stored.push_back(i);
     }
-    slab->reloaded = !stored.empty();
+    // A slab the store holds data of (committed slices, a brick written
+    // through bricks/) is loaded whole, so that the buffer mirrors the store
+    // and its flush rewrites nothing with zeros.
+    lock.unlock();
     Status s;
-    if (!stored.empty()) {
-      // Rewriting into a committed slab: load its stored slices once.
-      lock.unlock();
-      const uint64_t slice = g.slice_bytes();
-      for (uint64_t i : stored) {
-        uint64_t z = index * g.block[0] + i;
-        Region r{{z, 0, 0}, {z + 1, g.shape[1], g.shape[2]},
-                 {slice, g.shape[2] * g.voxel_bytes(), g.voxel_bytes()}};
-        s = ReadRegion(g, r, slab->buf.get() + i * slice, /*from_store_only=*/true);
-        if (!s.ok()) break;
+    const bool any = !stored.empty() || SlabRowStored(g, index);
+    if (any) {
+      const uint64_t z0 = index * g.block[0], z1 = std::min(z0 + g.block[0], g.shape[0]);
+      if (z0 < z1) {
+        s = ReadRegion(g, CompactRegion({z0, 0, 0}, {z1, g.shape[1], g.shape[2]}, g.voxel_bytes()),
+                       slab->buf.get(), /*from_store_only=*/true);
       }
-      lock.lock();
-      for (uint64_t i : stored) slab->present[i] = 1;
-      slab->count = stored.size();
     }
+    lock.lock();
+    slab->reloaded = any;
+    for (uint64_t i : stored) slab->present[i] = 1;
+    slab->count = stored.size();
     if (!s.ok()) {
       slabs_.erase(index);
       cv_.notify_all();
@@ -893,6 +906,22 @@ Status Volume::WriteMetaLocked() {
   meta_.finalized = finalized_;
   meta_.session = session_;
   return store_->WriteMeta(meta_);
+}
+
+bool Volume::SlabRowStored(const Geometry& g, uint64_t bz) {
+  const Shape3 grid = g.brick_grid(), nb = g.blocks_per_brick(), bg = g.block_grid();
+  for (uint64_t ky = 0; ky < grid[1]; ++ky) {
+    for (uint64_t kx = 0; kx < grid[2]; ++kx) {
+      auto index = shards_->GetIndex({bz / nb[0], ky, kx});
+      if (!index.ok()) return true;  // unknown: load (the read reports the problem)
+      for (uint64_t by = ky * nb[1]; by < std::min((ky + 1) * nb[1], bg[1]); ++by) {
+        for (uint64_t bx = kx * nb[2]; bx < std::min((kx + 1) * nb[2], bg[2]); ++bx) {
+          if (!(*index)->at(g.BlockIndexInBrick({bz, by, bx})).empty()) return true;
+        }
+      }
+    }
+  }
+  return false;
 }
 
 void Volume::WaitNoBrickHold(std::unique_lock<std::mutex>& lock, uint64_t s) {
@@ -958,9 +987,9 @@ uint64_t Volume::MaxSliceFileBytes() const {
   return 2 * (options_.mem_budget / std::max<uint64_t>(1, depth)) + kHeadroom;
 }
 
-void Volume::SetStagedFiles(uint64_t count, uint64_t bytes) {
-  staged_count_ = count;
-  staged_bytes_ = bytes;
+void Volume::SetStagedInfo(StagedInfoFn fn) {
+  std::lock_guard<std::mutex> lock(staged_mu_);
+  staged_info_ = std::move(fn);
 }
 
 Status Volume::IngestSlice(const std::string& name, uint64_t z, const uint8_t* data, size_t size) {
@@ -1095,7 +1124,7 @@ Status Volume::IngestSlice(const SliceWrite& w) {
     cv_.notify_all();
     lock.unlock();
     Status named = s.message().find(name) == std::string::npos ? s.WithContext(name) : s;
-    RecordError(name, named.message());
+    if (w.record_errors) RecordError(name, named.message());
     return named;
   }
   if (superseded) return Status::Ok();  // a writer of z that closed later won
@@ -1161,7 +1190,15 @@ Status Volume::IngestSlice(const SliceWrite& w) {
 
 Status Volume::SyncSlice(uint64_t z) {
   if (!journal_ || !sync_log_) return Status::Ok();
-  std::lock_guard<std::mutex> stripe(sync_stripes_[(z / 32) % sync_stripes_.size()]);
+  uint64_t depth;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!geo_) return Status::Ok();
+    depth = geo_->block[0];
+  }
+  // One SyncSlice per slab at a time: its records are appended in the order
+  // their bytes were taken (Scan keeps the last record of each z).
+  std::lock_guard<std::mutex> stripe(sync_stripes_[(z / depth) % sync_stripes_.size()]);
   std::vector<uint8_t> copy;
   uint64_t slab_index = 0, joff = 0;
   {
@@ -1538,11 +1575,11 @@ Status Volume::CompactDirtyShards() {
   for (const auto& [level, store] : stores) {
     for (const Shape3& brick : store->Touched()) {
       const BrickId id{static_cast<uint8_t>(level), brick};
-      auto journal_replace = [&](uint64_t length) -> Status {
+      auto journal_replace = [&](uint64_t length, uint64_t inode) -> Status {
         if (!journal_) return Status::Ok();
         std::lock_guard<std::mutex> lock(journal_mu_);
         std::string frame;
-        AppendBrickReplace(id, length, &frame);
+        AppendBrickReplace(id, length, inode, &frame);
         BRICKFS_RETURN_IF_ERROR(journal_->Append(frame, /*sync=*/true));
         journaled_bricks_.insert(id);
         return Status::Ok();
@@ -1655,6 +1692,11 @@ std::shared_ptr<const VirtualTiffLayout> Volume::LayoutFor(Axis axis, const Geom
 uint64_t Volume::VirtualFileSize(Axis axis, int level) const {
   auto g = LevelGeometry(level);
   return g ? LayoutFor(axis, *g, level)->file_size() : 0;
+}
+
+uint64_t Volume::VirtualPixelOffset(Axis axis, int level) const {
+  auto g = LevelGeometry(level);
+  return g ? LayoutFor(axis, *g, level)->pixel_offset() : 0;
 }
 
 Result<size_t> Volume::ReadVirtualFile(Axis axis, uint64_t index, uint64_t offset, size_t len,
@@ -2177,11 +2219,11 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
     if (!errs[row].ok()) return fail(errs[row].WithContext(name));
     for (const EncodedBlock& e : encoded[row].Views()) blocks.push_back(e);
   }
-  auto journal_replace = [&](uint64_t length) -> Status {
+  auto journal_replace = [&](uint64_t length, uint64_t inode) -> Status {
     if (!journal_) return Status::Ok();
     std::lock_guard<std::mutex> lock(journal_mu_);
     std::string frame;
-    AppendBrickReplace(BrickId{0, b}, length, &frame);
+    AppendBrickReplace(BrickId{0, b}, length, inode, &frame);
     BRICKFS_RETURN_IF_ERROR(journal_->Append(frame, /*sync=*/true));
     journaled_bricks_.insert(BrickId{0, b});
     return Status::Ok();
@@ -2226,6 +2268,14 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
 
   AppendStats stats;
   Status s = shards_->Replace(b, blocks, journal_replace, &stats);
+  if (s.ok() && journal_) {
+    // Its slices hold stored data now, also for a recovery (which otherwise
+    // would list them missing, and a slab later loaded for a rewrite would
+    // not load them).
+    std::string frame;
+    AppendRangeCommit(lo[0], hi[0], &frame);
+    s = journal_->Append(frame, /*sync=*/true);
+  }
   if (!s.ok()) return fail(s.WithContext(name));
   counters_.bytes_written.fetch_add(stats.bytes_written);
   counters_.block_bytes_written.fetch_add(stats.block_bytes);
@@ -2244,6 +2294,10 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
   lock.lock();
   cache_->Invalidate(keys);
   // Slabs of its z range still in memory mirror the store: patch them.
+  // Their patched slices count as received (they read as the brick), and
+  // those fsynced before are fsynced again as patched (an older record must
+  // not come back over the brick after a crash).
+  std::vector<uint64_t> resync;
   const uint64_t Y = g.shape[1], X = g.shape[2];
   for (uint64_t sl = s0; sl < s1; ++sl) {
     auto it = slabs_.find(sl);
@@ -2266,7 +2320,12 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
           return fail(w.WithContext(name));
         }
       }
+      if (slab.synced[slot]) resync.push_back(z);
       slab.synced[slot] = 0;
+      if (!slab.present[slot]) {
+        slab.present[slot] = 1;
+        ++slab.count;
+      }
     }
     if (fd >= 0) ::close(fd);
     slab.dirty = true;
@@ -2279,6 +2338,9 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
   generation_.fetch_add(1);
   lock.unlock();
   for (uint64_t z = lo[0]; z < hi[0]; ++z) JournalNameChange(z, nullptr);
+  for (uint64_t z : resync) {
+    if (Status r = SyncSlice(z); !r.ok()) return fail(r.WithContext(name + ": fsync of patched z"));
+  }
   std::lock_guard<std::mutex> pyr_lock(pyr_mu_);
   s = UpdatePyramidBoxLocked(lo, hi, data);
   if (!s.ok()) {
@@ -2299,6 +2361,13 @@ void Volume::RecordError(const std::string& file, const std::string& message) {
 }
 
 std::string Volume::StatusJson(bool pretty) const {
+  // Staged files first, without mu_ (their own locks may be held by an
+  // ingest that waits for mu_).
+  std::pair<uint64_t, uint64_t> staged{0, 0};
+  {
+    std::lock_guard<std::mutex> lock(staged_mu_);
+    if (staged_info_) staged = staged_info_();
+  }
   std::unique_lock<std::mutex> lock(mu_);
   Json doc = Json::MakeObject();
   doc.Set("store", store_->path());
@@ -2348,8 +2417,8 @@ std::string Volume::StatusJson(bool pretty) const {
   mem.Set("slabs_in_use", slab_pool_ ? slab_pool_->in_use_bytes() : uint64_t{0});
   mem.Set("slabs_peak", slab_pool_ ? slab_pool_->peak_bytes() : uint64_t{0});
   mem.Set("files", budget_->used(MemoryBudget::Kind::kFile));
-  mem.Set("staged_files", staged_count_.load());
-  mem.Set("staged_bytes", staged_bytes_.load());
+  mem.Set("staged_files", staged.first);
+  mem.Set("staged_bytes", staged.second);
   mem.Set("slab_bytes", geo_ ? geo_->slab_bytes() : uint64_t{0});
   if (cache_) {
     auto cs = cache_->GetStats();

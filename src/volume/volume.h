@@ -101,6 +101,7 @@ struct SliceWrite {
   const IntervalSet* written = nullptr;
   bool keep_name = true;         // record `name` for z (false: a canonical name)
   int64_t mtime_ns = 0;          // the modification time it carries; 0: now
+  bool record_errors = true;     // false: a failure is not put in the status (a trial)
 };
 
 // What mounting found and repaired after an unclean shutdown.
@@ -184,8 +185,10 @@ class Volume {
   // slice plus 16 MiB of headroom; before the first slice, what a slab in
   // mem= allows). Writes past it fail with EFBIG, allocating nothing.
   uint64_t MaxSliceFileBytes() const;
-  // Staged (temporary) files held by the mount, for the status page.
-  void SetStagedFiles(uint64_t count, uint64_t bytes);
+  // Staged (temporary) files held by the mount, for the status page: `fn`
+  // returns their count and bytes (called without the volume's locks).
+  using StagedInfoFn = std::function<std::pair<uint64_t, uint64_t>()>;
+  void SetStagedInfo(StagedInfoFn fn);
 
   // Pyramid levels that can be read now (levels/0 .. levels/N-1): 1 before
   // the first slice, without a pyramid, or while the volume fits one brick.
@@ -196,6 +199,8 @@ class Volume {
   uint64_t PlaneCount(Axis axis, int level = 0) const;
   // Size in bytes of every virtual TIFF along `axis` of `level`; 0 as above.
   uint64_t VirtualFileSize(Axis axis, int level = 0) const;
+  // Where the pixel data of those files begins (the header's size).
+  uint64_t VirtualPixelOffset(Axis axis, int level = 0) const;
   // Reads [offset, offset+len) of the virtual TIFF of plane `index` along
   // `axis` of `level` into out. Returns the number of bytes read: len, or
   // fewer at EOF. NotFound for a plane or level that does not exist;
@@ -393,8 +398,9 @@ class Volume {
   // written into the store; returns the level-0 bricks touched and their z.
   Status RecoverSynced(const JournalState& js, const Geometry& g, std::set<Shape3>* bricks,
                        IntervalSet* zs);
-  // Starts this mount's journal: a fresh session frame, fsynced.
-  Status StartJournal(uint64_t previous_session);
+  // Starts this mount's journal: a fresh session frame, fsynced (restart:
+  // replacing the old journal atomically).
+  Status StartJournal(uint64_t previous_session, bool restart);
   // Journals a change of z's name (empty name: forgotten). REQUIRES: mu_ not held.
   void JournalNameChange(uint64_t z, const SliceName* entry);
   // Loads STORE/.brickfs/names and the journal's name records.
@@ -403,6 +409,9 @@ class Volume {
   // Waits until slab `s` may take a slice or start a flush (no brick writer
   // holds it). REQUIRES: lock holds mu_.
   void WaitNoBrickHold(std::unique_lock<std::mutex>& lock, uint64_t s);
+  // True when the store holds a block of level-0 block row `bz` (reads
+  // shard indexes; call without mu_).
+  bool SlabRowStored(const Geometry& g, uint64_t bz);
   // Memory: gives back idle slab buffers and spools idle slabs until `want`
   // bytes could be charged. REQUIRES: lock holds mu_.
   void MakeRoomLocked(std::unique_lock<std::mutex>& lock, uint64_t want);
@@ -450,7 +459,8 @@ class Volume {
   SliceNames names_;                 // guarded by mu_
   uint64_t session_ = 0;             // this mount's journal session (0: read-only / no journal)
   std::unique_ptr<SyncLog> sync_log_;
-  std::atomic<uint64_t> staged_count_{0}, staged_bytes_{0};
+  mutable std::mutex staged_mu_;
+  StagedInfoFn staged_info_;  // guarded by staged_mu_
   std::array<std::mutex, 16> sync_stripes_;  // SyncSlice of one slab, in order
   // A slab reloaded to take rewritten slices is flushed when every slice was
   // re-sent or when none arrived for this long (one re-encode per burst).

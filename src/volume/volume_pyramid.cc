@@ -548,27 +548,51 @@ Status Volume::EnsureLevelsLocked() {
     const int level = levels_built_;
     RemoveLevelsFromLocked(level);  // leftovers of an earlier, larger pyramid
     const Geometry below = LevelGeoLocked(level - 1);
+    const uint32_t vb = below.voxel_bytes();
     LogInfo("pyramid: building level " + std::to_string(level) + " from level " +
             std::to_string(level - 1) + " (" + ShapeToString(below.shape) + ")");
-    const uint64_t step = 2 * below.block[0];
+    // Only what the level below holds: its stored bricks and its pending
+    // rows (work and memory follow the data, not the declared shape).
+    std::vector<std::pair<Shape3, Shape3>> boxes;
+    ShardStore* below_store = level == 1 ? shards_.get() : LevelLocked(level - 1).shards.get();
+    for (const Shape3& b : below_store->StoredBricks(below.brick_grid())) {
+      Shape3 lo, hi;
+      for (int a = 0; a < 3; ++a) {
+        lo[a] = b[a] * below.brick[a];
+        hi[a] = std::min(lo[a] + below.brick[a], below.shape[a]);
+      }
+      if (lo[0] < hi[0] && lo[1] < hi[1] && lo[2] < hi[2]) boxes.push_back({lo, hi});
+    }
+    if (level >= 2) {
+      for (const auto& [r, row] : LevelLocked(level - 1).rows) {
+        const uint64_t z0 = r * below.block[0], z1 = std::min(z0 + below.block[0], below.shape[0]);
+        if (z0 < z1) boxes.push_back({{z0, 0, 0}, {z1, below.shape[1], below.shape[2]}});
+      }
+    }
     std::vector<uint8_t> in, out;
-    for (uint64_t z = 0; z < below.shape[0]; z += step) {
-      const uint64_t z1 = std::min(z + step, below.shape[0]);
-      const Shape3 box{z1 - z, below.shape[1], below.shape[2]};
-      in.resize(Product(box) * below.voxel_bytes());
-      const Region r = CompactRegion({z, 0, 0}, {z1, below.shape[1], below.shape[2]},
-                                     below.voxel_bytes());
+    for (const auto& [blo, bhi] : boxes) {
+      // Whole 2x2x2 windows: even offsets, the end grown to even (or the edge).
+      Shape3 lo, hi, nlo, nhi;
+      for (int a = 0; a < 3; ++a) {
+        lo[a] = blo[a] / 2 * 2;
+        hi[a] = std::min(CeilDiv(bhi[a], 2) * 2, below.shape[a]);
+        nlo[a] = lo[a] / 2;
+        nhi[a] = CeilDiv(hi[a], 2);
+      }
+      const Shape3 box = Sub(hi, lo);
+      in.resize(Product(box) * vb);
+      const Region r = CompactRegion(lo, hi, vb);
       if (level == 1) {
         BRICKFS_RETURN_IF_ERROR(ReadRegion(below, r, in.data(), /*from_store_only=*/false));
       } else {
         BRICKFS_RETURN_IF_ERROR(ReadLevelLocked(level - 1, r, in.data(), /*store_only=*/false));
       }
-      const Shape3 down = DownsampledShape(box);
-      out.resize(Product(down) * below.voxel_bytes());
+      out.resize(Product(DownsampledShape(box)) * vb);
       Downsample2x(below.dtype, method_, in.data(), box, out.data());
-      if (box[0] % 2) edges_.insert({level, z1 / 2});
-      BRICKFS_RETURN_IF_ERROR(FeedLevelLocked(level, z / 2, down[0], out.data()));
+      BRICKFS_RETURN_IF_ERROR(WriteLevelBoxLocked(level, nlo, nhi, out.data()));
     }
+    if (below.shape[0] % 2) edges_.insert({level, below.shape[0] / 2});
+    BRICKFS_RETURN_IF_ERROR(CommitLevelAppendsLocked());
     levels_built_ = level + 1;
     level_count_ = levels_built_;
   }

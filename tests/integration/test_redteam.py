@@ -374,10 +374,10 @@ class RedTeam(unittest.TestCase):
             m.umount_checked(self)
 
     def test_13_kill9_inside_recovery_leaves_a_mountable_store(self):
-        """Recovery empties the crashed session's journal (Journal::Reset) and only then
-        writes the new session frame (StartJournal): a kill in between leaves 'not
-        finalized + empty journal', which every later mount refuses (and fsck cannot fix,
-        test_12)."""
+        """Recovery replaces the crashed session's journal with the new session's first
+        frame; a kill at that moment (just before the rename of journal.tmp) must leave a
+        store the next mount recovers (it once emptied the journal first: 'not finalized
+        + empty journal', refused by every later mount)."""
         so = self.shim()
         store, mnt = self.new_store((64, 64, 64))
         mark = self.root.join("mark")
@@ -388,7 +388,8 @@ class RedTeam(unittest.TestCase):
             T.wait_status(mnt, lambda st: st["slabs"]["flushed"] >= 1, timeout=20, what="slab 0")
             kill9(m)
         os.makedirs(mnt, exist_ok=True)
-        env = dict(os.environ, LD_PRELOAD=so, RT_JTRUNC="1", RT_MARK=mark, RT_SLEEP="20")
+        env = dict(os.environ, LD_PRELOAD=so, RT_RENAME=".brickfs/journal.tmp", RT_MARK=mark,
+                   RT_SLEEP="20")
         p = subprocess.Popen([T.brickfs_bin(), "mount", store, mnt, "-f"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
@@ -396,7 +397,7 @@ class RedTeam(unittest.TestCase):
             t0 = time.monotonic()
             while not os.path.exists(mark) and time.monotonic() - t0 < 30 and p.poll() is None:
                 time.sleep(0.05)
-            self.assertTrue(os.path.exists(mark), "recovery never emptied the journal")
+            self.assertTrue(os.path.exists(mark), "recovery never replaced the journal")
         finally:
             p.kill()
             p.wait(10)

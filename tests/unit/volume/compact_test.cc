@@ -356,7 +356,7 @@ TEST_F(CompactTest, CompactShardCallsBeforeRenameWithTheNewFileDurableAndTheOldO
 
   // A failing callback leaves the shard as it was.
   ShardCompactOptions fail;
-  fail.before_rename = [&](uint64_t) { return Status::IOError("journal full", 28); };
+  fail.before_rename = [&](uint64_t, uint64_t) { return Status::IOError("journal full", 28); };
   CompactBrick b;
   Status s = CompactShard(shards, Geo(), brick, fail, &b);
   EXPECT_FALSE(s.ok());
@@ -375,7 +375,7 @@ TEST_F(CompactTest, CompactShardCallsBeforeRenameWithTheNewFileDurableAndTheOldO
 
   ShardCompactOptions o;
   uint64_t seen = 0;
-  o.before_rename = [&](uint64_t new_length) {
+  o.before_rename = [&](uint64_t new_length, uint64_t) {
     seen = new_length;
     struct stat sb;
     EXPECT_EQ(::stat((path + ".tmp").c_str(), &sb), 0) << "the new file is not there yet";
