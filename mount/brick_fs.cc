@@ -536,6 +536,7 @@ int BrickFs::IngestFile(const std::shared_ptr<WriteFile>& f, bool from_fsync) {
     volume_->RecordError(name, "written past its size; nothing stored");
     return -EFBIG;
   }
+  if (f->write_failed()) return -ENOSPC;  // the status says why already
   if (f->size() == 0) {
     if (from_fsync) {  // nothing written yet: nothing to make durable
       f->set_dirty(true);
@@ -582,10 +583,11 @@ int BrickFs::WriteBrickFile(const std::shared_ptr<WriteFile>& f, const Shape3& b
     volume_->RecordError(name, "written past its size; nothing stored");
     return -EFBIG;
   }
+  if (f->write_failed()) return -ENOSPC;
+  // A brick is replaced whole: what its writer wrote must be all of it (the
+  // bytes it was opened with only serve reads).
   Status s = f->WithContent([&](const WriteFile::Content& c) {
-    IntervalSet there = c.written;
-    for (const auto& [lo, hi] : c.preloaded) there.Insert(lo, hi);
-    return volume_->WriteBrick(brick, c.data, c.size, name, &there);
+    return volume_->WriteBrick(brick, c.data, c.size, name, &c.written);
   });
   return -ToErrno(s);
 }

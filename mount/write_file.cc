@@ -82,7 +82,10 @@ Status WriteFile::Write(uint64_t off, const uint8_t* p, size_t n, uint64_t cap) 
     return TooLarge(name_, end, cap);
   }
   BRICKFS_RETURN_IF_ERROR(MaterializeLocked());
-  BRICKFS_RETURN_IF_ERROR(ReserveLocked(end, cap));
+  if (Status s = ReserveLocked(end, cap); !s.ok()) {
+    write_failed_ = true;
+    return s;
+  }
   if (off > size_) std::memset(data_.get() + size_, 0, off - size_);  // a hole reads as 0
   std::memcpy(data_.get() + off, p, n);
   written_.Insert(off, end);
@@ -191,6 +194,10 @@ void WriteFile::set_dirty(bool d) {
 bool WriteFile::oversized() const {
   std::lock_guard<std::mutex> lock(mu_);
   return oversized_;
+}
+bool WriteFile::write_failed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return write_failed_;
 }
 bool WriteFile::fsynced() const {
   std::lock_guard<std::mutex> lock(mu_);

@@ -94,6 +94,8 @@ class WriteFile {
   void set_dirty(bool d);
   // A write went past the cap; the close reports EFBIG.
   bool oversized() const;
+  // A write failed for want of memory; the close fails too (ENOSPC).
+  bool write_failed() const;
   // fsync was called on it (a staged file: its rename makes it durable).
   bool fsynced() const;
   void set_fsynced();
@@ -123,6 +125,7 @@ class WriteFile {
   mode_t mode_ = 0644;                          // guarded by mu_
   bool dirty_ = false;                          // guarded by mu_
   bool oversized_ = false;                      // guarded by mu_
+  bool write_failed_ = false;                   // guarded by mu_
   bool fsynced_ = false;                        // guarded by mu_
 };
 

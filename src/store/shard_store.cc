@@ -335,21 +335,31 @@ Result<uint64_t> ShardStore::FileSize(const Shape3& brick) {
   return st->file_size;
 }
 
-Status ShardStore::SyncBricks(const std::vector<Shape3>& bricks) {
+Status ShardStore::SyncBricks(const std::vector<Shape3>& bricks, ThreadPool* io) {
   std::set<std::string> dirs;
   {
     std::lock_guard<std::mutex> lock(mu_);
     dirs.swap(unsynced_dirs_);
   }
-  for (const auto& b : bricks) {
-    std::string path = BrickPath(b);
+  std::vector<Status> errs(bricks.size());
+  auto sync_one = [&](size_t i) {
+    std::string path = BrickPath(bricks[i]);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::IOError("open " + path, errno);
+    if (fd < 0) {
+      errs[i] = Status::IOError("open " + path, errno);
+      return;
+    }
     int rc = ::fdatasync(fd);
     int err = errno;
     ::close(fd);
-    if (rc != 0) return Status::IOError("fsync " + path, err);
+    if (rc != 0) errs[i] = Status::IOError("fsync " + path, err);
+  };
+  if (io && bricks.size() > 1) {
+    io->ParallelFor(bricks.size(), sync_one);
+  } else {
+    for (size_t i = 0; i < bricks.size(); ++i) sync_one(i);
   }
+  for (const Status& s : errs) BRICKFS_RETURN_IF_ERROR(s);
   // New directories: each and its parents up to the array directory.
   std::set<std::string> all;
   for (std::string d : dirs) {

@@ -30,6 +30,7 @@
 
 #include "brickfs/geometry.h"
 #include "brickfs/status.h"
+#include "common/thread_pool.h"
 #include "format/journal.h"
 #include "format/shard_index.h"
 
@@ -95,8 +96,10 @@ class ShardStore {
   // created. Returns the first error.
   Status SyncDirty();
   // fsyncs the given bricks' files and the directories created since the
-  // last sync (with their parents up to the array directory).
-  Status SyncBricks(const std::vector<Shape3>& bricks);
+  // last sync (with their parents up to the array directory); with `io`,
+  // the fsyncs run in parallel on it (a file system commits concurrent
+  // fsyncs together).
+  Status SyncBricks(const std::vector<Shape3>& bricks, ThreadPool* io = nullptr);
 
   // The brick's current file length (0 when it has no file).
   Result<uint64_t> FileSize(const Shape3& brick);

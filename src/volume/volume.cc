@@ -167,6 +167,8 @@ struct Volume::Slab {
 
 namespace {
 
+constexpr uint64_t kDefaultBlockDepth = 32;  // DefaultBlockShape(any)[0]
+
 int64_t NowNs() {
   struct timespec ts;
   ::clock_gettime(CLOCK_REALTIME, &ts);
@@ -227,6 +229,13 @@ Volume::~Volume() {
   cv_.notify_all();
   if (retry_thread_.joinable()) retry_thread_.join();
   pool_.reset();  // joins workers: no flush task runs after this
+  {
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    commit_stop_ = true;
+  }
+  commit_cv_.notify_all();
+  if (committer_.joinable()) committer_.join();  // commits what the flushes queued
+  io_pool_.reset();
   std::lock_guard<std::mutex> lock(mu_);
   slabs_.clear();  // buffers return to slab_pool_ before it goes
 }
@@ -651,7 +660,11 @@ void Volume::Start() {
     }
     rebuild_bricks_.reset();
   }
-  if (!read_only()) retry_thread_ = std::thread([this] { RetryLoop(); });
+  if (!read_only()) {
+    retry_thread_ = std::thread([this] { RetryLoop(); });
+    io_pool_ = std::make_unique<ThreadPool>(4);
+    committer_ = std::thread([this] { CommitLoop(); });
+  }
   if (read_only() && block_pool_) {
     // A mount for reading: fault in the buffers of the first reads now.
     std::lock_guard<std::mutex> lock(ahead_mu_);
@@ -962,6 +975,17 @@ Status Volume::ChargeFileMemory(uint64_t bytes) {
     // Wait only while a flush or load in progress will give memory back.
     if (!SlabBusyLocked() || std::chrono::steady_clock::now() > deadline) break;
     cv_.wait_for(lock, std::chrono::milliseconds(20));
+  }
+  const uint64_t held = budget_->used(MemoryBudget::Kind::kFile);
+  if (!geo_ && held + bytes > options_.mem_budget) {
+    // Not even the first file fits: the budget is far below one slab.
+    const uint64_t depth = options_.block ? (*options_.block)[0] : kDefaultBlockDepth;
+    return Status::NoSpace("mem=" + HumanBytes(options_.mem_budget) + " is less than one slab: " +
+                           "it cannot even hold this file (" + HumanBytes(held + bytes) +
+                           "), and a slab is " + std::to_string(depth) +
+                           " slices; mount with -o mem=" +
+                           std::to_string(CeilDiv(2 * depth * (held + bytes), 1 << 20)) +
+                           "M or more");
   }
   return Status::NoSpace(
       "the memory budget mem=" + HumanBytes(options_.mem_budget) + " is full (" +
@@ -1419,31 +1443,63 @@ void Volume::FlushBrick(const std::shared_ptr<Slab>& slab, uint64_t brick_y, uin
 
 void Volume::FinishFlush(const std::shared_ptr<Slab>& slab) {
   Status err;
-  std::vector<std::pair<Shape3, uint64_t>> appended;
   {
     std::lock_guard<std::mutex> g(slab->err_mu);
     err = slab->flush_error;
-    appended = slab->appended;
   }
-  if (err.ok() && journal_) {
-    // Commit: the appends are made durable first, then the journal says so.
-    std::vector<Shape3> bricks;
-    std::string frames;
-    for (const auto& [brick, length] : appended) {
-      bricks.push_back(brick);
-      AppendBrickLength(BrickId{0, brick}, length, &frames);
-    }
-    std::vector<uint64_t> slices;
+  if (!err.ok() || !journal_) {
+    CompleteFlush(slab, err);
+    return;
+  }
+  // The commit (fsyncs, the journal) is the committer's: this pool thread
+  // goes back to compressing at once, and slabs that finish close together
+  // share one round of fsyncs.
+  {
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    commit_queue_.push_back(slab);
+  }
+  commit_cv_.notify_one();
+}
+
+void Volume::CommitLoop() {
+  for (;;) {
+    std::vector<std::shared_ptr<Slab>> batch;
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (uint64_t i = 0; i < geo_->block[0]; ++i) {
-        if (slab->present[i]) slices.push_back(slab->index * geo_->block[0] + i);
-      }
+      std::unique_lock<std::mutex> lock(commit_mu_);
+      commit_cv_.wait(lock, [&] { return commit_stop_ || !commit_queue_.empty(); });
+      if (commit_queue_.empty()) return;  // stopping, nothing left
+      batch.assign(commit_queue_.begin(), commit_queue_.end());
+      commit_queue_.clear();
     }
-    AppendSlabCommit(0, slab->index, slices, &frames);
-    err = shards_->SyncBricks(bricks);
+    // Commit: the appends are made durable first, then the journal says so.
+    std::set<Shape3> bricks;
+    std::string frames;
+    for (const auto& slab : batch) {
+      std::vector<std::pair<Shape3, uint64_t>> appended;
+      {
+        std::lock_guard<std::mutex> g(slab->err_mu);
+        appended = slab->appended;
+      }
+      for (const auto& [brick, length] : appended) {
+        bricks.insert(brick);
+        AppendBrickLength(BrickId{0, brick}, length, &frames);
+      }
+      std::vector<uint64_t> slices;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (uint64_t i = 0; i < geo_->block[0]; ++i) {
+          if (slab->present[i]) slices.push_back(slab->index * geo_->block[0] + i);
+        }
+      }
+      AppendSlabCommit(0, slab->index, slices, &frames);
+    }
+    Status err = shards_->SyncBricks({bricks.begin(), bricks.end()}, io_pool_.get());
     if (err.ok()) err = journal_->Append(frames, /*sync=*/true);
+    for (const auto& slab : batch) CompleteFlush(slab, err);
   }
+}
+
+void Volume::CompleteFlush(const std::shared_ptr<Slab>& slab, const Status& err) {
   // The levels above follow the committed slab: it is downsampled here, its
   // buffer released below, and the levels fed after that, all under pyr_mu_
   // so feeds of one slab keep their order. A failure there is reported and
@@ -1454,6 +1510,8 @@ void Volume::FinishFlush(const std::shared_ptr<Slab>& slab) {
   std::unique_lock<std::mutex> lock(mu_);
   const Geometry& g = *geo_;
   if (!err.ok()) {
+    NotePyramidBytes(-static_cast<int64_t>(slab->down.size()));
+    slab->down = std::vector<uint8_t>();
     // Keep the slab in memory; RetryLoop retries it every second, Finalize
     // at unmount, and the next close() reports the error.
     slab->state = Slab::State::kFilling;

@@ -27,6 +27,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -295,7 +296,16 @@ class Volume {
   Status AppendSlabColumn(const Geometry& g, uint64_t bz, const uint8_t* buf, uint64_t brick_y,
                           uint64_t brick_x, Shape3* brick, AppendStats* stats,
                           EncodedBlocks* enc = nullptr);
+  // The last brick task of a slab's flush: a failed flush is completed at
+  // once (kept for retry), a good one queued for the committer.
   void FinishFlush(const std::shared_ptr<Slab>& slab);
+  // The committer thread: takes every slab queued, fsyncs the bricks they
+  // appended to (each once, in parallel on io_pool_), journals their
+  // commits with one fsync, then completes them in order.
+  void CommitLoop();
+  // After the commit (or its failure, `err`): the slab leaves memory and
+  // feeds the levels, or stays for a retry.
+  void CompleteFlush(const std::shared_ptr<Slab>& slab, const Status& err);
   void MaybeCompleteLocked(const std::shared_ptr<Slab>& slab);
 
   // Reads a box of level-0 voxels into out with the given byte strides.
@@ -429,6 +439,12 @@ class Volume {
   std::unique_ptr<Store> store_;
   const VolumeOptions options_;
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<ThreadPool> io_pool_;  // fsyncs of a commit, in parallel
+  std::mutex commit_mu_;
+  std::condition_variable commit_cv_;
+  std::deque<std::shared_ptr<Slab>> commit_queue_;  // guarded by commit_mu_
+  bool commit_stop_ = false;                         // guarded by commit_mu_
+  std::thread committer_;
   std::unique_ptr<BlockCache> cache_;
 
   mutable std::mutex mu_;
