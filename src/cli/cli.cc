@@ -375,7 +375,16 @@ Result<Json> ReadLiveStatus(const std::string& mount) {
   return Json::Parse(text);
 }
 
-bool ProcessAlive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+// True while `pid` runs. A zombie has finished: the daemon is reparented to
+// PID 1 when it daemonizes, and some init processes (containers) reap it
+// only after a second or more.
+bool ProcessAlive(pid_t pid) {
+  if (::kill(pid, 0) != 0 && errno != EPERM) return false;
+  auto stat = ReadFileToString("/proc/" + std::to_string(pid) + "/stat", 4096);
+  if (!stat.ok()) return true;
+  const size_t paren = stat->rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat->size() || (*stat)[paren + 2] != 'Z';
+}
 
 // Runs a program, waits, returns its exit status (-1 if it could not run).
 int RunProgram(const std::vector<std::string>& argv) {
