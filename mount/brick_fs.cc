@@ -64,11 +64,22 @@ struct BrickFs::Handle {
 BrickFs::BrickFs(Volume* volume, time_t mount_time)
     : volume_(volume),
       mount_time_(mount_time),
-      charger_([volume](int64_t n) -> Status {
-        if (n > 0) return volume->ChargeFileMemory(static_cast<uint64_t>(n));
+      charger_([this](int64_t n) -> Status {
+        if (n < 0) {
+          volume_->ReleaseFileMemory(static_cast<uint64_t>(-n));
+          return Status::Ok();
+        }
+        Status s = volume_->ChargeFileMemory(static_cast<uint64_t>(n));
+        // Spare buffers give their memory back before a writer is refused.
+        if (!s.ok() && buffers_ && buffers_->Trim() > 0) {
+          s = volume_->ChargeFileMemory(static_cast<uint64_t>(n));
+        }
+        return s;
+      }),
+      buffers_(std::make_shared<BufferPool>([volume](int64_t n) -> Status {
         if (n < 0) volume->ReleaseFileMemory(static_cast<uint64_t>(-n));
         return Status::Ok();
-      }) {
+      })) {
   volume_->SetStagedInfo([this] { return std::make_pair(staged_.count(), staged_.bytes()); });
 }
 
@@ -109,7 +120,9 @@ std::shared_ptr<WriteFile> BrickFs::WritingFile(const std::string& name) {
 }
 
 std::shared_ptr<WriteFile> BrickFs::NewFile(WriteFile::Kind kind, const std::string& name) {
-  return std::make_shared<WriteFile>(kind, name, charger_);
+  // Staged files may live long: no spare buffers for them.
+  return std::make_shared<WriteFile>(kind, name, charger_,
+                                     kind == WriteFile::Kind::kStaged ? nullptr : buffers_);
 }
 
 bool BrickFs::IsCanonical(const std::string& name) const {

@@ -106,6 +106,7 @@ class BrickFs {
   Volume* const volume_;
   const time_t mount_time_;
   const MemoryCharger charger_;
+  const std::shared_ptr<BufferPool> buffers_;  // spare slice buffers
   StagedFiles staged_;
   std::mutex mu_;
   // Writer names with open write handles (for stat during cp).

@@ -23,15 +23,72 @@ Status TooLarge(const std::string& name, uint64_t end, uint64_t cap) {
 
 }  // namespace
 
-WriteFile::WriteFile(Kind kind, std::string name, MemoryCharger charger)
-    : charger_(std::move(charger)), kind_(kind), name_(std::move(name)), mtime_ns_(NowNs()) {}
+std::pair<uint8_t*, uint64_t> BufferPool::Take(uint64_t want) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (size_t i = 0; i < spares_.size(); ++i) {
+    if (spares_[i].second >= want) {
+      auto b = spares_[i];
+      spares_.erase(spares_.begin() + static_cast<long>(i));
+      return b;
+    }
+  }
+  return {nullptr, 0};
+}
+
+void BufferPool::Give(uint8_t* data, uint64_t capacity) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (spares_.size() < max_buffers_ && capacity <= max_bytes_) {
+      spares_.emplace_back(data, capacity);
+      return;
+    }
+  }
+  std::free(data);
+  charger_(-static_cast<int64_t>(capacity)).IgnoreError();
+}
+
+uint64_t BufferPool::Trim() {
+  std::vector<std::pair<uint8_t*, uint64_t>> gone;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    gone.swap(spares_);
+  }
+  uint64_t n = 0;
+  for (auto [p, c] : gone) {
+    std::free(p);
+    charger_(-static_cast<int64_t>(c)).IgnoreError();
+    n += c;
+  }
+  return n;
+}
+
+WriteFile::WriteFile(Kind kind, std::string name, MemoryCharger charger,
+                     std::shared_ptr<BufferPool> pool)
+    : charger_(std::move(charger)),
+      pool_(std::move(pool)),
+      kind_(kind),
+      name_(std::move(name)),
+      mtime_ns_(NowNs()) {}
 
 WriteFile::~WriteFile() {
-  if (capacity_) charger_(-static_cast<int64_t>(capacity_)).IgnoreError();
+  if (!capacity_) return;
+  if (pool_) {
+    pool_->Give(data_.release(), capacity_);  // its charge goes with it
+  } else {
+    charger_(-static_cast<int64_t>(capacity_)).IgnoreError();
+  }
 }
 
 Status WriteFile::ReserveLocked(uint64_t want, uint64_t cap) {
   if (want <= capacity_) return Status::Ok();
+  if (!data_ && pool_) {
+    auto [p, c] = pool_->Take(want);
+    if (p) {
+      data_.reset(p);
+      capacity_ = c;
+      return Status::Ok();
+    }
+  }
   // Grow geometrically (few reallocations for sequential writers), never
   // past the cap; when the budget refuses the doubled size, try exactly
   // what is needed.

@@ -41,11 +41,39 @@ using MemoryCharger = std::function<Status(int64_t n)>;
 // Fills out[0, n) with a file's current content (a preload).
 using PreloadFn = std::function<Status(uint8_t* out, uint64_t n)>;
 
+// Spare file buffers kept for reuse: a slice file's bytes are allocated and
+// faulted in for every file otherwise, which costs more than reusing memory
+// (DESIGN §11). Spares stay charged to the budget; Trim gives them back.
+class BufferPool {
+ public:
+  explicit BufferPool(MemoryCharger charger, size_t max_buffers = 4,
+                      uint64_t max_bytes = uint64_t{256} << 20)
+      : charger_(std::move(charger)), max_buffers_(max_buffers), max_bytes_(max_bytes) {}
+  ~BufferPool() { Trim(); }
+
+  // A spare of at least `want` bytes (its charge goes with it): the pointer
+  // and its capacity; {nullptr, 0} when there is none.
+  std::pair<uint8_t*, uint64_t> Take(uint64_t want);
+  // Keeps a buffer for reuse (still charged) or frees it (releasing).
+  void Give(uint8_t* data, uint64_t capacity);
+  // Frees every spare, releasing its charge; returns the bytes.
+  uint64_t Trim();
+
+ private:
+  const MemoryCharger charger_;
+  const size_t max_buffers_;
+  const uint64_t max_bytes_;
+  std::mutex mu_;
+  std::vector<std::pair<uint8_t*, uint64_t>> spares_;  // guarded by mu_
+};
+
 class WriteFile {
  public:
   enum class Kind { kSlice, kStaged, kBrick };
 
-  WriteFile(Kind kind, std::string name, MemoryCharger charger);
+  // `pool` (may be null) provides and takes back buffers.
+  WriteFile(Kind kind, std::string name, MemoryCharger charger,
+            std::shared_ptr<BufferPool> pool = nullptr);
   ~WriteFile();  // releases what it charged
   WriteFile(const WriteFile&) = delete;
   WriteFile& operator=(const WriteFile&) = delete;
@@ -110,6 +138,7 @@ class WriteFile {
   Status MaterializeLocked();
 
   const MemoryCharger charger_;
+  const std::shared_ptr<BufferPool> pool_;
   mutable std::mutex mu_;
   Kind kind_;                                   // guarded by mu_
   std::string name_;                            // guarded by mu_

@@ -45,7 +45,8 @@ class Volume::SlabPool {
   SlabPool(uint64_t slab_bytes, MemoryBudget* budget) : slab_bytes_(slab_bytes), budget_(budget) {}
   ~SlabPool() { TrimFree(); }
 
-  // A zeroed buffer of slab_bytes, or null when the budget has no room.
+  // A buffer of slab_bytes (its content undefined: the slab tracks which
+  // slots hold data, Slab::valid), or null when the budget has no room.
   std::shared_ptr<uint8_t> TryGet() {
     uint8_t* p = nullptr;
     {
@@ -75,9 +76,9 @@ class Volume::SlabPool {
       }
       ::madvise(m, slab_bytes_, MADV_HUGEPAGE);
       p = static_cast<uint8_t*>(m);
-    } else {
-      std::memset(p, 0, slab_bytes_);
     }
+    // No zeroing: a reused buffer is overwritten slice by slice; only slots
+    // that never get a slice are zeroed, when the slab is flushed.
     return std::shared_ptr<uint8_t>(p, [this](uint8_t* q) { Release(q); });
   }
 
@@ -135,12 +136,13 @@ struct Volume::Slab {
     kCommitted, // in the store; no longer in the slab table
   };
   explicit Slab(uint64_t i, uint64_t slots)
-      : index(i), present(slots), renewed(slots), synced(slots) {}
+      : index(i), present(slots), valid(slots), renewed(slots), synced(slots) {}
 
   const uint64_t index;
   State state = State::kLoading;      // all fields guarded by Volume::mu_ ...
   std::shared_ptr<uint8_t> buf;
   std::vector<uint8_t> present;       // per slot: slice received
+  std::vector<uint8_t> valid;         // per slot: its bytes in buf are defined (data or zeros)
   uint64_t count = 0;                 // present slots
   uint64_t pins = 0;                  // writers decoding into buf
   uint64_t last_touch = 0;
@@ -898,6 +900,10 @@ Result<std::shared_ptr<Volume::Slab>> Volume::AcquireSlabLocked(std::unique_lock
     }
     lock.lock();
     slab->reloaded = any;
+    if (any) {
+      const uint64_t z0 = index * g.block[0];
+      for (uint64_t i = 0; i < g.block[0] && z0 + i < g.shape[0]; ++i) slab->valid[i] = 1;
+    }
     for (uint64_t i : stored) slab->present[i] = 1;
     slab->count = stored.size();
     if (!s.ok()) {
@@ -1131,9 +1137,7 @@ Status Volume::IngestSlice(const SliceWrite& w) {
     }
   }
   if (!s.ok()) {
-    if (direct && !slab->present[slot] && slab->buf) {
-      std::memset(slab->buf.get() + slot * geo_->slice_bytes(), 0, geo_->slice_bytes());
-    }
+    if (direct && !slab->present[slot]) slab->valid[slot] = 0;  // partly decoded: garbage
     if (!slab && geo_) {
       auto it = slabs_.find(z / geo_->block[0]);
       if (it != slabs_.end()) slab = it->second;
@@ -1154,6 +1158,7 @@ Status Volume::IngestSlice(const SliceWrite& w) {
   if (superseded) return Status::Ok();  // a writer of z that closed later won
 
   zw.applied = ticket;
+  slab->valid[slot] = 1;
   slab->dirty = true;
   slab->last_write = std::chrono::steady_clock::now();
   if (!slab->present[slot]) {
@@ -1345,6 +1350,14 @@ void Volume::MaybeCompleteLocked(const std::shared_ptr<Slab>& slab) {
 }
 
 void Volume::StartFlushLocked(const std::shared_ptr<Slab>& slab) {
+  // Slots that never got a slice are fill (zeros) in every block written.
+  const uint64_t slice = geo_->slice_bytes();
+  for (uint64_t i = 0; i < slab->valid.size(); ++i) {
+    if (!slab->valid[i]) {
+      std::memset(slab->buf.get() + i * slice, 0, slice);
+      slab->valid[i] = 1;
+    }
+  }
   slab->state = Slab::State::kFlushing;
   {
     std::lock_guard<std::mutex> g(slab->err_mu);
@@ -2368,6 +2381,20 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
     }
     for (uint64_t z = std::max(lo[0], sl * B[0]); z < std::min(hi[0], (sl + 1) * B[0]); ++z) {
       const uint64_t slot = z - sl * B[0];
+      if (!slab.valid[slot]) {  // the rest of this plane is fill
+        std::vector<uint8_t> zeros;
+        if (slab.buf) {
+          std::memset(slab.buf.get() + slot * Y * X * vb, 0, Y * X * vb);
+        } else {
+          zeros.assign(Y * X * vb, 0);
+          if (Status w = PwriteAll(fd, zeros.data(), zeros.size(), slot * Y * X * vb, SpoolPath(sl));
+              !w.ok()) {
+            ::close(fd);
+            return fail(w.WithContext(name));
+          }
+        }
+        slab.valid[slot] = 1;
+      }
       for (uint64_t y = lo[1]; y < hi[1]; ++y) {
         const uint64_t at = ((slot * Y + y) * X + lo[2]) * vb;
         const uint8_t* src = data + ((z - lo[0]) * ny + (y - lo[1])) * nx * vb;

@@ -346,7 +346,9 @@ class RedTeam(unittest.TestCase):
         """brickfs create --shape 100000,100000,100000; write one brick; unmount: the daemon
         aborts (std::bad_alloc of 160 GB in EnsureLevelsLocked, volume_pyramid.cc:558,
         building level 2 from the whole of level 1); the store is never finalized."""
-        if open("/proc/sys/vm/overcommit_memory").read().strip() == "1":
+        with open("/proc/sys/vm/overcommit_memory") as f:
+            overcommit = f.read().strip()
+        if overcommit == "1":
             self.skipTest("vm.overcommit_memory=1 would let the 160 GB allocation proceed")
         store, mnt = self.root.join("v.zarr"), self.root.join("mnt")
         r = T.brickfs("create", store, "--shape", "100000,100000,100000", "--dtype", "uint8")
