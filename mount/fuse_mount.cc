@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/filesystem.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +25,7 @@
 #include <sstream>
 
 #include "common/bytes.h"
+#include "common/file_util.h"
 #include "common/log.h"
 #include "mount/brick_fs.h"
 #include "mount/namespace.h"
@@ -173,6 +175,34 @@ bool ContinuesTriple(const std::string& prev, const std::string& part) {
     if (prev.rfind(key, 0) == 0) return true;
   }
   return false;
+}
+
+// `p` with symlinks resolved as far as it exists and the rest normalized
+// (STORE and a log file may not exist yet), without a trailing slash.
+std::string ResolvedPath(const std::string& p) {
+  boost::system::error_code ec;
+  const auto abs = boost::filesystem::absolute(p);
+  auto resolved = boost::filesystem::weakly_canonical(abs, ec);
+  std::string s = ec ? abs.lexically_normal().string() : resolved.string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+// Writes the daemon's pid into STORE/.brickfs/lock (opened again after the
+// fork: the lock itself was taken before it and stays with this process).
+void WriteLockPid(const std::string& store) {
+  const std::string lock = store + "/.brickfs/lock";
+  auto fd = OpenOwnedFile(lock, O_WRONLY);
+  if (!fd.ok()) {
+    LogError("cannot write the pid to " + lock + ": " + fd.status().message());
+    return;
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(*fd, 0) != 0 ||
+      ::pwrite(*fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    LogError("cannot write the pid to " + lock + ": " + std::strerror(errno));
+  }
+  ::close(*fd);
 }
 
 uint64_t PeakRssKb() {
@@ -356,6 +386,26 @@ int RunMount(const MountConfig& config) {
               << " torn shard tails. Slices to copy again: " << RangesToString(r.lost)
               << " (brickfs info lists every missing slice)\n";
   }
+  // The log is opened before mounting, so that a log file brickfs refuses
+  // (a symlink, a file of another user) stops the mount with the reason on
+  // the terminal. An explicit log= path may go through symlinked directories
+  // the user chose: those are resolved here; the file itself is not followed.
+  std::string log_file = config.log_file;
+  if (log_file.empty() && !config.foreground && !config.read_only) {
+    log_file = config.store + "/.brickfs/daemon.log";
+  } else if (!log_file.empty()) {
+    const size_t slash = log_file.find_last_of('/');
+    const std::string dir = ResolvedPath(
+        slash == std::string::npos ? "." : log_file.substr(0, std::max<size_t>(slash, 1)));
+    log_file = (dir == "/" ? "" : dir) + "/" + log_file.substr(slash + 1);
+  }
+  if (!log_file.empty()) {
+    Status ls = SetLogFile(log_file);
+    if (!ls.ok()) {
+      std::cerr << "brickfs: cannot use the log file: " << ls.message() << "\n";
+      return 2;
+    }
+  }
   BrickFs fs(vol, ::time(nullptr));
 
   // libfuse splits -o at commas; a store path may contain them (escape with \).
@@ -382,24 +432,14 @@ int RunMount(const MountConfig& config) {
     fuse_opt_free_args(&args);
     return 2;
   }
-  std::string log_file = config.log_file;
-  if (log_file.empty() && !config.foreground && !config.read_only) {
-    log_file = config.store + "/.brickfs/daemon.log";
-  }
   if (fuse_daemonize(config.foreground ? 1 : 0) != 0) {
     fuse_unmount(f);
     fuse_destroy(f);
     fuse_opt_free_args(&args);
     return 2;
   }
-  if (!log_file.empty()) SetLogFile(log_file);
   if (!config.read_only) {  // the lock names the daemon: this process, after the fork
-    std::string pid = std::to_string(::getpid()) + "\n", lock = config.store + "/.brickfs/lock";
-    int fd = ::open(lock.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-    if (fd < 0 || ::write(fd, pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
-      LogError("cannot write the pid to " + lock);
-    }
-    if (fd >= 0) ::close(fd);
+    WriteLockPid(config.store);
   }
   LogAlways("mounted " + config.store + " on " + config.mountpoint);
   if (vol->recovery().needed) {

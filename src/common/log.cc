@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "common/file_util.h"
+
 namespace brickfs {
 namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::kWarning)};
@@ -16,15 +18,14 @@ std::atomic<int> g_fd{2};
 
 void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
 
-bool SetLogFile(const std::string& path) {
+Status SetLogFile(const std::string& path) {
   if (path.empty()) {
     g_fd = 2;
-    return true;
+    return Status::Ok();
   }
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
+  BRICKFS_ASSIGN_OR_RETURN(int fd, OpenOwnedFile(path, O_WRONLY | O_CREAT | O_APPEND, 0644));
   g_fd = fd;
-  return true;
+  return Status::Ok();
 }
 
 namespace {

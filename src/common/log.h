@@ -5,13 +5,18 @@
 
 #include <string>
 
+#include "brickfs/status.h"
+
 namespace brickfs {
 
 enum class LogLevel { kError = 0, kWarning = 1, kInfo = 2, kDebug = 3 };
 
 void SetLogLevel(LogLevel level);
-// Appends to `path` from now on (empty: stderr). Returns false if it can't.
-bool SetLogFile(const std::string& path);
+// Appends to `path` from now on (empty: stderr). The file is opened with
+// OpenOwnedFile (common/file_util.h): a symlink, a hard link, a FIFO or a
+// file of another user is refused (the log stays where it was) with a
+// message naming it.
+Status SetLogFile(const std::string& path);
 void Log(LogLevel level, const std::string& message);
 // Written whatever the level: lifecycle lines (mounted, finalized + totals).
 void LogAlways(const std::string& message);

@@ -769,8 +769,7 @@ Status Volume::SpoolLocked(Slab* slab) {
   const uint64_t bytes = slab_pool_->slab_bytes();
   BRICKFS_RETURN_IF_ERROR(MakeDirs(store_->path() + "/.brickfs/spool"));
   std::string path = SpoolPath(slab->index);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::IOError("create spool file " + path, errno);
+  BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenOwnedFile(path, O_WRONLY | O_CREAT | O_TRUNC, 0600));
   Status s = PwriteAll(fd, slab->buf.get(), bytes, 0, path);
   ::close(fd);
   if (!s.ok()) {
@@ -827,8 +826,7 @@ Result<std::shared_ptr<uint8_t>> Volume::AllocateBufferLocked(std::unique_lock<s
 
 Status Volume::UnspoolLocked(Slab* slab) {
   std::string path = SpoolPath(slab->index);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError("open spool file " + path, errno);
+  BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenOwnedFile(path, O_RDONLY));
   Status s = PreadAll(fd, slab->buf.get(), slab_pool_->slab_bytes(), 0, path);
   ::close(fd);
   if (!s.ok()) return s;
@@ -1929,8 +1927,7 @@ Status Volume::ReadRegion(const Geometry& g, const Region& r, uint8_t* out, bool
           std::vector<uint8_t> present = slab.present;
           int fd = -1;
           if (from_spool) {
-            fd = ::open(SpoolPath(bz).c_str(), O_RDONLY | O_CLOEXEC);
-            if (fd < 0) return Status::IOError("open spool " + SpoolPath(bz), errno);
+            BRICKFS_ASSIGN_OR_RETURN(fd, OpenOwnedFile(SpoolPath(bz), O_RDONLY));
           } else {
             lock.unlock();
           }

@@ -693,6 +693,36 @@ TEST_F(VolumeTest, OneSlabBudgetWithRoundRobinSlicesSpoolsAndStaysCorrect) {
   ExpectVolumeEquals(v.get(), src, "after reopen");
 }
 
+// A spool file replaced by a symlink (to a file an attacker wants
+// overwritten) is refused: the slice that needed the spool fails, naming it,
+// and the link's target is unchanged.
+TEST_F(VolumeTest, SymlinkedSpoolFileIsRefusedAndItsTargetUntouched) {
+  const Source src = MakeSource(12, kY, kX, 3);
+  auto v = Open(Options(/*mem_slabs=*/1));
+  ASSERT_NE(v, nullptr);
+  const std::string victim = root_ + "/victim";
+  {
+    std::ofstream out(victim, std::ios::binary);
+    out << "precious\n";
+  }
+  ASSERT_EQ(::mkdir((store_path_ + "/.brickfs/spool").c_str(), 0755), 0);
+  for (int k = 0; k < 3; ++k) {
+    const std::string link = store_path_ + "/.brickfs/spool/slab-" + std::to_string(k);
+    ASSERT_EQ(::symlink(victim.c_str(), link.c_str()), 0);
+  }
+  Status refused;
+  for (uint64_t z : {0, 4, 8}) {  // three slabs, room for one: the others spool
+    Bytes tif = SliceTiff(src, z);
+    Status st = v->IngestSlice(SliceName(z), z, tif.data(), tif.size());
+    if (!st.ok() && refused.ok()) refused = st;
+  }
+  ASSERT_FALSE(refused.ok()) << "nothing was spooled";
+  EXPECT_NE(refused.message().find("symbolic link"), std::string::npos) << refused.ToString();
+  EXPECT_NE(refused.message().find("/.brickfs/spool/slab-"), std::string::npos)
+      << refused.ToString();
+  EXPECT_EQ(ReadFileBytes(victim), Bytes({'p', 'r', 'e', 'c', 'i', 'o', 'u', 's', '\n'}));
+}
+
 TEST_F(VolumeTest, MissingSlicesReadAsFillAndAreReported) {
   Source src = MakeSource(kZ, kY, kX);
   {
