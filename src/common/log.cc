@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "common/file_util.h"
+#include "common/text.h"
 
 namespace brickfs {
 namespace {
@@ -38,7 +39,7 @@ void WriteLine(LogLevel level, const std::string& message) {
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
   std::string line = std::string(stamp) + " brickfs[" + std::to_string(::getpid()) + "] " +
-                     kNames[static_cast<int>(level)] + " " + message + "\n";
+                     kNames[static_cast<int>(level)] + " " + EscapeUntrusted(message) + "\n";
   ssize_t rc = ::write(g_fd.load(), line.data(), line.size());
   (void)rc;
 }

@@ -1,4 +1,10 @@
 // Minimal leveled logging to stderr or a file (the daemon's -o log=FILE).
+//
+// One event is one line: messages are passed through EscapeUntrusted
+// (common/text.h), so a name written to the mount that holds a newline, an
+// escape sequence or bytes that are not UTF-8 can neither forge a line nor
+// leave the log undecodable.
+//
 // Thread-safe: each line is written with one write(2).
 #ifndef BRICKFS_COMMON_LOG_H_
 #define BRICKFS_COMMON_LOG_H_

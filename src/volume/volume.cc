@@ -17,6 +17,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/scope_guard.h"
+#include "common/text.h"
 #include "format/json.h"
 #include "tiff/tiff_decode.h"
 #include "volume/block_encode.h"
@@ -2408,10 +2409,13 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
 // ---------------------------------------------------------------------------
 
 void Volume::RecordError(const std::string& file, const std::string& message) {
-  LogWarning(file + ": " + message);
+  // Names come from whoever writes to the mount: spelled out so that the
+  // status stays valid UTF-8 JSON and the log one line per event.
+  const std::string safe_file = EscapeUntrusted(file), safe_message = EscapeUntrusted(message);
+  LogWarning(safe_file + ": " + safe_message);
   std::lock_guard<std::mutex> lock(mu_);
   ++errors_total_;
-  errors_.emplace_back(file, message);
+  errors_.emplace_back(safe_file, safe_message);
   if (errors_.size() > 100) errors_.erase(errors_.begin());  // keep the latest
 }
 

@@ -238,7 +238,9 @@ class Volume {
   Status WriteBrick(const Shape3& b, const uint8_t* data, size_t size, const std::string& name,
                     const IntervalSet* written = nullptr);
 
-  // Records an error about `file` for the status page.
+  // Records an error about `file` for the status page (and the log). Both
+  // strings may hold a name written to the mount: they are stored with
+  // EscapeUntrusted (common/text.h), so the status stays valid UTF-8 JSON.
   void RecordError(const std::string& file, const std::string& message);
 
   // The .brickfs/status document (see README); pretty or one line.

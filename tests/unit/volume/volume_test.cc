@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/text.h"
 #include "format/json.h"
 #include "format/shard_index.h"
 #include "store/shard_store.h"
@@ -691,6 +692,32 @@ TEST_F(VolumeTest, OneSlabBudgetWithRoundRobinSlicesSpoolsAndStaysCorrect) {
   v = Open(Options(1));
   ASSERT_NE(v, nullptr);
   ExpectVolumeEquals(v.get(), src, "after reopen");
+}
+
+// Names come from whoever writes to the mount: the status stays valid UTF-8
+// JSON with every error on one line, whatever bytes a name holds.
+TEST_F(VolumeTest, RecordErrorKeepsTheStatusValidUtf8WithNamesSpelledOut) {
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  v->RecordError(std::string("scan_\xff\xfe\n_3.tif"),
+                 std::string("\"scan_\xff\xfe\n_3.tif\" is not a TIFF \x1b[31m"));
+  Bytes junk(100, 0x42);
+  const std::string name = "bad\nname\x1b_\xc3_4.tif";
+  EXPECT_FALSE(v->IngestSlice(name, 4, junk.data(), junk.size()).ok());
+  const std::string text = v->StatusJson();
+  EXPECT_TRUE(IsValidUtf8(text)) << text;
+  Json st = ParseStatus(*v);
+  const auto& errors = st.Get("errors")->as_array();
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].Get("file")->as_string(), "scan_\\xff\\xfe\\n_3.tif");
+  EXPECT_EQ(errors[0].Get("message")->as_string(),
+            "\"scan_\\xff\\xfe\\n_3.tif\" is not a TIFF \\x1b[31m");
+  EXPECT_EQ(errors[1].Get("file")->as_string(), "bad\\nname\\x1b_\\xc3_4.tif");
+  for (const auto& e : errors) {
+    for (const char* k : {"file", "message"}) {
+      for (unsigned char c : e.Get(k)->as_string()) EXPECT_GE(c, 0x20) << k;
+    }
+  }
 }
 
 // A spool file replaced by a symlink (to a file an attacker wants
