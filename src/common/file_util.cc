@@ -116,7 +116,9 @@ Result<int> OpenChecked(int dir_fd, const std::string& name, const std::string& 
   if (fl < 0 || ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
     return Status::IOError("fcntl " + path, errno);
   }
-  if ((flags & O_TRUNC) && ::ftruncate(fd, 0) != 0) return Status::IOError("truncate " + path, errno);
+  if ((flags & O_TRUNC) && ::ftruncate(fd, 0) != 0) {
+    return Status::IOError("truncate " + path, errno);
+  }
   close_fd.Dismiss();
   return fd;
 }

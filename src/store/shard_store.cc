@@ -133,7 +133,8 @@ Status ShardStore::Append(const Shape3& brick, const std::vector<EncodedBlock>& 
   uint64_t block_bytes = buf.size();
   index->EncodeTo(&buf);
 
-  BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenFileBeneath(dir_, BrickRel(brick), O_WRONLY | O_CREAT));
+  BRICKFS_ASSIGN_OR_RETURN(const int fd,
+                           OpenFileBeneath(dir_, BrickRel(brick), O_WRONLY | O_CREAT));
   Status s = PwriteAll(fd, buf.data(), buf.size(), offset, path);
   if (!s.ok()) {
     // Leave the file as it was: a valid shard ending with the old index.

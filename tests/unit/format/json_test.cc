@@ -112,7 +112,8 @@ TEST(JsonTest, DumpWritesValidUtf8WhateverTheStringHolds) {
   doc.Set("ok", std::string("\xf0\x9f\x94\xac \xe2\x82\xac"));
   const std::string out = doc.Dump();
   EXPECT_EQ(out,
-            "{\"file\":\"scan_\xef\xbf\xbd\xef\xbf\xbd_3.tif caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd end\","
+            "{\"file\":\"scan_\xef\xbf\xbd\xef\xbf\xbd_3.tif caf\xc3\xa9 "
+            "\xef\xbf\xbd\xef\xbf\xbd end\","
             "\"ok\":\"\xf0\x9f\x94\xac \xe2\x82\xac\"}");
   auto back = Json::Parse(out);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
