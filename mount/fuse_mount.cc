@@ -19,10 +19,10 @@
 #include <functional>
 #include <iostream>
 #include <map>
-#include <optional>
-#include <unordered_map>
 #include <mutex>
+#include <optional>
 #include <sstream>
+#include <unordered_map>
 
 #include "common/bytes.h"
 #include "common/file_util.h"
@@ -177,6 +177,34 @@ bool ContinuesTriple(const std::string& prev, const std::string& part) {
   return false;
 }
 
+// Checks block=/brick= as Geometry::Validate will at the first slice, for
+// every dtype that slice could have (the default block depends on it).
+Status CheckShapeOptions(const VolumeOptions& v) {
+  if (!v.block && !v.brick) return Status::Ok();
+  std::string given;
+  if (v.block) given = "block=" + ShapeToString(*v.block);
+  if (v.brick) given += std::string(given.empty() ? "" : ",") + "brick=" + ShapeToString(*v.brick);
+  for (DType t : {DType::kUint8, DType::kUint16, DType::kInt16, DType::kUint32, DType::kFloat32}) {
+    Geometry g;
+    g.dtype = t;
+    g.block = v.block.value_or(DefaultBlockShape(t));
+    g.brick = v.brick.value_or(kDefaultBrick);
+    std::string bad = g.Validate();
+    if (bad.empty()) continue;
+    if (!v.block) {
+      bad += " (" + ShapeToString(g.block) + " is the default block of a " +
+             std::string(DTypeName(t)) + " volume; give block= as well)";
+    } else if (!v.brick) {
+      bad += " (with the default brick " + ShapeToString(kDefaultBrick) + "; give brick= as well)";
+    } else if (t != DType::kUint8) {
+      bad += " (for a " + std::string(DTypeName(t)) + " volume)";
+    }
+    return Status::InvalidArgument(std::string("mount option") + (v.block && v.brick ? "s" : "") +
+                                   " \"" + given + "\": " + bad);
+  }
+  return Status::Ok();
+}
+
 // `p` with symlinks resolved as far as it exists and the rest normalized
 // (STORE and a log file may not exist yet), without a trailing slash.
 std::string ResolvedPath(const std::string& p) {
@@ -186,6 +214,18 @@ std::string ResolvedPath(const std::string& p) {
   std::string s = ec ? abs.lexically_normal().string() : resolved.string();
   while (s.size() > 1 && s.back() == '/') s.pop_back();
   return s;
+}
+
+// True when `inner` is `outer` or lies below it (both resolved).
+bool IsWithin(const std::string& inner, const std::string& outer) {
+  if (inner == outer || outer == "/") return true;
+  return inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+         inner[outer.size()] == '/';
+}
+
+// The path as given, and what it resolves to when that differs.
+std::string Shown(const std::string& given, const std::string& resolved) {
+  return given == resolved ? given : given + " (" + resolved + ")";
 }
 
 // Writes the daemon's pid into STORE/.brickfs/lock (opened again after the
@@ -257,6 +297,16 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
     } else if (key == "mem") {
       BRICKFS_RETURN_IF_ERROR(size_opt(&config->volume.mem_budget));
       if (config->volume.mem_budget == 0) return bad("must be more than 0");
+      // Slab buffers are RAM: a budget beyond it would end in swap or the
+      // OOM killer instead of the spool.
+      const uint64_t mem = config->volume.mem_budget, phys = PhysicalMemoryBytes();
+      if (phys > 0 && mem > phys) {
+        return bad(HumanBytes(mem) + " (" + std::to_string(mem) +
+                   " bytes) is more than the physical memory of this machine, " +
+                   HumanBytes(phys) + " (" + std::to_string(phys) +
+                   " bytes); slab buffers must fit in RAM: give at most mem=" +
+                   std::to_string(phys >> 20) + "M (the default is a quarter of RAM)");
+      }
     } else if (key == "cache") {
       BRICKFS_RETURN_IF_ERROR(size_opt(&config->volume.cache_budget));
     } else if (key == "threads") {
@@ -311,7 +361,62 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
       config->fuse_opts.push_back(o);
     }
   }
+  return CheckShapeOptions(config->volume);
+}
+
+uint64_t PhysicalMemoryBytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+Status CheckNotSelfMount(const MountConfig& config) {
+  const std::string mnt = ResolvedPath(config.mountpoint), store = ResolvedPath(config.store);
+  if (IsWithin(store, mnt)) {
+    return Status::InvalidArgument(
+        "the store " + Shown(config.store, store) + " is inside the mount point " +
+        Shown(config.mountpoint, mnt) +
+        ": once mounted, the daemon would reach its own store through its own mount and wait "
+        "on itself for ever. Keep the store outside " + config.mountpoint);
+  }
+  if (IsWithin(mnt, store)) {
+    return Status::InvalidArgument(
+        "the mount point " + Shown(config.mountpoint, mnt) + " is inside the store " +
+        Shown(config.store, store) +
+        ": the mount would cover part of the store it serves. Use a mount point outside " +
+        config.store);
+  }
+  if (!config.log_file.empty()) {
+    const std::string log = ResolvedPath(config.log_file);
+    if (IsWithin(log, mnt)) {
+      return Status::InvalidArgument(
+          "log=" + Shown(config.log_file, log) + " is inside the mount point " +
+          Shown(config.mountpoint, mnt) +
+          ": the daemon would write its log through its own mount and wait on itself for "
+          "ever. Put the log outside " + config.mountpoint);
+    }
+  }
   return Status::Ok();
+}
+
+std::string FuseOptionString(const MountConfig& config) {
+  // libfuse splits -o at commas; a store path may contain them (escape with \).
+  std::string fsname;
+  for (char c : config.store) {
+    if (c == ',' || c == '\\') fsname += '\\';
+    fsname += c;
+  }
+  std::string opts = "fsname=" + fsname + ",subtype=brickfs";
+  if (config.read_only) opts += ",ro";
+  bool shared = false, checked = false;
+  for (const auto& o : config.fuse_opts) {
+    opts += "," + o;
+    shared = shared || o == "allow_other" || o == "allow_root";
+    checked = checked || o == "default_permissions";
+  }
+  // Without it the kernel lets anyone who may enter the mount do anything
+  // brickfs accepts, whatever the modes say.
+  if (shared && !checked) opts += ",default_permissions";
+  return opts;
 }
 
 Status CheckMountPoint(const std::string& mountpoint, bool nonempty) {
@@ -360,7 +465,10 @@ int RunMount(const MountConfig& config) {
   // in costs several times a reuse (DESIGN §11).
   mallopt(M_MMAP_THRESHOLD, 8 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  Status s = CheckMountPoint(config.mountpoint, config.nonempty);
+  // Before anything is created: a store the mount would cover hangs the
+  // daemon on its own mount.
+  Status s = CheckNotSelfMount(config);
+  if (s.ok()) s = CheckMountPoint(config.mountpoint, config.nonempty);
   if (!s.ok()) {
     std::cerr << "brickfs: " << s.message() << "\n";
     return 2;
@@ -408,21 +516,14 @@ int RunMount(const MountConfig& config) {
   }
   BrickFs fs(vol, ::time(nullptr));
 
-  // libfuse splits -o at commas; a store path may contain them (escape with \).
-  std::string fsname;
-  for (char c : config.store) {
-    if (c == ',' || c == '\\') fsname += '\\';
-    fsname += c;
-  }
-  std::vector<std::string> argv_s = {"brickfs", "-o", "fsname=" + fsname + ",subtype=brickfs"};
-  if (config.read_only) argv_s.back() += ",ro";
-  for (const auto& o : config.fuse_opts) argv_s.back() += "," + o;
+  const std::string fuse_opts = FuseOptionString(config);
+  std::vector<std::string> argv_s = {"brickfs", "-o", fuse_opts};
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   fuse* f = fuse_new(&args, &kOps, sizeof kOps, &fs);
   if (!f) {
-    std::cerr << "brickfs: libfuse rejected the options (" << argv_s.back() << ")\n";
+    std::cerr << "brickfs: libfuse rejected the options (" << fuse_opts << ")\n";
     return 2;
   }
   if (fuse_mount(f, config.mountpoint.c_str()) != 0) {

@@ -266,7 +266,7 @@ int CmdCreate(const std::vector<std::string>& args) {
   }
   std::string store;
   VolumeMeta meta;
-  bool have_shape = false, have_dtype = false;
+  bool have_shape = false, have_dtype = false, have_brick = false;
   std::optional<Shape3> block;
   VolumeOptions pyramid;  // only its pyramid settings: --voxel-size, --unit, --downsample
   meta.geo.brick = kDefaultBrick;
@@ -295,6 +295,7 @@ int CmdCreate(const std::vector<std::string>& args) {
       block = b;
     } else if (a == "--brick") {
       if (!value(&v) || !ParseShape(v, &meta.geo.brick)) return Fail("--brick expects Z,Y,X", kExitUsage);
+      have_brick = true;
     } else if (a == "--zstd-level" || a == "--level") {
       if (!value(&v)) return Fail(a + " expects a number", kExitUsage);
       try {
@@ -317,6 +318,17 @@ int CmdCreate(const std::vector<std::string>& args) {
     if (d == 0) return Fail("--shape dimensions must be > 0", kExitUsage);
   }
   meta.geo.block = block.value_or(DefaultBlockShape(meta.geo.dtype));
+  if (std::string bad = meta.geo.Validate(); !bad.empty()) {
+    std::string given = block ? "--block " + ShapeToString(*block) : "";
+    if (have_brick) {
+      given += (given.empty() ? "" : " ") + ("--brick " + ShapeToString(meta.geo.brick));
+    }
+    if (!block) {
+      bad += " (" + ShapeToString(meta.geo.block) + " is the default block of " +
+             std::string(DTypeName(meta.geo.dtype)) + "; give --block as well)";
+    }
+    return Fail(given + ": " + bad, kExitUsage);
+  }
   if (meta.zstd_level < -7 || meta.zstd_level > 22) return Fail("--zstd-level must be in -7..22", kExitUsage);
   meta.fixed_shape = true;
   meta.finalized = true;
@@ -339,17 +351,18 @@ int CmdMount(const std::vector<std::string>& args) {
   }
   MountConfig config;
   std::vector<std::string> positional;
+  // Every -o is parsed at once, after the flags: block= and brick= given in
+  // two -o are checked together.
+  std::string options;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "-f" || a == "--foreground") {
       config.foreground = true;
     } else if (a == "-o") {
       if (i + 1 >= args.size()) return Fail("-o expects options", kExitUsage);
-      Status s = ParseMountOptions(args[++i], &config);
-      if (!s.ok()) return Fail(s.message(), kExitUsage);
+      options += (options.empty() ? "" : ",") + args[++i];
     } else if (a.rfind("-o", 0) == 0 && a.size() > 2) {
-      Status s = ParseMountOptions(a.substr(2), &config);
-      if (!s.ok()) return Fail(s.message(), kExitUsage);
+      options += (options.empty() ? "" : ",") + a.substr(2);
     } else if (a == "-v" || a == "--verbose") {
       config.verbose = true;
     } else if (a == "--no-pyramid") {
@@ -362,6 +375,7 @@ int CmdMount(const std::vector<std::string>& args) {
       positional.push_back(a);
     }
   }
+  if (Status s = ParseMountOptions(options, &config); !s.ok()) return Fail(s.message(), kExitUsage);
   if (positional.size() != 2) return Fail("mount needs STORE and MOUNT (see brickfs mount --help)", kExitUsage);
   config.store = Absolute(positional[0]);
   config.mountpoint = Absolute(positional[1]);
