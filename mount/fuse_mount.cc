@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <fuse3/fuse.h>
 #include <malloc.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <thread>
 #include <unordered_map>
 
 #include "common/bytes.h"
@@ -30,6 +32,7 @@
 #include "mount/brick_fs.h"
 #include "mount/namespace.h"
 #include "mount/pyramid_options.h"
+#include "store/finalize_state.h"
 #include "volume/naming.h"
 
 namespace brickfs {
@@ -243,6 +246,74 @@ void WriteLockPid(const std::string& store) {
     LogError("cannot write the pid to " + lock + ": " + std::strerror(errno));
   }
   ::close(*fd);
+}
+
+// SIGTERM, SIGINT and SIGHUP while slices exist only in memory: noted (and
+// logged), not obeyed. Restores the default actions when destroyed.
+std::atomic<int> g_soft_signal{0};
+
+class SoftSignalsIgnored {
+ public:
+  SoftSignalsIgnored() {
+    struct sigaction sa {};
+    sa.sa_handler = [](int sig) { g_soft_signal.store(sig); };
+    sigemptyset(&sa.sa_mask);
+    for (int sig : kSignals) ::sigaction(sig, &sa, nullptr);
+  }
+  ~SoftSignalsIgnored() {
+    for (int sig : kSignals) ::signal(sig, SIG_DFL);
+  }
+  SoftSignalsIgnored(const SoftSignalsIgnored&) = delete;
+  SoftSignalsIgnored& operator=(const SoftSignalsIgnored&) = delete;
+
+ private:
+  static constexpr int kSignals[] = {SIGTERM, SIGINT, SIGHUP};
+};
+
+// Finalizes; while that fails with slices only in memory, keeps them and
+// tries again every kFinalizeRetrySeconds, with the error in `state` (may be
+// null) for `brickfs umount`. Returns the last finalize's status: OK, or an
+// error that left nothing unwritten (the journal then lets the next mount
+// recover).
+Status FinalizeKeepingData(Volume* vol, const std::string& store, FinalizeStateFile* state) {
+  Status fin = vol->Finalize();
+  if (fin.ok() || !vol->HasUnwrittenSlabs()) return fin;
+  SoftSignalsIgnored signals;
+  FinalizeState st;
+  st.pid = ::getpid();
+  st.state = "retrying";
+  st.retry_seconds = kFinalizeRetrySeconds;
+  st.since = ::time(nullptr);
+  std::string last_error;
+  for (uint64_t attempt = 1; !fin.ok() && vol->HasUnwrittenSlabs(); ++attempt) {
+    st.error = fin.message();
+    st.err = fin.err();
+    st.attempts = attempt;
+    if (state) {
+      Status w = state->Write(st);
+      if (!w.ok() && attempt == 1) LogError("cannot record the finalize state: " + w.message());
+    }
+    if (fin.message() != last_error) {
+      last_error = fin.message();
+      LogError("cannot finalize " + store + ": " + fin.ToString() +
+               "; the slices not yet written stay in memory, retrying every " +
+               std::to_string(kFinalizeRetrySeconds) + " s (kill -9 would lose them)");
+    }
+    for (int tick = 0; tick < kFinalizeRetrySeconds * 10; ++tick) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (int sig = g_soft_signal.exchange(0)) {
+        LogWarning(std::string("ignored ") + ::sigabbrev_np(sig) +
+                   ": slices not yet written are only in memory; waiting until " + store +
+                   " can be finalized (kill -9 would lose them)");
+      }
+    }
+    fin = vol->Finalize();
+    if (fin.ok()) {
+      LogAlways("finalized " + store + " at attempt " + std::to_string(attempt + 1) + " after " +
+                std::to_string(::time(nullptr) - st.since) + " s");
+    }
+  }
+  return fin;
 }
 
 uint64_t PeakRssKb() {
@@ -539,8 +610,17 @@ int RunMount(const MountConfig& config) {
     fuse_opt_free_args(&args);
     return 2;
   }
+  std::unique_ptr<FinalizeStateFile> finalize_state;
   if (!config.read_only) {  // the lock names the daemon: this process, after the fork
     WriteLockPid(config.store);
+    FinalizeState st;
+    st.pid = ::getpid();
+    auto created = FinalizeStateFile::Create(config.store, st);
+    if (created.ok()) {
+      finalize_state = std::move(*created);
+    } else {
+      LogError("brickfs umount will not see finalize errors: " + created.status().message());
+    }
   }
   LogAlways("mounted " + config.store + " on " + config.mountpoint);
   if (vol->recovery().needed) {
@@ -560,15 +640,29 @@ int RunMount(const MountConfig& config) {
   fuse_unmount(f);
   fs.DropStaged();
   LogInfo("unmounted; finalizing " + config.store);
-  Status fin = vol->Finalize();
+  Status fin = FinalizeKeepingData(vol, config.store, finalize_state.get());
   fuse_destroy(f);
   fuse_opt_free_args(&args);
   LogAlways(std::string(fin.ok() ? "finalized" : "FINALIZE FAILED") + " " + config.store +
             " peak_rss_kb=" + std::to_string(PeakRssKb()) + " status=" + vol->StatusJson(false));
   if (!fin.ok()) {
     LogError("finalize failed: " + fin.ToString());
+    if (finalize_state) {
+      FinalizeState st;
+      st.pid = ::getpid();
+      st.state = "failed";
+      st.error = fin.message();
+      st.err = fin.err();
+      st.attempts = 1;
+      st.since = ::time(nullptr);
+      (void)finalize_state->Write(st).ok();
+    }
     std::cerr << "brickfs: finalize failed: " << fin.ToString() << "\n";
     return 1;
+  }
+  if (finalize_state) {
+    Status r = finalize_state->Remove();
+    if (!r.ok()) LogError(r.message());
   }
   return rc == 0 ? 0 : 0;
 }

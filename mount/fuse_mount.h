@@ -62,8 +62,16 @@ Status CheckMountPoint(const std::string& mountpoint, bool nonempty = false);
 // mount shows (other users may read, only the owner may write).
 std::string FuseOptionString(const MountConfig& config);
 
+// Seconds between two finalize attempts while slices cannot be written.
+inline constexpr int kFinalizeRetrySeconds = 5;
+
 // Mounts and serves. Returns the process exit code: 0 after a clean
 // finalize, 1 if finalize failed, 2 on a setup error (printed to stderr).
+// A finalize that fails while slices exist only in memory (a full disk) is
+// retried every kFinalizeRetrySeconds, with the error in
+// STORE/.brickfs/finalize (store/finalize_state.h) for `brickfs umount`,
+// until it succeeds: the daemon does not exit, and ignores SIGTERM, SIGINT
+// and SIGHUP, until then (SIGKILL loses those slices).
 int RunMount(const MountConfig& config);
 
 }  // namespace brickfs

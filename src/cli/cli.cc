@@ -1,10 +1,11 @@
 #include "cli/cli.h"
 
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <sys/mount.h>
 
 #include <algorithm>
 #include <boost/filesystem.hpp>
@@ -22,6 +23,7 @@
 #include "format/volume_meta.h"
 #include "mount/fuse_mount.h"
 #include "mount/pyramid_options.h"
+#include "store/finalize_state.h"
 #include "store/journal.h"
 #include "store/shard_store.h"
 #include "store/store.h"
@@ -33,6 +35,7 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitTimeout = 3;  // umount --timeout: the daemon is still running
 
 int Fail(const std::string& msg, int code = kExitFailed) {
   std::cerr << "brickfs: " << msg << "\n";
@@ -224,13 +227,23 @@ Example:
       --voxel-size 2,0.5,0.5 --unit micrometer
 )";
 
-const char* kUmountHelp = R"(Usage: brickfs umount MOUNT
+const char* kUmountHelp = R"(Usage: brickfs umount MOUNT [--timeout SECONDS]
 
 Unmounts MOUNT and waits until the daemon has flushed every buffered slice,
 fsynced the store and exited. Prints what it waits for on long finalizes.
+When the daemon cannot finalize (a full disk: No space left on device), it
+keeps the slices in memory and retries every 5 s; umount says why, what to
+free, and keeps waiting.
+
+  --timeout SECONDS   stop waiting after SECONDS and exit 3, leaving the
+                      daemon running (it finishes by itself)
+
+Exit status: 0 the store is final; 1 it could not be unmounted or is not
+final; 2 usage; 3 --timeout passed while the daemon was still working.
 
 Example:
   brickfs umount /mnt/v
+  brickfs umount --timeout 600 /mnt/v
 )";
 
 const char* kInfoHelp = R"(Usage: brickfs info STORE|MOUNT [--json]
@@ -419,13 +432,87 @@ int RunProgram(const std::vector<std::string>& argv) {
 
 }  // namespace
 
+namespace {
+
+// The mount point of the filesystem that holds `path` (which exists).
+std::string FilesystemOf(const std::string& path) {
+  std::string cur = path;
+  struct stat st;
+  if (::stat(cur.c_str(), &st) != 0) return path;
+  while (cur != "/") {
+    std::string parent = cur.substr(0, cur.find_last_of('/'));
+    if (parent.empty()) parent = "/";
+    struct stat pst;
+    if (::stat(parent.c_str(), &pst) != 0 || pst.st_dev != st.st_dev) break;
+    cur = parent;
+  }
+  return cur;
+}
+
+// What `brickfs umount` prints about a daemon whose finalize keeps failing.
+std::string FinalizeProblem(const std::string& store, pid_t pid, const FinalizeState& st) {
+  std::string why;
+  if (st.err != 0) {
+    const char* name = ::strerrorname_np(st.err);
+    why = std::string(std::strerror(st.err)) + " (" +
+          (name ? name : "errno " + std::to_string(st.err)) + "): ";
+  }
+  std::string msg = "cannot finalize " + store + ": " + why + st.error + "; the daemon (pid " +
+                    std::to_string(pid) + ") keeps the data in memory and retries every " +
+                    std::to_string(st.retry_seconds) + " s: ";
+  if (st.err == ENOSPC || st.err == EDQUOT) {
+    const std::string fs = FilesystemOf(store);
+    struct statvfs vfs;
+    std::string avail;
+    if (::statvfs(store.c_str(), &vfs) == 0) {
+      avail = ": " + HumanBytes(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize) + " available";
+    }
+    const char* what = st.err == EDQUOT ? "raise the quota or free space" : "free space";
+    msg += std::string(what) + " on " + fs + " (df -h " + fs + avail + ")";
+  } else {
+    msg += "fix the cause (see " + store + "/.brickfs/daemon.log)";
+  }
+  return msg;
+}
+
+}  // namespace
+
 int CmdUmount(const std::vector<std::string>& args) {
   if (WantsHelp(args)) {
     std::cout << kUmountHelp;
     return kExitOk;
   }
-  if (args.size() != 1) return Fail("umount needs MOUNT (see brickfs umount --help)", kExitUsage);
-  std::string mount = Absolute(args[0]);
+  std::string mount;
+  std::optional<double> timeout;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i], value;
+    if (a.rfind("--timeout=", 0) == 0) {
+      value = a.substr(10);
+    } else if (a == "--timeout") {
+      if (i + 1 >= args.size()) return Fail("--timeout expects SECONDS", kExitUsage);
+      value = args[++i];
+    } else if (!a.empty() && a[0] == '-') {
+      return Fail("umount: unknown option " + a + " (see brickfs umount --help)", kExitUsage);
+    } else if (mount.empty()) {
+      mount = a;
+      continue;
+    } else {
+      return Fail("umount needs one MOUNT (see brickfs umount --help)", kExitUsage);
+    }
+    size_t used = 0;
+    double secs = -1;
+    try {
+      secs = std::stod(value, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used == 0 || used != value.size() || !(secs >= 0)) {
+      return Fail("--timeout expects a number of seconds, not \"" + value + "\"", kExitUsage);
+    }
+    timeout = secs;
+  }
+  if (mount.empty()) return Fail("umount needs MOUNT (see brickfs umount --help)", kExitUsage);
+  mount = Absolute(mount);
   auto status = ReadLiveStatus(mount);
   if (!status.ok()) {
     return Fail(mount + " is not a mounted brickfs volume (" + status.status().message() + ")");
@@ -439,16 +526,36 @@ int CmdUmount(const std::vector<std::string>& args) {
                   " (is a file open there? see `fuser -m " + mount + "`)");
     }
   }
-  auto start = std::chrono::steady_clock::now();
-  auto last_note = start;
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  auto last_note = start, last_state = start;
+  std::string shown;  // the finalize error last printed
   while (pid > 0 && ProcessAlive(pid)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_note > std::chrono::seconds(3)) {
+    const auto now = Clock::now();
+    const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - start).count();
+    // The daemon says in STORE/.brickfs/finalize when its finalize fails.
+    if (!store.empty() && now - last_state >= std::chrono::milliseconds(500)) {
+      last_state = now;
+      auto st = ReadFinalizeState(store);
+      if (st && st->pid == pid && st->state == "retrying" && st->error != shown) {
+        shown = st->error;
+        last_note = now;
+        std::cerr << "brickfs: " << FinalizeProblem(store, pid, *st) << "\n";
+      }
+    }
+    if (timeout && now - start >= std::chrono::duration<double>(*timeout)) {
+      const std::string daemon = "the daemon (pid " + std::to_string(pid) + ")";
+      return Fail("gave up waiting after " + std::to_string(waited) + " s (--timeout): " +
+                      daemon + " is still running; it keeps the slices not yet written to " +
+                      store + " in memory and exits by itself once the store is final (follow " +
+                      store + "/.brickfs/daemon.log; kill -9 would lose those slices)",
+                  kExitTimeout);
+    }
+    if (now - last_note > std::chrono::seconds(shown.empty() ? 3 : 30)) {
       last_note = now;
-      std::cerr << "brickfs: waiting for the daemon (pid " << pid << ") to flush and fsync "
-                << store << " ("
-                << std::chrono::duration_cast<std::chrono::seconds>(now - start).count()
+      std::cerr << "brickfs: waiting for the daemon (pid " << pid << ") to "
+                << (shown.empty() ? "flush and fsync " : "finalize ") << store << " (" << waited
                 << " s)\n";
     }
   }
@@ -458,8 +565,10 @@ int CmdUmount(const std::vector<std::string>& args) {
     so.take_lock = false;
     auto st = Store::Open(store, so);
     if (st.ok() && (*st)->meta() && !(*st)->meta()->finalized) {
-      return Fail("the daemon exited but " + store +
-                  " is not marked final; see " + store + "/.brickfs/daemon.log");
+      auto fin = ReadFinalizeState(store);
+      return Fail("the daemon exited but " + store + " is not marked final" +
+                  (fin && fin->pid == pid && !fin->error.empty() ? ": " + fin->error : "") +
+                  "; see " + store + "/.brickfs/daemon.log (mounting it again recovers it)");
     }
   }
   return kExitOk;

@@ -1573,8 +1573,11 @@ Status Volume::Finalize() {
     }
     if (slabs_.empty()) break;
     if (attempt >= 3) {
-      return Status::IOError("finalize: " + std::to_string(slabs_.size()) +
-                             " slabs could not be written (see status errors)", EIO);
+      // The cause (ENOSPC, ...) is what the caller needs to report.
+      const std::string what = "finalize: " + std::to_string(slabs_.size()) +
+                               " slabs could not be written";
+      if (!sticky_error_.ok()) return sticky_error_.WithContext(what);
+      return Status::IOError(what + " (see status errors)", EIO);
     }
     // Flush every remaining slab, partial ones too (missing slices = fill).
     std::vector<std::shared_ptr<Slab>> todo;
@@ -2417,6 +2420,14 @@ void Volume::RecordError(const std::string& file, const std::string& message) {
   ++errors_total_;
   errors_.emplace_back(safe_file, safe_message);
   if (errors_.size() > 100) errors_.erase(errors_.begin());  // keep the latest
+}
+
+bool Volume::HasUnwrittenSlabs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [i, slab] : slabs_) {
+    if (slab->dirty) return true;
+  }
+  return false;
 }
 
 std::string Volume::StatusJson(bool pretty) const {

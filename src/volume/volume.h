@@ -247,8 +247,14 @@ class Volume {
   std::string StatusJson(bool pretty = true) const;
 
   // Flushes every slab (partial ones with fill for missing slices), waits
-  // for all flushes, fsyncs shards, writes final metadata. Idempotent.
+  // for all flushes, fsyncs shards, writes final metadata. Idempotent. When
+  // slabs cannot be written the error is the last flush's (ENOSPC, ...);
+  // the slabs stay in memory and a later call tries again.
   Status Finalize();
+
+  // True while slices exist only in memory or in the spool (a slab not yet
+  // written to the store): giving up now would lose them.
+  bool HasUnwrittenSlabs() const;
 
  private:
   struct Slab;

@@ -750,6 +750,37 @@ TEST_F(VolumeTest, SymlinkedSpoolFileIsRefusedAndItsTargetUntouched) {
   EXPECT_EQ(ReadFileBytes(victim), Bytes({'p', 'r', 'e', 'c', 'i', 'o', 'u', 's', '\n'}));
 }
 
+// A flush that cannot write keeps its slab in memory; Finalize then fails
+// naming the cause (not just "see status errors"), HasUnwrittenSlabs says
+// data would be lost by giving up, and a later Finalize succeeds once the
+// cause is gone.
+TEST_F(VolumeTest, FinalizeThatCannotWriteNamesTheCauseAndCanBeRetried) {
+  const Source src = MakeSource(4, kY, kX, 5);
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  Ingest(v.get(), src, 0);  // defines the geometry; slab 0 stays buffered
+  const std::string elsewhere = root_ + "/elsewhere";
+  ASSERT_EQ(::mkdir(elsewhere.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((store_path_ + "/0/c").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink(elsewhere.c_str(), (store_path_ + "/0/c/0").c_str()), 0);
+  for (uint64_t z = 1; z < 4; ++z) {
+    Bytes tif = SliceTiff(src, z);
+    (void)v->IngestSlice(SliceName(z), z, tif.data(), tif.size()).ok();
+  }
+  EXPECT_TRUE(v->HasUnwrittenSlabs());
+  Status fin = v->Finalize();
+  ASSERT_FALSE(fin.ok());
+  EXPECT_NE(fin.message().find("symbolic link"), std::string::npos) << fin.ToString();
+  EXPECT_NE(fin.message().find(store_path_ + "/0/c/0"), std::string::npos) << fin.ToString();
+  EXPECT_TRUE(v->HasUnwrittenSlabs());
+  EXPECT_EQ(::rmdir(elsewhere.c_str()), 0) << "a shard was written through the link";
+  ASSERT_EQ(::unlink((store_path_ + "/0/c/0").c_str()), 0);
+  fin = v->Finalize();
+  ASSERT_TRUE(fin.ok()) << fin.ToString();
+  EXPECT_FALSE(v->HasUnwrittenSlabs());
+  ExpectVolumeEquals(v.get(), src, "after the retried finalize");
+}
+
 TEST_F(VolumeTest, MissingSlicesReadAsFillAndAreReported) {
   Source src = MakeSource(kZ, kY, kX);
   {
