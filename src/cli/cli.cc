@@ -144,7 +144,7 @@ const char* kMainHelp = R"(brickfs - a FUSE filesystem that bricks TIFF slice st
 
 Usage:
   brickfs mount  STORE MOUNT [-o OPTIONS] [-f]   mount (creates STORE if absent)
-  brickfs umount MOUNT                           unmount, wait until the store is final
+  brickfs umount MOUNT [--timeout S]             unmount, wait until the store is final
   brickfs create STORE --shape Z,Y,X --dtype T   create a volume of fixed shape
   brickfs info   STORE|MOUNT [--json]            shape, levels, missing slices, sizes
   brickfs status MOUNT [--watch]                 live progress of a mounted volume
@@ -177,11 +177,13 @@ Returns once the mount is ready; the daemon finalizes the store on unmount.
 
 Options (-o, comma separated):
   first_index=N   z of a written file = last number in its name - N (default 0)
-  mem=SIZE        slab buffer budget, e.g. 2G (default: a quarter of RAM)
+  mem=SIZE        slab buffer budget, e.g. 2G (default: a quarter of RAM;
+                  at most the physical memory)
   cache=SIZE      decoded block cache for reads (default 512M)
   threads=N       compression/decompression threads (default: CPUs)
   block=Z,Y,X     block shape of a new volume (default 32,32,32)
-  brick=Z,Y,X     brick (shard) shape of a new volume (default 256,256,256)
+  brick=Z,Y,X     brick (shard) shape of a new volume (default 256,256,256);
+                  block= and brick= are checked before mounting
   zstd_level=N    zstd level of a new volume (default 1)
   nopyramid       build no pyramid levels (only to measure their cost;
                   pyramid=0|1 also works)
@@ -195,10 +197,14 @@ Options (-o, comma separated):
   nonempty        allow a mount point that is not empty
   nojournal       no write-ahead journal (only to measure its cost: a crash
                   may then leave torn shards for brickfs fsck --repair)
-  log=FILE        daemon log (default STORE/.brickfs/daemon.log)
+  log=FILE        daemon log (default STORE/.brickfs/daemon.log); not a
+                  symlink, and not inside MOUNT
   verbose         log progress, not only warnings
-  Other options (allow_other, ...) go to libfuse; fstab options (noauto,
-  nofail, user, _netdev, x-*) are ignored.
+  allow_other     let other users read the mount (default_permissions is
+                  added: they cannot write); allow_root the same for root
+  Other options go to libfuse; fstab options (noauto, nofail, user,
+  _netdev, x-*) are ignored.
+  STORE must not be inside MOUNT, nor MOUNT inside STORE.
   -f              stay in the foreground
   --voxel-size Z,Y,X, --unit NAME, --downsample M, --no-pyramid
                   the same as voxel_size=, unit=, downsample=, nopyramid
