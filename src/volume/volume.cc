@@ -427,7 +427,7 @@ Status Volume::StartJournal(uint64_t previous_session, bool restart) {
 Status Volume::LoadNames(const JournalState* js) {
   if (!geo_) return Status::Ok();
   const std::string path = store_->path() + "/.brickfs/names";
-  auto bytes = ReadFileToString(path, uint64_t{1} << 30);
+  auto bytes = ReadStoreFileToString(path, uint64_t{1} << 30);
   SliceNames names;
   if (bytes.ok()) {
     auto decoded = SliceNames::Decode(*bytes, geo_->shape[0], path);
@@ -1244,8 +1244,7 @@ Status Volume::SyncSlice(uint64_t z) {
         std::memcpy(copy.data(), slab.buf.get() + i * n, n);
       } else {
         const std::string path = SpoolPath(slab.index);
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0) return Status::IOError("open spool file " + path, errno);
+        BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenOwnedFile(path, O_RDONLY));
         Status r = PreadAll(fd, copy.data(), n, i * n, path);
         ::close(fd);
         BRICKFS_RETURN_IF_ERROR(r);
@@ -2364,8 +2363,12 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
     Slab& slab = *it->second;
     int fd = -1;
     if (!slab.buf) {
-      fd = ::open(SpoolPath(sl).c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (fd < 0) return fail(Status::IOError(name + ": patching spooled slab " + SpoolPath(sl), errno));
+      auto opened = OpenOwnedFile(SpoolPath(sl), O_WRONLY);
+      if (!opened.ok()) {
+        lock.unlock();  // RecordError (in fail) takes mu_
+        return fail(opened.status().WithContext(name + ": patching spooled slab"));
+      }
+      fd = *opened;
     }
     for (uint64_t z = std::max(lo[0], sl * B[0]); z < std::min(hi[0], (sl + 1) * B[0]); ++z) {
       const uint64_t slot = z - sl * B[0];
