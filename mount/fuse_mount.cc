@@ -180,32 +180,35 @@ bool ContinuesTriple(const std::string& prev, const std::string& part) {
   return false;
 }
 
-// Checks block=/brick= as Geometry::Validate will at the first slice, for
-// every dtype that slice could have (the default block depends on it).
+// Refuses block=/brick= that no volume could use: Geometry::Validate fails
+// for them whatever the dtype of the first slice. (A block within 64 MiB
+// only for smaller voxels still fails at the first slice of a larger dtype:
+// refusing it here would refuse it for the dtypes it suits.)
 Status CheckShapeOptions(const VolumeOptions& v) {
   if (!v.block && !v.brick) return Status::Ok();
-  std::string given;
-  if (v.block) given = "block=" + ShapeToString(*v.block);
-  if (v.brick) given += std::string(given.empty() ? "" : ",") + "brick=" + ShapeToString(*v.brick);
+  std::string first_error;
   for (DType t : {DType::kUint8, DType::kUint16, DType::kInt16, DType::kUint32, DType::kFloat32}) {
     Geometry g;
     g.dtype = t;
     g.block = v.block.value_or(DefaultBlockShape(t));
     g.brick = v.brick.value_or(kDefaultBrick);
-    std::string bad = g.Validate();
-    if (bad.empty()) continue;
-    if (!v.block) {
-      bad += " (" + ShapeToString(g.block) + " is the default block of a " +
-             std::string(DTypeName(t)) + " volume; give block= as well)";
-    } else if (!v.brick) {
-      bad += " (with the default brick " + ShapeToString(kDefaultBrick) + "; give brick= as well)";
-    } else if (t != DType::kUint8) {
-      bad += " (for a " + std::string(DTypeName(t)) + " volume)";
+    const std::string bad = g.Validate();
+    if (bad.empty()) return Status::Ok();
+    if (first_error.empty()) {
+      first_error = bad;
+      if (!v.block) {
+        first_error += " (" + ShapeToString(g.block) + " is the default block; give block= as well)";
+      } else if (!v.brick) {
+        first_error += " (" + ShapeToString(kDefaultBrick) +
+                       " is the default brick; give brick= as well)";
+      }
     }
-    return Status::InvalidArgument(std::string("mount option") + (v.block && v.brick ? "s" : "") +
-                                   " \"" + given + "\": " + bad);
   }
-  return Status::Ok();
+  std::string given;
+  if (v.block) given = "block=" + ShapeToString(*v.block);
+  if (v.brick) given += std::string(given.empty() ? "" : ",") + "brick=" + ShapeToString(*v.brick);
+  return Status::InvalidArgument(std::string("mount option") + (v.block && v.brick ? "s" : "") +
+                                 " \"" + given + "\": " + first_error);
 }
 
 // `p` with symlinks resolved as far as it exists and the rest normalized

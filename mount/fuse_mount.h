@@ -37,7 +37,7 @@ struct MountConfig {
 // refuses values no mount could use: mem= above PhysicalMemoryBytes() (slab
 // buffers must fit in RAM), and block=/brick= (as given so far in `config`,
 // with the defaults for what is not given) that Geometry::Validate refuses
-// for some dtype a new volume could have. Give all -o options in one call
+// whatever the dtype of the first slice. Give all -o options in one call
 // (the CLI joins them) so that block= and brick= are checked together.
 Status ParseMountOptions(const std::string& opts, MountConfig* config);
 
