@@ -367,13 +367,20 @@ class Symlinks(UserFixture):
             f.write(b"root:precious:19000:0:99999:7:::\n" * 8)
         os.chmod(self.victim, 0o640)
         self.victim_before = file_state(self.victim)
+        # a root-owned directory with a file in it: nothing may be created in
+        # it, and nothing removed from it (slab-N: the name brickfs uses)
         self.victim_dir = self.tmp.sub("victimdir_%d" % random.randrange(1 << 30))
+        for name in ("important", "slab-0", "slab-1"):
+            with open(os.path.join(self.victim_dir, name), "wb") as f:
+                f.write(b"keep me\n")
+        self.victim_dir_before = tree_digest(self.victim_dir)
 
     def assert_victim_intact(self, what):
         self.assertEqual(file_state(self.victim), self.victim_before,
                          "%s: the symlink target was changed" % what)
-        self.assertEqual(os.listdir(self.victim_dir), [],
-                         "%s: files were created through a symlinked directory" % what)
+        self.assertEqual(tree_digest(self.victim_dir), self.victim_dir_before,
+                         "%s: files were created or removed through a symlinked directory"
+                         % what)
 
     def user_store(self, name):
         """A store created (`brickfs create`) and owned by the test user, with
@@ -469,20 +476,26 @@ class Symlinks(UserFixture):
         return store, vol, files
 
     def test_symlinked_spool_files_and_spool_directory(self):
+        """Spool leftovers are cleared at mount (links removed, never followed),
+        so the links are planted while mounted, before the daemon spools."""
         # slabs of 8 x 64 x 64 = 32 KiB; a budget of 2 slabs and slices of 4
         # slabs arriving interleaved make the daemon spool
-        for variant in ("files", "dir"):
+        for variant in ("files", "dir", "dir_at_mount"):
             with self.subTest(variant):
                 store, vol, files = self.root_store("spool_" + variant)
                 spool = os.path.join(store, ".brickfs", "spool")
-                if variant == "files":
-                    os.makedirs(spool)
-                    for k in range(4):
-                        self.plant(os.path.join(spool, "slab-%d" % k), self.victim)
-                else:
+                if variant == "dir_at_mount":
                     self.plant(spool, self.victim_dir)
                 mnt = self.tmp.sub("spool_mnt_" + variant)
                 with T.Mount(store, mnt, options=["mem=64K"]) as m:
+                    if variant == "files":
+                        os.makedirs(spool, exist_ok=True)
+                        for k in range(4):
+                            self.plant(os.path.join(spool, "slab-%d" % k), self.victim)
+                    elif variant == "dir":
+                        if os.path.isdir(spool) and not os.path.islink(spool):
+                            os.rmdir(spool)
+                        self.plant(spool, self.victim_dir)
                     order = [z for k in range(8) for z in range(k, 32, 8)]
                     for z in order:
                         T.cp([files[z]], os.path.join(mnt, "z") + "/")
