@@ -9,7 +9,6 @@
 
 #include <gtest/gtest.h>
 
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -43,6 +42,27 @@ class LogTest : public ::testing::Test {
   std::string dir_;
 };
 
+// "YYYY-MM-DD HH:MM:SS brickfs[PID] L " at the start of a line (no
+// std::regex: gcc 12 warns inside it under the sanitizers).
+bool StartsLikeALogLine(const std::string& l) {
+  auto digits = [&](size_t from, size_t n) {
+    if (l.size() < from + n) return false;
+    for (size_t i = from; i < from + n; ++i) {
+      if (l[i] < '0' || l[i] > '9') return false;
+    }
+    return true;
+  };
+  if (!digits(0, 4) || l[4] != '-' || !digits(5, 2) || l[7] != '-' || !digits(8, 2) ||
+      l[10] != ' ' || !digits(11, 2) || l[13] != ':' || !digits(14, 2) || l[16] != ':' ||
+      !digits(17, 2) || l.compare(19, 9, " brickfs[") != 0) {
+    return false;
+  }
+  size_t i = 28;
+  while (i < l.size() && l[i] >= '0' && l[i] <= '9') ++i;
+  return i > 28 && l.size() >= i + 4 && l[i] == ']' && l[i + 1] == ' ' &&
+         std::string("EWID").find(l[i + 2]) != std::string::npos && l[i + 3] == ' ';
+}
+
 TEST_F(LogTest, EveryMessageIsOneLineWithControlAndInvalidBytesSpelledOut) {
   const std::string path = dir_ + "/daemon.log";
   ASSERT_TRUE(SetLogFile(path).ok());
@@ -51,9 +71,8 @@ TEST_F(LogTest, EveryMessageIsOneLineWithControlAndInvalidBytesSpelledOut) {
   LogAlways("scan_\xff\xfe_3.tif: \r\t done");
   const std::vector<std::string> lines = Lines(path);
   ASSERT_EQ(lines.size(), 3u);
-  const std::regex head(R"(^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d brickfs\[\d+\] [EWID] .*)");
   for (const auto& l : lines) {
-    EXPECT_TRUE(std::regex_match(l, head)) << l;
+    EXPECT_TRUE(StartsLikeALogLine(l)) << l;
     EXPECT_TRUE(IsValidUtf8(l)) << l;
     for (unsigned char c : l) EXPECT_TRUE(c >= 0x20 && c != 0x7f) << l;
   }
