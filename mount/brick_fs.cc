@@ -87,7 +87,9 @@ BrickFs::~BrickFs() { volume_->SetStagedInfo(nullptr); }
 
 void BrickFs::FillFile(struct stat* st, mode_t mode, uint64_t size, int64_t mtime_ns) const {
   std::memset(st, 0, sizeof *st);
-  st->st_mode = S_IFREG | mode;
+  // Writable by the owner only, whatever a chmod of a staged file asked for:
+  // with allow_other the kernel enforces these modes (default_permissions).
+  st->st_mode = S_IFREG | (mode & 0755);
   st->st_nlink = 1;
   st->st_size = static_cast<off_t>(size);
   st->st_blksize = kIoSize;
@@ -217,8 +219,8 @@ int BrickFs::GetAttr(const char* path, struct stat* st, fuse_file_info* fi) {
 int BrickFs::GetDirAttr(const PathInfo& p, struct stat* st) const {
   const mode_t writable = volume_->read_only() ? 0555 : 0755;
   switch (p.kind) {
-    case PathInfo::Kind::kRoot:
-      FillDir(st, 0755);
+    case PathInfo::Kind::kRoot:  // nothing can be created or removed there
+      FillDir(st, 0555);
       return 0;
     case PathInfo::Kind::kBricksDir:
       FillDir(st, writable);

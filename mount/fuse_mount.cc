@@ -5,11 +5,13 @@
 #include <fcntl.h>
 #include <fuse3/fuse.h>
 #include <malloc.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/filesystem.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -18,16 +20,19 @@
 #include <functional>
 #include <iostream>
 #include <map>
-#include <optional>
-#include <unordered_map>
 #include <mutex>
+#include <optional>
 #include <sstream>
+#include <thread>
+#include <unordered_map>
 
 #include "common/bytes.h"
+#include "common/file_util.h"
 #include "common/log.h"
 #include "mount/brick_fs.h"
 #include "mount/namespace.h"
 #include "mount/pyramid_options.h"
+#include "store/finalize_state.h"
 #include "volume/naming.h"
 
 namespace brickfs {
@@ -180,6 +185,145 @@ bool ContinuesTriple(const std::string& prev, const std::string& part) {
   return false;
 }
 
+// Refuses block=/brick= that no volume could use: Geometry::Validate fails
+// for them whatever the dtype of the first slice. (A block within 64 MiB
+// only for smaller voxels still fails at the first slice of a larger dtype:
+// refusing it here would refuse it for the dtypes it suits.)
+Status CheckShapeOptions(const VolumeOptions& v) {
+  if (!v.block && !v.brick) return Status::Ok();
+  std::string first_error;
+  for (DType t : {DType::kUint8, DType::kUint16, DType::kInt16, DType::kUint32, DType::kFloat32}) {
+    Geometry g;
+    g.dtype = t;
+    g.block = v.block.value_or(DefaultBlockShape(t));
+    g.brick = v.brick.value_or(kDefaultBrick);
+    const std::string bad = g.Validate();
+    if (bad.empty()) return Status::Ok();
+    if (first_error.empty()) {
+      first_error = bad;
+      if (!v.block) {
+        first_error += " (" + ShapeToString(g.block) + " is the default block; give block= as well)";
+      } else if (!v.brick) {
+        first_error += " (" + ShapeToString(kDefaultBrick) +
+                       " is the default brick; give brick= as well)";
+      }
+    }
+  }
+  std::string given;
+  if (v.block) given = "block=" + ShapeToString(*v.block);
+  if (v.brick) given += std::string(given.empty() ? "" : ",") + "brick=" + ShapeToString(*v.brick);
+  return Status::InvalidArgument(std::string("mount option") + (v.block && v.brick ? "s" : "") +
+                                 " \"" + given + "\": " + first_error);
+}
+
+// `p` with symlinks resolved as far as it exists and the rest normalized
+// (STORE and a log file may not exist yet), without a trailing slash.
+std::string ResolvedPath(const std::string& p) {
+  boost::system::error_code ec;
+  const auto abs = boost::filesystem::absolute(p);
+  auto resolved = boost::filesystem::weakly_canonical(abs, ec);
+  std::string s = ec ? abs.lexically_normal().string() : resolved.string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+// True when `inner` is `outer` or lies below it (both resolved).
+bool IsWithin(const std::string& inner, const std::string& outer) {
+  if (inner == outer || outer == "/") return true;
+  return inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 &&
+         inner[outer.size()] == '/';
+}
+
+// The path as given, and what it resolves to when that differs.
+std::string Shown(const std::string& given, const std::string& resolved) {
+  return given == resolved ? given : given + " (" + resolved + ")";
+}
+
+// Writes the daemon's pid into STORE/.brickfs/lock (opened again after the
+// fork: the lock itself was taken before it and stays with this process).
+void WriteLockPid(const std::string& store) {
+  const std::string lock = store + "/.brickfs/lock";
+  auto fd = OpenOwnedFile(lock, O_WRONLY);
+  if (!fd.ok()) {
+    LogError("cannot write the pid to " + lock + ": " + fd.status().message());
+    return;
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(*fd, 0) != 0 ||
+      ::pwrite(*fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    LogError("cannot write the pid to " + lock + ": " + std::strerror(errno));
+  }
+  ::close(*fd);
+}
+
+// SIGTERM, SIGINT and SIGHUP while slices exist only in memory: noted (and
+// logged), not obeyed. Restores the default actions when destroyed.
+std::atomic<int> g_soft_signal{0};
+
+class SoftSignalsIgnored {
+ public:
+  SoftSignalsIgnored() {
+    struct sigaction sa {};
+    sa.sa_handler = [](int sig) { g_soft_signal.store(sig); };
+    sigemptyset(&sa.sa_mask);
+    for (int sig : kSignals) ::sigaction(sig, &sa, nullptr);
+  }
+  ~SoftSignalsIgnored() {
+    for (int sig : kSignals) ::signal(sig, SIG_DFL);
+  }
+  SoftSignalsIgnored(const SoftSignalsIgnored&) = delete;
+  SoftSignalsIgnored& operator=(const SoftSignalsIgnored&) = delete;
+
+ private:
+  static constexpr int kSignals[] = {SIGTERM, SIGINT, SIGHUP};
+};
+
+// Finalizes; while that fails with slices only in memory, keeps them and
+// tries again every kFinalizeRetrySeconds, with the error in `state` (may be
+// null) for `brickfs umount`. Returns the last finalize's status: OK, or an
+// error that left nothing unwritten (the journal then lets the next mount
+// recover).
+Status FinalizeKeepingData(Volume* vol, const std::string& store, FinalizeStateFile* state) {
+  Status fin = vol->Finalize();
+  if (fin.ok() || !vol->HasUnwrittenSlabs()) return fin;
+  SoftSignalsIgnored signals;
+  FinalizeState st;
+  st.pid = ::getpid();
+  st.state = "retrying";
+  st.retry_seconds = kFinalizeRetrySeconds;
+  st.since = ::time(nullptr);
+  std::string last_error;
+  for (uint64_t attempt = 1; !fin.ok() && vol->HasUnwrittenSlabs(); ++attempt) {
+    st.error = fin.message();
+    st.err = fin.err();
+    st.attempts = attempt;
+    if (state) {
+      Status w = state->Write(st);
+      if (!w.ok() && attempt == 1) LogError("cannot record the finalize state: " + w.message());
+    }
+    if (fin.message() != last_error) {
+      last_error = fin.message();
+      LogError("cannot finalize " + store + ": " + fin.ToString() +
+               "; the slices not yet written stay in memory, retrying every " +
+               std::to_string(kFinalizeRetrySeconds) + " s (kill -9 would lose them)");
+    }
+    for (int tick = 0; tick < kFinalizeRetrySeconds * 10; ++tick) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (int sig = g_soft_signal.exchange(0)) {
+        LogWarning(std::string("ignored ") + ::sigabbrev_np(sig) +
+                   ": slices not yet written are only in memory; waiting until " + store +
+                   " can be finalized (kill -9 would lose them)");
+      }
+    }
+    fin = vol->Finalize();
+    if (fin.ok()) {
+      LogAlways("finalized " + store + " at attempt " + std::to_string(attempt + 1) + " after " +
+                std::to_string(::time(nullptr) - st.since) + " s");
+    }
+  }
+  return fin;
+}
+
 uint64_t PeakRssKb() {
   FILE* f = std::fopen("/proc/self/status", "r");
   if (!f) return 0;
@@ -232,6 +376,16 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
     } else if (key == "mem") {
       BRICKFS_RETURN_IF_ERROR(size_opt(&config->volume.mem_budget));
       if (config->volume.mem_budget == 0) return bad("must be more than 0");
+      // Slab buffers are RAM: a budget beyond it would end in swap or the
+      // OOM killer instead of the spool.
+      const uint64_t mem = config->volume.mem_budget, phys = PhysicalMemoryBytes();
+      if (phys > 0 && mem > phys) {
+        return bad(HumanBytes(mem) + " (" + std::to_string(mem) +
+                   " bytes) is more than the physical memory of this machine, " +
+                   HumanBytes(phys) + " (" + std::to_string(phys) +
+                   " bytes); slab buffers must fit in RAM: give at most mem=" +
+                   std::to_string(phys >> 20) + "M (the default is a quarter of RAM)");
+      }
     } else if (key == "cache") {
       BRICKFS_RETURN_IF_ERROR(size_opt(&config->volume.cache_budget));
     } else if (key == "threads") {
@@ -286,7 +440,62 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
       config->fuse_opts.push_back(o);
     }
   }
+  return CheckShapeOptions(config->volume);
+}
+
+uint64_t PhysicalMemoryBytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : 0;
+}
+
+Status CheckNotSelfMount(const MountConfig& config) {
+  const std::string mnt = ResolvedPath(config.mountpoint), store = ResolvedPath(config.store);
+  if (IsWithin(store, mnt)) {
+    return Status::InvalidArgument(
+        "the store " + Shown(config.store, store) + " is inside the mount point " +
+        Shown(config.mountpoint, mnt) +
+        ": once mounted, the daemon would reach its own store through its own mount and wait "
+        "on itself for ever. Keep the store outside " + config.mountpoint);
+  }
+  if (IsWithin(mnt, store)) {
+    return Status::InvalidArgument(
+        "the mount point " + Shown(config.mountpoint, mnt) + " is inside the store " +
+        Shown(config.store, store) +
+        ": the mount would cover part of the store it serves. Use a mount point outside " +
+        config.store);
+  }
+  if (!config.log_file.empty()) {
+    const std::string log = ResolvedPath(config.log_file);
+    if (IsWithin(log, mnt)) {
+      return Status::InvalidArgument(
+          "log=" + Shown(config.log_file, log) + " is inside the mount point " +
+          Shown(config.mountpoint, mnt) +
+          ": the daemon would write its log through its own mount and wait on itself for "
+          "ever. Put the log outside " + config.mountpoint);
+    }
+  }
   return Status::Ok();
+}
+
+std::string FuseOptionString(const MountConfig& config) {
+  // libfuse splits -o at commas; a store path may contain them (escape with \).
+  std::string fsname;
+  for (char c : config.store) {
+    if (c == ',' || c == '\\') fsname += '\\';
+    fsname += c;
+  }
+  std::string opts = "fsname=" + fsname + ",subtype=brickfs";
+  if (config.read_only) opts += ",ro";
+  bool shared = false, checked = false;
+  for (const auto& o : config.fuse_opts) {
+    opts += "," + o;
+    shared = shared || o == "allow_other" || o == "allow_root";
+    checked = checked || o == "default_permissions";
+  }
+  // Without it the kernel lets anyone who may enter the mount do anything
+  // brickfs accepts, whatever the modes say.
+  if (shared && !checked) opts += ",default_permissions";
+  return opts;
 }
 
 Status CheckMountPoint(const std::string& mountpoint, bool nonempty) {
@@ -335,7 +544,10 @@ int RunMount(const MountConfig& config) {
   // in costs several times a reuse (DESIGN §11).
   mallopt(M_MMAP_THRESHOLD, 8 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  Status s = CheckMountPoint(config.mountpoint, config.nonempty);
+  // Before anything is created: a store the mount would cover hangs the
+  // daemon on its own mount.
+  Status s = CheckNotSelfMount(config);
+  if (s.ok()) s = CheckMountPoint(config.mountpoint, config.nonempty);
   if (!s.ok()) {
     std::cerr << "brickfs: " << s.message() << "\n";
     return 2;
@@ -361,23 +573,36 @@ int RunMount(const MountConfig& config) {
               << " torn shard tails. Slices to copy again: " << RangesToString(r.lost)
               << " (brickfs info lists every missing slice)\n";
   }
+  // The log is opened before mounting, so that a log file brickfs refuses
+  // (a symlink, a file of another user) stops the mount with the reason on
+  // the terminal. An explicit log= path may go through symlinked directories
+  // the user chose: those are resolved here; the file itself is not followed.
+  std::string log_file = config.log_file;
+  if (log_file.empty() && !config.foreground && !config.read_only) {
+    log_file = config.store + "/.brickfs/daemon.log";
+  } else if (!log_file.empty()) {
+    const size_t slash = log_file.find_last_of('/');
+    const std::string dir = ResolvedPath(
+        slash == std::string::npos ? "." : log_file.substr(0, std::max<size_t>(slash, 1)));
+    log_file = (dir == "/" ? "" : dir) + "/" + log_file.substr(slash + 1);
+  }
+  if (!log_file.empty()) {
+    Status ls = SetLogFile(log_file);
+    if (!ls.ok()) {
+      std::cerr << "brickfs: cannot use the log file: " << ls.message() << "\n";
+      return 2;
+    }
+  }
   BrickFs fs(vol, ::time(nullptr));
 
-  // libfuse splits -o at commas; a store path may contain them (escape with \).
-  std::string fsname;
-  for (char c : config.store) {
-    if (c == ',' || c == '\\') fsname += '\\';
-    fsname += c;
-  }
-  std::vector<std::string> argv_s = {"brickfs", "-o", "fsname=" + fsname + ",subtype=brickfs"};
-  if (config.read_only) argv_s.back() += ",ro";
-  for (const auto& o : config.fuse_opts) argv_s.back() += "," + o;
+  const std::string fuse_opts = FuseOptionString(config);
+  std::vector<std::string> argv_s = {"brickfs", "-o", fuse_opts};
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   fuse* f = fuse_new(&args, &kOps, sizeof kOps, &fs);
   if (!f) {
-    std::cerr << "brickfs: libfuse rejected the options (" << argv_s.back() << ")\n";
+    std::cerr << "brickfs: libfuse rejected the options (" << fuse_opts << ")\n";
     return 2;
   }
   if (fuse_mount(f, config.mountpoint.c_str()) != 0) {
@@ -387,24 +612,23 @@ int RunMount(const MountConfig& config) {
     fuse_opt_free_args(&args);
     return 2;
   }
-  std::string log_file = config.log_file;
-  if (log_file.empty() && !config.foreground && !config.read_only) {
-    log_file = config.store + "/.brickfs/daemon.log";
-  }
   if (fuse_daemonize(config.foreground ? 1 : 0) != 0) {
     fuse_unmount(f);
     fuse_destroy(f);
     fuse_opt_free_args(&args);
     return 2;
   }
-  if (!log_file.empty()) SetLogFile(log_file);
+  std::unique_ptr<FinalizeStateFile> finalize_state;
   if (!config.read_only) {  // the lock names the daemon: this process, after the fork
-    std::string pid = std::to_string(::getpid()) + "\n", lock = config.store + "/.brickfs/lock";
-    int fd = ::open(lock.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-    if (fd < 0 || ::write(fd, pid.data(), pid.size()) != static_cast<ssize_t>(pid.size())) {
-      LogError("cannot write the pid to " + lock);
+    WriteLockPid(config.store);
+    FinalizeState st;
+    st.pid = ::getpid();
+    auto created = FinalizeStateFile::Create(config.store, st);
+    if (created.ok()) {
+      finalize_state = std::move(*created);
+    } else {
+      LogError("brickfs umount will not see finalize errors: " + created.status().message());
     }
-    if (fd >= 0) ::close(fd);
   }
   LogAlways("mounted " + config.store + " on " + config.mountpoint);
   if (vol->recovery().needed) {
@@ -424,15 +648,29 @@ int RunMount(const MountConfig& config) {
   fuse_unmount(f);
   fs.DropStaged();
   LogInfo("unmounted; finalizing " + config.store);
-  Status fin = vol->Finalize();
+  Status fin = FinalizeKeepingData(vol, config.store, finalize_state.get());
   fuse_destroy(f);
   fuse_opt_free_args(&args);
   LogAlways(std::string(fin.ok() ? "finalized" : "FINALIZE FAILED") + " " + config.store +
             " peak_rss_kb=" + std::to_string(PeakRssKb()) + " status=" + vol->StatusJson(false));
   if (!fin.ok()) {
     LogError("finalize failed: " + fin.ToString());
+    if (finalize_state) {
+      FinalizeState st;
+      st.pid = ::getpid();
+      st.state = "failed";
+      st.error = fin.message();
+      st.err = fin.err();
+      st.attempts = 1;
+      st.since = ::time(nullptr);
+      (void)finalize_state->Write(st).ok();
+    }
     std::cerr << "brickfs: finalize failed: " << fin.ToString() << "\n";
     return 1;
+  }
+  if (finalize_state) {
+    Status r = finalize_state->Remove();
+    if (!r.ok()) LogError(r.message());
   }
   return rc == 0 ? 0 : 0;
 }

@@ -75,7 +75,7 @@ _brickfs()
     local i npos=0
     for ((i = 2; i < cword; i++)); do
         case ${words[i]} in
-            -o | --shape | --dtype | --block | --brick | --zstd-level | --level | --voxel-size | --unit | --downsample) ((i++)) ;;
+            -o | --shape | --dtype | --block | --brick | --zstd-level | --level | --voxel-size | --unit | --downsample | --timeout) ((i++)) ;;
             -*) ;;
             *) ((npos++)) ;;
         esac
@@ -111,8 +111,10 @@ _brickfs()
             fi
             ;;
         umount | unmount)
-            if [[ $cur == -* ]]; then
-                COMPREPLY=($(compgen -W "--help" -- "$cur"))
+            if [[ $prev == --timeout ]]; then
+                return
+            elif [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--timeout --help" -- "$cur"))
             elif ((npos < 1)); then
                 local IFS=$'\n'
                 COMPREPLY=($(compgen -W "$(_brickfs_mounts)" -- "$cur"))

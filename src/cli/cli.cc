@@ -1,10 +1,11 @@
 #include "cli/cli.h"
 
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <sys/mount.h>
 
 #include <algorithm>
 #include <boost/filesystem.hpp>
@@ -22,6 +23,7 @@
 #include "format/volume_meta.h"
 #include "mount/fuse_mount.h"
 #include "mount/pyramid_options.h"
+#include "store/finalize_state.h"
 #include "store/journal.h"
 #include "store/shard_store.h"
 #include "store/store.h"
@@ -33,6 +35,7 @@ namespace {
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
+constexpr int kExitTimeout = 3;  // umount --timeout: the daemon is still running
 
 int Fail(const std::string& msg, int code = kExitFailed) {
   std::cerr << "brickfs: " << msg << "\n";
@@ -141,7 +144,7 @@ const char* kMainHelp = R"(brickfs - a FUSE filesystem that bricks TIFF slice st
 
 Usage:
   brickfs mount  STORE MOUNT [-o OPTIONS] [-f]   mount (creates STORE if absent)
-  brickfs umount MOUNT                           unmount, wait until the store is final
+  brickfs umount MOUNT [--timeout S]             unmount, wait until the store is final
   brickfs create STORE --shape Z,Y,X --dtype T   create a volume of fixed shape
   brickfs info   STORE|MOUNT [--json]            shape, levels, missing slices, sizes
   brickfs status MOUNT [--watch]                 live progress of a mounted volume
@@ -174,11 +177,13 @@ Returns once the mount is ready; the daemon finalizes the store on unmount.
 
 Options (-o, comma separated):
   first_index=N   z of a written file = last number in its name - N (default 0)
-  mem=SIZE        slab buffer budget, e.g. 2G (default: a quarter of RAM)
+  mem=SIZE        slab buffer budget, e.g. 2G (default: a quarter of RAM;
+                  at most the physical memory)
   cache=SIZE      decoded block cache for reads (default 512M)
   threads=N       compression/decompression threads (default: CPUs)
   block=Z,Y,X     block shape of a new volume (default 32,32,32)
-  brick=Z,Y,X     brick (shard) shape of a new volume (default 256,256,256)
+  brick=Z,Y,X     brick (shard) shape of a new volume (default 256,256,256);
+                  block= and brick= are checked before mounting
   zstd_level=N    zstd level of a new volume (default 1)
   nopyramid       build no pyramid levels (only to measure their cost;
                   pyramid=0|1 also works)
@@ -192,10 +197,14 @@ Options (-o, comma separated):
   nonempty        allow a mount point that is not empty
   nojournal       no write-ahead journal (only to measure its cost: a crash
                   may then leave torn shards for brickfs fsck --repair)
-  log=FILE        daemon log (default STORE/.brickfs/daemon.log)
+  log=FILE        daemon log (default STORE/.brickfs/daemon.log); not a
+                  symlink, and not inside MOUNT
   verbose         log progress, not only warnings
-  Other options (allow_other, ...) go to libfuse; fstab options (noauto,
-  nofail, user, _netdev, x-*) are ignored.
+  allow_other     let other users read the mount (default_permissions is
+                  added: they cannot write); allow_root the same for root
+  Other options go to libfuse; fstab options (noauto, nofail, user,
+  _netdev, x-*) are ignored.
+  STORE must not be inside MOUNT, nor MOUNT inside STORE.
   -f              stay in the foreground
   --voxel-size Z,Y,X, --unit NAME, --downsample M, --no-pyramid
                   the same as voxel_size=, unit=, downsample=, nopyramid
@@ -224,13 +233,23 @@ Example:
       --voxel-size 2,0.5,0.5 --unit micrometer
 )";
 
-const char* kUmountHelp = R"(Usage: brickfs umount MOUNT
+const char* kUmountHelp = R"(Usage: brickfs umount MOUNT [--timeout SECONDS]
 
 Unmounts MOUNT and waits until the daemon has flushed every buffered slice,
 fsynced the store and exited. Prints what it waits for on long finalizes.
+When the daemon cannot finalize (a full disk: No space left on device), it
+keeps the slices in memory and retries every 5 s; umount says why, what to
+free, and keeps waiting.
+
+  --timeout SECONDS   stop waiting after SECONDS and exit 3, leaving the
+                      daemon running (it finishes by itself)
+
+Exit status: 0 the store is final; 1 it could not be unmounted or is not
+final; 2 usage; 3 --timeout passed while the daemon was still working.
 
 Example:
   brickfs umount /mnt/v
+  brickfs umount --timeout 600 /mnt/v
 )";
 
 const char* kInfoHelp = R"(Usage: brickfs info STORE|MOUNT [--json]
@@ -266,7 +285,7 @@ int CmdCreate(const std::vector<std::string>& args) {
   }
   std::string store;
   VolumeMeta meta;
-  bool have_shape = false, have_dtype = false;
+  bool have_shape = false, have_dtype = false, have_brick = false;
   std::optional<Shape3> block;
   VolumeOptions pyramid;  // only its pyramid settings: --voxel-size, --unit, --downsample
   meta.geo.brick = kDefaultBrick;
@@ -295,6 +314,7 @@ int CmdCreate(const std::vector<std::string>& args) {
       block = b;
     } else if (a == "--brick") {
       if (!value(&v) || !ParseShape(v, &meta.geo.brick)) return Fail("--brick expects Z,Y,X", kExitUsage);
+      have_brick = true;
     } else if (a == "--zstd-level" || a == "--level") {
       if (!value(&v)) return Fail(a + " expects a number", kExitUsage);
       try {
@@ -317,6 +337,17 @@ int CmdCreate(const std::vector<std::string>& args) {
     if (d == 0) return Fail("--shape dimensions must be > 0", kExitUsage);
   }
   meta.geo.block = block.value_or(DefaultBlockShape(meta.geo.dtype));
+  if (std::string bad = meta.geo.Validate(); !bad.empty()) {
+    std::string given = block ? "--block " + ShapeToString(*block) : "";
+    if (have_brick) {
+      given += (given.empty() ? "" : " ") + ("--brick " + ShapeToString(meta.geo.brick));
+    }
+    if (!block) {
+      bad += " (" + ShapeToString(meta.geo.block) + " is the default block of " +
+             std::string(DTypeName(meta.geo.dtype)) + "; give --block as well)";
+    }
+    return Fail(given + ": " + bad, kExitUsage);
+  }
   if (meta.zstd_level < -7 || meta.zstd_level > 22) return Fail("--zstd-level must be in -7..22", kExitUsage);
   meta.fixed_shape = true;
   meta.finalized = true;
@@ -339,17 +370,18 @@ int CmdMount(const std::vector<std::string>& args) {
   }
   MountConfig config;
   std::vector<std::string> positional;
+  // Every -o is parsed at once, after the flags: block= and brick= given in
+  // two -o are checked together.
+  std::string options;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "-f" || a == "--foreground") {
       config.foreground = true;
     } else if (a == "-o") {
       if (i + 1 >= args.size()) return Fail("-o expects options", kExitUsage);
-      Status s = ParseMountOptions(args[++i], &config);
-      if (!s.ok()) return Fail(s.message(), kExitUsage);
+      options += (options.empty() ? "" : ",") + args[++i];
     } else if (a.rfind("-o", 0) == 0 && a.size() > 2) {
-      Status s = ParseMountOptions(a.substr(2), &config);
-      if (!s.ok()) return Fail(s.message(), kExitUsage);
+      options += (options.empty() ? "" : ",") + a.substr(2);
     } else if (a == "-v" || a == "--verbose") {
       config.verbose = true;
     } else if (a == "--no-pyramid") {
@@ -362,6 +394,7 @@ int CmdMount(const std::vector<std::string>& args) {
       positional.push_back(a);
     }
   }
+  if (Status s = ParseMountOptions(options, &config); !s.ok()) return Fail(s.message(), kExitUsage);
   if (positional.size() != 2) return Fail("mount needs STORE and MOUNT (see brickfs mount --help)", kExitUsage);
   config.store = Absolute(positional[0]);
   config.mountpoint = Absolute(positional[1]);
@@ -405,13 +438,87 @@ int RunProgram(const std::vector<std::string>& argv) {
 
 }  // namespace
 
+namespace {
+
+// The mount point of the filesystem that holds `path` (which exists).
+std::string FilesystemOf(const std::string& path) {
+  std::string cur = path;
+  struct stat st;
+  if (::stat(cur.c_str(), &st) != 0) return path;
+  while (cur != "/") {
+    std::string parent = cur.substr(0, cur.find_last_of('/'));
+    if (parent.empty()) parent = "/";
+    struct stat pst;
+    if (::stat(parent.c_str(), &pst) != 0 || pst.st_dev != st.st_dev) break;
+    cur = parent;
+  }
+  return cur;
+}
+
+// What `brickfs umount` prints about a daemon whose finalize keeps failing.
+std::string FinalizeProblem(const std::string& store, pid_t pid, const FinalizeState& st) {
+  std::string why;
+  if (st.err != 0) {
+    const char* name = ::strerrorname_np(st.err);
+    why = std::string(std::strerror(st.err)) + " (" +
+          (name ? name : "errno " + std::to_string(st.err)) + "): ";
+  }
+  std::string msg = "cannot finalize " + store + ": " + why + st.error + "; the daemon (pid " +
+                    std::to_string(pid) + ") keeps the data in memory and retries every " +
+                    std::to_string(st.retry_seconds) + " s: ";
+  if (st.err == ENOSPC || st.err == EDQUOT) {
+    const std::string fs = FilesystemOf(store);
+    struct statvfs vfs;
+    std::string avail;
+    if (::statvfs(store.c_str(), &vfs) == 0) {
+      avail = ": " + HumanBytes(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize) + " available";
+    }
+    const char* what = st.err == EDQUOT ? "raise the quota or free space" : "free space";
+    msg += std::string(what) + " on " + fs + " (df -h " + fs + avail + ")";
+  } else {
+    msg += "fix the cause (see " + store + "/.brickfs/daemon.log)";
+  }
+  return msg;
+}
+
+}  // namespace
+
 int CmdUmount(const std::vector<std::string>& args) {
   if (WantsHelp(args)) {
     std::cout << kUmountHelp;
     return kExitOk;
   }
-  if (args.size() != 1) return Fail("umount needs MOUNT (see brickfs umount --help)", kExitUsage);
-  std::string mount = Absolute(args[0]);
+  std::string mount;
+  std::optional<double> timeout;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i], value;
+    if (a.rfind("--timeout=", 0) == 0) {
+      value = a.substr(10);
+    } else if (a == "--timeout") {
+      if (i + 1 >= args.size()) return Fail("--timeout expects SECONDS", kExitUsage);
+      value = args[++i];
+    } else if (!a.empty() && a[0] == '-') {
+      return Fail("umount: unknown option " + a + " (see brickfs umount --help)", kExitUsage);
+    } else if (mount.empty()) {
+      mount = a;
+      continue;
+    } else {
+      return Fail("umount needs one MOUNT (see brickfs umount --help)", kExitUsage);
+    }
+    size_t used = 0;
+    double secs = -1;
+    try {
+      secs = std::stod(value, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used == 0 || used != value.size() || !(secs >= 0)) {
+      return Fail("--timeout expects a number of seconds, not \"" + value + "\"", kExitUsage);
+    }
+    timeout = secs;
+  }
+  if (mount.empty()) return Fail("umount needs MOUNT (see brickfs umount --help)", kExitUsage);
+  mount = Absolute(mount);
   auto status = ReadLiveStatus(mount);
   if (!status.ok()) {
     return Fail(mount + " is not a mounted brickfs volume (" + status.status().message() + ")");
@@ -425,16 +532,36 @@ int CmdUmount(const std::vector<std::string>& args) {
                   " (is a file open there? see `fuser -m " + mount + "`)");
     }
   }
-  auto start = std::chrono::steady_clock::now();
-  auto last_note = start;
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  auto last_note = start, last_state = start;
+  std::string shown;  // the finalize error last printed
   while (pid > 0 && ProcessAlive(pid)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_note > std::chrono::seconds(3)) {
+    const auto now = Clock::now();
+    const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - start).count();
+    // The daemon says in STORE/.brickfs/finalize when its finalize fails.
+    if (!store.empty() && now - last_state >= std::chrono::milliseconds(500)) {
+      last_state = now;
+      auto st = ReadFinalizeState(store);
+      if (st && st->pid == pid && st->state == "retrying" && st->error != shown) {
+        shown = st->error;
+        last_note = now;
+        std::cerr << "brickfs: " << FinalizeProblem(store, pid, *st) << "\n";
+      }
+    }
+    if (timeout && now - start >= std::chrono::duration<double>(*timeout)) {
+      const std::string daemon = "the daemon (pid " + std::to_string(pid) + ")";
+      return Fail("gave up waiting after " + std::to_string(waited) + " s (--timeout): " +
+                      daemon + " is still running; it keeps the slices not yet written to " +
+                      store + " in memory and exits by itself once the store is final (follow " +
+                      store + "/.brickfs/daemon.log; kill -9 would lose those slices)",
+                  kExitTimeout);
+    }
+    if (now - last_note > std::chrono::seconds(shown.empty() ? 3 : 30)) {
       last_note = now;
-      std::cerr << "brickfs: waiting for the daemon (pid " << pid << ") to flush and fsync "
-                << store << " ("
-                << std::chrono::duration_cast<std::chrono::seconds>(now - start).count()
+      std::cerr << "brickfs: waiting for the daemon (pid " << pid << ") to "
+                << (shown.empty() ? "flush and fsync " : "finalize ") << store << " (" << waited
                 << " s)\n";
     }
   }
@@ -444,8 +571,10 @@ int CmdUmount(const std::vector<std::string>& args) {
     so.take_lock = false;
     auto st = Store::Open(store, so);
     if (st.ok() && (*st)->meta() && !(*st)->meta()->finalized) {
-      return Fail("the daemon exited but " + store +
-                  " is not marked final; see " + store + "/.brickfs/daemon.log");
+      auto fin = ReadFinalizeState(store);
+      return Fail("the daemon exited but " + store + " is not marked final" +
+                  (fin && fin->pid == pid && !fin->error.empty() ? ": " + fin->error : "") +
+                  "; see " + store + "/.brickfs/daemon.log (mounting it again recovers it)");
     }
   }
   return kExitOk;

@@ -20,8 +20,11 @@ std::optional<uint64_t> MulAtMost(uint64_t a, uint64_t b, uint64_t limit) {
 }  // namespace
 
 std::string Geometry::Validate() const {
+  // Zero sides first, on every axis: they are the first thing to fix.
   for (int a = 0; a < 3; ++a) {
     if (block[a] == 0 || brick[a] == 0) return "block and brick sizes must be > 0";
+  }
+  for (int a = 0; a < 3; ++a) {
     if (block[a] > kMaxBlockSide) {
       return "block " + ShapeToString(block) + " has a side over " + std::to_string(kMaxBlockSide);
     }

@@ -8,6 +8,9 @@
 #include <cstdio>
 #include <ctime>
 
+#include "common/file_util.h"
+#include "common/text.h"
+
 namespace brickfs {
 namespace {
 std::atomic<int> g_level{static_cast<int>(LogLevel::kWarning)};
@@ -16,15 +19,14 @@ std::atomic<int> g_fd{2};
 
 void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
 
-bool SetLogFile(const std::string& path) {
+Status SetLogFile(const std::string& path) {
   if (path.empty()) {
     g_fd = 2;
-    return true;
+    return Status::Ok();
   }
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return false;
+  BRICKFS_ASSIGN_OR_RETURN(int fd, OpenOwnedFile(path, O_WRONLY | O_CREAT | O_APPEND, 0644));
   g_fd = fd;
-  return true;
+  return Status::Ok();
 }
 
 namespace {
@@ -37,7 +39,7 @@ void WriteLine(LogLevel level, const std::string& message) {
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
   std::string line = std::string(stamp) + " brickfs[" + std::to_string(::getpid()) + "] " +
-                     kNames[static_cast<int>(level)] + " " + message + "\n";
+                     kNames[static_cast<int>(level)] + " " + EscapeUntrusted(message) + "\n";
   ssize_t rc = ::write(g_fd.load(), line.data(), line.size());
   (void)rc;
 }

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/text.h"
+
 namespace brickfs {
 
 Json::Json(uint64_t v) : type_(Type::kNumber), dbl_(static_cast<double>(v)) {
@@ -53,9 +55,23 @@ Json& Json::Set(const std::string& key, Json value) {
 
 namespace {
 
+// Writes `s` as a JSON string. Bytes that are not well-formed UTF-8 (a file
+// name can hold any) become U+FFFD: RFC 8259 requires UTF-8, and strict
+// readers (Python's json, browsers) refuse anything else.
 void EscapeString(const std::string& s, std::string* out) {
   out->push_back('"');
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      const size_t n = Utf8SequenceLength(s, i);
+      if (n == 0) {
+        *out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+      } else {
+        out->append(s, i, n);
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"': *out += "\\\""; break;
       case '\\': *out += "\\\\"; break;

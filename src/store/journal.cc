@@ -16,8 +16,7 @@ Journal::~Journal() {
 Result<std::unique_ptr<Journal>> Journal::Open(const std::string& store, uint64_t valid_bytes) {
   std::unique_ptr<Journal> j(new Journal());
   j->path_ = PathFor(store);
-  j->fd_ = ::open(j->path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (j->fd_ < 0) return Status::IOError("open journal " + j->path_, errno);
+  BRICKFS_ASSIGN_OR_RETURN(j->fd_, OpenOwnedFile(j->path_, O_WRONLY | O_CREAT, 0644));
   if (::ftruncate(j->fd_, static_cast<off_t>(valid_bytes)) != 0 || ::fsync(j->fd_) != 0) {
     return Status::IOError("truncate journal " + j->path_, errno);
   }
@@ -59,7 +58,7 @@ uint64_t Journal::size() const {
 }
 
 Result<JournalState> ReadJournal(const std::string& store) {
-  auto bytes = ReadFileToString(Journal::PathFor(store), uint64_t{1} << 32);
+  auto bytes = ReadStoreFileToString(Journal::PathFor(store), uint64_t{1} << 32);
   if (!bytes.ok()) {
     if (bytes.status().code() == Status::Code::kNotFound) return JournalState{};
     return bytes.status();

@@ -22,7 +22,9 @@ class Journal {
   static std::string PathFor(const std::string& store) { return store + "/.brickfs/journal"; }
 
   // Opens (creating) the journal for appending, after truncating it to
-  // `valid_bytes` (drops a torn tail found by replay).
+  // `valid_bytes` (drops a torn tail found by replay). The file is opened
+  // with OpenOwnedFile: a symlink, a hard link, a FIFO or a file of another
+  // user is refused (InvalidArgument naming it) and left unchanged.
   static Result<std::unique_ptr<Journal>> Open(const std::string& store, uint64_t valid_bytes);
 
   // Appends frames; with sync, returns once they are durable.
@@ -42,7 +44,8 @@ class Journal {
   uint64_t size_ = 0;  // guarded by mu_
 };
 
-// Reads and replays STORE's journal; an absent journal replays as empty.
+// Reads and replays STORE's journal; an absent journal replays as empty. A
+// journal that is a symlink (or not a regular file) is refused.
 Result<JournalState> ReadJournal(const std::string& store);
 
 }  // namespace brickfs

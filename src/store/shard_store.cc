@@ -24,9 +24,14 @@ ShardStore::ShardStore(std::string dir, const Geometry& geo, bool read_only)
       read_only_(read_only),
       max_block_nbytes_(BlockCodec::MaxEncodedSize(geo.block_bytes())) {}
 
-std::string ShardStore::BrickPath(const Shape3& b) const {
-  return dir_ + "/c/" + std::to_string(b[0]) + "/" + std::to_string(b[1]) + "/" +
-         std::to_string(b[2]);
+std::string ShardStore::BrickPath(const Shape3& b) const { return dir_ + "/" + BrickRel(b); }
+
+std::string ShardStore::BrickDirRel(const Shape3& b) {
+  return "c/" + std::to_string(b[0]) + "/" + std::to_string(b[1]);
+}
+
+std::string ShardStore::BrickRel(const Shape3& b) {
+  return BrickDirRel(b) + "/" + std::to_string(b[2]);
 }
 
 ShardStore::BrickState* ShardStore::State(const Shape3& brick) {
@@ -49,11 +54,13 @@ Result<ShardIndex> ShardStore::ReadIndex(const Shape3& brick, std::optional<uint
   const uint64_t n = geo_.blocks_in_brick();
   *file_size = 0;
   std::string path = BrickPath(brick);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno != ENOENT) return Status::IOError("open " + path, errno);
-    return ShardIndex(n);
+  auto opened = OpenFileBeneath(dir_, BrickRel(brick), O_RDONLY);
+  if (!opened.ok()) {
+    // No file (or no directory yet, or no array directory): no block written.
+    if (opened.status().err() == ENOENT) return ShardIndex(n);
+    return opened.status();
   }
+  const int fd = *opened;
   ScopeGuard close_fd([fd] { ::close(fd); });
   struct stat sb;
   if (::fstat(fd, &sb) != 0) return Status::IOError("stat " + path, errno);
@@ -78,6 +85,22 @@ Result<ShardIndex> ShardStore::ReadIndex(const Shape3& brick, std::optional<uint
   return index;
 }
 
+Status ShardStore::MakeBrickDir(const Shape3& brick) {
+  const std::string parent = dir_ + "/" + BrickDirRel(brick);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (made_dirs_.count(parent)) return Status::Ok();
+  }
+  // The array directory itself (STORE/L) may not exist yet; below it no
+  // directory is created or entered through a symlink.
+  BRICKFS_RETURN_IF_ERROR(MakeDirs(dir_));
+  BRICKFS_RETURN_IF_ERROR(MakeDirsBeneath(dir_, BrickDirRel(brick)));
+  std::lock_guard<std::mutex> g(mu_);
+  made_dirs_.insert(parent);
+  unsynced_dirs_.insert(parent);
+  return Status::Ok();
+}
+
 Result<std::shared_ptr<const ShardIndex>> ShardStore::GetIndex(const Shape3& brick) {
   BrickState* st = State(brick);
   std::lock_guard<std::mutex> lock(st->mu);
@@ -93,17 +116,7 @@ Status ShardStore::Append(const Shape3& brick, const std::vector<EncodedBlock>& 
   BRICKFS_RETURN_IF_ERROR(LoadLocked(brick, st));
 
   std::string path = BrickPath(brick);
-  {
-    std::string parent = path.substr(0, path.find_last_of('/'));
-    std::unique_lock<std::mutex> g(mu_);
-    if (!made_dirs_.count(parent)) {
-      g.unlock();
-      BRICKFS_RETURN_IF_ERROR(MakeDirs(parent));
-      g.lock();
-      made_dirs_.insert(parent);
-      unsynced_dirs_.insert(parent);
-    }
-  }
+  BRICKFS_RETURN_IF_ERROR(MakeBrickDir(brick));
 
   auto index = std::make_shared<ShardIndex>(*st->index);
   std::string buf;
@@ -120,8 +133,8 @@ Status ShardStore::Append(const Shape3& brick, const std::vector<EncodedBlock>& 
   uint64_t block_bytes = buf.size();
   index->EncodeTo(&buf);
 
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError("open " + path, errno);
+  BRICKFS_ASSIGN_OR_RETURN(const int fd,
+                           OpenFileBeneath(dir_, BrickRel(brick), O_WRONLY | O_CREAT));
   Status s = PwriteAll(fd, buf.data(), buf.size(), offset, path);
   if (!s.ok()) {
     // Leave the file as it was: a valid shard ending with the old index.
@@ -184,17 +197,31 @@ Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>&
   std::lock_guard<std::mutex> lock(st->mu);
   BRICKFS_RETURN_IF_ERROR(LoadLocked(brick, st));
   const std::string path = BrickPath(brick);
-  const std::string parent = path.substr(0, path.find_last_of('/'));
+  const std::string name = std::to_string(brick[2]), tmp_name = name + ".tmp";
   auto index = std::make_shared<ShardIndex>(geo_.blocks_in_brick());
+  // Everything below happens in the brick's directory, opened without
+  // following links: a link planted in the store sends nothing elsewhere.
+  if (!blocks.empty()) BRICKFS_RETURN_IF_ERROR(MakeBrickDir(brick));
+  auto opened_dir = OpenDirBeneath(dir_, BrickDirRel(brick));
+  if (!opened_dir.ok() && !(blocks.empty() && opened_dir.status().err() == ENOENT)) {
+    return opened_dir.status();
+  }
+  const int dir_fd = opened_dir.ok() ? *opened_dir : -1;
+  ScopeGuard close_dir([dir_fd] {
+    if (dir_fd >= 0) ::close(dir_fd);
+  });
   if (blocks.empty()) {
     BRICKFS_RETURN_IF_ERROR(before_rename(0, 0));  // removal: no new file
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::IOError("remove " + path, errno);
-    if (st->file_size > 0) BRICKFS_RETURN_IF_ERROR(SyncDir(parent));
+    if (dir_fd >= 0 && ::unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+      return Status::IOError("remove " + path, errno);
+    }
+    if (dir_fd >= 0 && st->file_size > 0 && ::fsync(dir_fd) != 0) {
+      return Status::IOError("fsync the directory of " + path, errno);
+    }
     st->file_size = 0;
     st->index = std::move(index);
     return Status::Ok();
   }
-  BRICKFS_RETURN_IF_ERROR(MakeDirs(parent));
   std::string buf;
   for (const auto& b : blocks) {
     index->Set(b.index_in_brick, BlockLocation{buf.size(), b.bytes.size()});
@@ -203,20 +230,31 @@ Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>&
   const uint64_t block_bytes = buf.size();
   index->EncodeTo(&buf);
   const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError("create " + tmp, errno);
+  // A temporary file left by a crash, or planted: remove the name, create
+  // afresh (O_EXCL).
+  if (::unlinkat(dir_fd, tmp_name.c_str(), 0) != 0 && errno != ENOENT) {
+    return Status::IOError("remove " + tmp, errno);
+  }
+  BRICKFS_ASSIGN_OR_RETURN(const int fd,
+                           OpenFileAt(dir_fd, tmp_name, tmp, O_WRONLY | O_CREAT | O_EXCL));
   Status s = PwriteAll(fd, buf.data(), buf.size(), 0, tmp);
   if (s.ok() && ::fsync(fd) != 0) s = Status::IOError("fsync " + tmp, errno);
-  ::close(fd);
+  // The new file's inode, for the journal: a replacement whose rename never
+  // happened is told apart by it.
+  uint64_t tmp_ino = 0;
   struct stat tmp_st;
-  if (s.ok() && ::stat(tmp.c_str(), &tmp_st) != 0) s = Status::IOError("stat " + tmp, errno);
-  if (s.ok()) s = before_rename(buf.size(), static_cast<uint64_t>(tmp_st.st_ino));
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::IOError("rename " + tmp, errno);
+  if (s.ok() && ::fstat(fd, &tmp_st) != 0) s = Status::IOError("stat " + tmp, errno);
+  if (s.ok()) tmp_ino = static_cast<uint64_t>(tmp_st.st_ino);
+  ::close(fd);
+  if (s.ok()) s = before_rename(buf.size(), tmp_ino);
+  if (s.ok() && ::renameat(dir_fd, tmp_name.c_str(), dir_fd, name.c_str()) != 0) {
+    s = Status::IOError("rename " + tmp, errno);
+  }
   if (!s.ok()) {
-    ::unlink(tmp.c_str());
+    ::unlinkat(dir_fd, tmp_name.c_str(), 0);
     return s;
   }
-  BRICKFS_RETURN_IF_ERROR(SyncDir(parent));
+  if (::fsync(dir_fd) != 0) return Status::IOError("fsync the directory of " + path, errno);
   st->file_size = buf.size();
   st->index = std::move(index);
   {
@@ -279,8 +317,9 @@ Status ShardStore::PlanReads(const Shape3& brick, const std::vector<uint64_t>& i
 void ShardStore::Prefetch(const Shape3& brick, const std::vector<uint64_t>& indices) {
   ReadPlan plan;
   if (!PlanReads(brick, indices, &plan).ok() || plan.runs.empty()) return;
-  int fd = ::open(BrickPath(brick).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
+  auto opened = OpenFileBeneath(dir_, BrickRel(brick), O_RDONLY);
+  if (!opened.ok()) return;
+  const int fd = *opened;
   for (const auto& run : plan.runs) {
     ::posix_fadvise(fd, static_cast<off_t>(run.begin), static_cast<off_t>(run.end - run.begin),
                     POSIX_FADV_WILLNEED);
@@ -294,8 +333,7 @@ Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& 
   BRICKFS_RETURN_IF_ERROR(PlanReads(brick, indices, &plan));
   if (plan.runs.empty()) return Status::Ok();
   std::string path = BrickPath(brick);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError("open " + path, errno);
+  BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenFileBeneath(dir_, BrickRel(brick), O_RDONLY));
   ScopeGuard close_fd([fd] { ::close(fd); });
   // Exactly the runs asked for: the kernel's readahead (up to the device's
   // read_ahead_kb past each) would read neighbouring blocks nobody wants.
@@ -343,12 +381,13 @@ Status ShardStore::SyncBricks(const std::vector<Shape3>& bricks, ThreadPool* io)
   }
   std::vector<Status> errs(bricks.size());
   auto sync_one = [&](size_t i) {
-    std::string path = BrickPath(bricks[i]);
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      errs[i] = Status::IOError("open " + path, errno);
+    auto opened = OpenFileBeneath(dir_, BrickRel(bricks[i]), O_RDONLY);
+    if (!opened.ok()) {
+      errs[i] = opened.status();
       return;
     }
+    const int fd = *opened;
+    const std::string path = BrickPath(bricks[i]);
     int rc = ::fdatasync(fd);
     int err = errno;
     ::close(fd);

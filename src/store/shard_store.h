@@ -10,6 +10,11 @@
 // Indexes read from disk are validated (checksum, every entry inside the
 // file) before use.
 //
+// Shard files are opened below the array directory without following links
+// (OpenFileBeneath, common/file_util.h): a brick, or a directory of the
+// array, that someone replaced by a symlink is refused (InvalidArgument
+// naming it), never read or written through.
+//
 // Thread-safety: all methods are thread-safe. Appends to one brick are
 // serialized by that brick's mutex; appends to different bricks and reads run
 // in parallel. Lock order: ShardStore::mu_ before BrickState::mu.
@@ -147,6 +152,11 @@ class ShardStore {
     std::shared_ptr<const ShardIndex> index;
   };
   BrickState* State(const Shape3& brick);
+  // "c/KZ/KY" and "c/KZ/KY/KX": the brick's directory and file below dir_.
+  static std::string BrickDirRel(const Shape3& brick);
+  static std::string BrickRel(const Shape3& brick);
+  // Makes (once) the brick's directory, without following links.
+  Status MakeBrickDir(const Shape3& brick);
   // The preads that read blocks `indices` of a brick: `order` holds the
   // positions in `indices` of the stored blocks, by file offset; a run reads
   // file bytes [begin, end) holding blocks order[first..last).

@@ -21,13 +21,15 @@ std::string StoreName(const std::string& path) {
 }
 
 Status WriteGroupAndArray(const std::string& path, const VolumeMeta& meta) {
-  BRICKFS_RETURN_IF_ERROR(MakeDirs(path + "/0"));
+  // The array directories are made without following links: one planted by
+  // whoever owns the store must not send our writes elsewhere.
+  BRICKFS_RETURN_IF_ERROR(MakeDirsBeneath(path, "0"));
   BRICKFS_RETURN_IF_ERROR(WriteFileAtomic(path + "/0/zarr.json", meta.ArrayJson()));
   // Pyramid levels: their arrays first, so the group never lists a level
   // whose array document is missing.
   for (int level = 1; level < meta.num_levels; ++level) {
     const std::string dir = path + "/" + std::to_string(level);
-    BRICKFS_RETURN_IF_ERROR(MakeDirs(dir));
+    BRICKFS_RETURN_IF_ERROR(MakeDirsBeneath(path, std::to_string(level)));
     BRICKFS_RETURN_IF_ERROR(WriteFileAtomic(dir + "/zarr.json", meta.LevelMeta(level).ArrayJson()));
   }
   return WriteFileAtomic(path + "/zarr.json", meta.GroupJson(StoreName(path)));
@@ -112,11 +114,20 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path,
 
   if (options.take_lock) {
     std::string dir = path + "/.brickfs";
-    if (!options.read_only) BRICKFS_RETURN_IF_ERROR(MakeDirs(dir));
+    if (!options.read_only) {
+      // A writer keeps its private state there: a real directory of its own,
+      // so that no other user can have planted files (or links) in it.
+      BRICKFS_RETURN_IF_ERROR(MakeDirs(dir));
+      BRICKFS_RETURN_IF_ERROR(CheckOwnedDir(dir));
+    }
     std::string lock_path = dir + "/lock";
-    int fd = ::open(lock_path.c_str(), (options.read_only ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
-    if (fd < 0 && !(options.read_only && errno == ENOENT)) {
-      return Status::IOError("open " + lock_path, errno);
+    int fd = -1;
+    auto opened = options.read_only ? OpenStoreFile(lock_path, O_RDONLY)
+                                    : OpenOwnedFile(lock_path, O_RDWR | O_CREAT, 0644);
+    if (opened.ok()) {
+      fd = *opened;
+    } else if (!(options.read_only && opened.status().err() == ENOENT)) {
+      return opened.status();
     }
     if (fd >= 0) {
       if (::flock(fd, (options.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {

@@ -5,6 +5,12 @@
 // read-only open takes a shared one), so two daemons never write one store.
 // The lock is released when the Store is destroyed or the process dies.
 //
+// The store may belong to another user, who can plant links in it: writing
+// requires STORE/.brickfs to be a real directory of the effective user and
+// the lock a regular file of that user (OpenOwnedFile, common/file_util.h);
+// metadata is written without following links. A read-only open refuses a
+// symlinked lock but accepts any owner (reading another user's store is fine).
+//
 // Thread-safety: WriteMeta is serialized internally; the rest is immutable
 // after Open.
 #ifndef BRICKFS_STORE_STORE_H_
@@ -37,7 +43,8 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // Opens STORE. Errors: NotFound (absent and !create_if_missing),
-  // InvalidArgument (not a directory, or not a brickfs/Zarr v3 store),
+  // InvalidArgument (not a directory, or not a brickfs/Zarr v3 store, or
+  // STORE/.brickfs or its lock refused: a symlink, another owner, ...),
   // Busy (locked by another daemon, with its pid), Unsupported (newer
   // format), Corruption (metadata fails validation; or the group zarr.json
   // is missing or not brickfs's while 0/zarr.json is a brickfs array: the

@@ -34,8 +34,8 @@ Status SyncLog::Append(uint64_t slab, uint64_t z, uint64_t journal_offset, const
     new_file = files_.insert(slab).second;
   }
   const std::string path = PathOf(slab);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Status::IOError("open " + path, errno);
+  // Private state: no link (nor a link as the directory), no other owner.
+  BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenOwnedFile(path, O_WRONLY | O_CREAT | O_APPEND, 0600));
   ScopeGuard close_fd([fd] { ::close(fd); });
   uint8_t head[kHeader];
   PutU32(head, kMagic);
@@ -91,11 +91,12 @@ std::vector<SyncLog::Record> SyncLog::Scan(const std::string& dir, uint64_t sess
       continue;
     }
     const std::string path = dir + "/" + name;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
+    auto opened = OpenOwnedFile(path, O_RDONLY);
+    if (!opened.ok()) {
       ++*skipped;
       continue;
     }
+    const int fd = *opened;
     ScopeGuard close_fd([fd] { ::close(fd); });
     struct stat st;
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -126,21 +127,27 @@ std::vector<SyncLog::Record> SyncLog::Scan(const std::string& dir, uint64_t sess
 }
 
 Status SyncLog::ReadData(const Record& r, uint8_t* out, size_t n) {
-  int fd = ::open(r.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return Status::IOError("open " + r.path, errno);
+  BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenOwnedFile(r.path, O_RDONLY));
   ScopeGuard close_fd([fd] { ::close(fd); });
   return PreadAll(fd, out, n, r.offset, r.path);
 }
 
 void SyncLog::RemoveAll(const std::string& dir) {
-  if (DIR* d = ::opendir(dir.c_str())) {
+  // Only slab files, in the directory itself: a link planted in its place
+  // must not make this empty another directory.
+  auto opened = OpenDirBeneath(dir, "");
+  if (!opened.ok()) return;
+  const int dir_fd = *opened;
+  if (DIR* d = ::fdopendir(::dup(dir_fd))) {
     while (dirent* e = ::readdir(d)) {
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-        ::unlink((dir + "/" + e->d_name).c_str());
+      const char* name = e->d_name;
+      if (std::strncmp(name, "slab-", 5) == 0 && name[5] >= '0' && name[5] <= '9') {
+        ::unlinkat(dir_fd, name, 0);
       }
     }
     ::closedir(d);
   }
+  ::close(dir_fd);
   ::rmdir(dir.c_str());
 }
 

@@ -14,6 +14,9 @@
 // it, session u64, journal_offset u64, z u64, nbytes u64, then nbytes of
 // the slice (C order, little-endian). A torn tail ends a file's records.
 //
+// The files are private state: opened with OpenOwnedFile (no symlink, no
+// hard link written, no file of another user; common/file_util.h).
+//
 // Thread-safety: Append and Remove of different slabs run concurrently;
 // appends to one slab must be serialized by the caller (Volume::SyncSlice
 // holds a lock per slab from copying the slice to the end of its append).
@@ -58,7 +61,8 @@ class SyncLog {
                                   uint64_t slab_depth, uint64_t* skipped);
   // Reads a record's slice into out[0, n).
   static Status ReadData(const Record& r, uint8_t* out, size_t n);
-  // Removes `dir` and everything in it.
+  // Removes the slab files in `dir`, then `dir` if it is empty. A `dir`
+  // that is a symlink is left alone.
   static void RemoveAll(const std::string& dir);
 
   std::string PathOf(uint64_t slab) const { return dir_ + "/slab-" + std::to_string(slab); }

@@ -17,6 +17,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/scope_guard.h"
+#include "common/text.h"
 #include "format/json.h"
 #include "tiff/tiff_decode.h"
 #include "volume/block_encode.h"
@@ -428,7 +429,7 @@ Status Volume::StartJournal(uint64_t previous_session, bool restart) {
 Status Volume::LoadNames(const JournalState* js) {
   if (!geo_) return Status::Ok();
   const std::string path = store_->path() + "/.brickfs/names";
-  auto bytes = ReadFileToString(path, uint64_t{1} << 30);
+  auto bytes = ReadStoreFileToString(path, uint64_t{1} << 30);
   SliceNames names;
   if (bytes.ok()) {
     auto decoded = SliceNames::Decode(*bytes, geo_->shape[0], path);
@@ -771,8 +772,7 @@ Status Volume::SpoolLocked(Slab* slab) {
   const uint64_t bytes = slab_pool_->slab_bytes();
   BRICKFS_RETURN_IF_ERROR(MakeDirs(store_->path() + "/.brickfs/spool"));
   std::string path = SpoolPath(slab->index);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::IOError("create spool file " + path, errno);
+  BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenOwnedFile(path, O_WRONLY | O_CREAT | O_TRUNC, 0600));
   Status s = PwriteAll(fd, slab->buf.get(), bytes, 0, path);
   ::close(fd);
   if (!s.ok()) {
@@ -829,8 +829,7 @@ Result<std::shared_ptr<uint8_t>> Volume::AllocateBufferLocked(std::unique_lock<s
 
 Status Volume::UnspoolLocked(Slab* slab) {
   std::string path = SpoolPath(slab->index);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError("open spool file " + path, errno);
+  BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenOwnedFile(path, O_RDONLY));
   Status s = PreadAll(fd, slab->buf.get(), slab_pool_->slab_bytes(), 0, path);
   ::close(fd);
   if (!s.ok()) return s;
@@ -1250,8 +1249,7 @@ Status Volume::SyncSlice(uint64_t z) {
         std::memcpy(copy.data(), slab.buf.get() + i * n, n);
       } else {
         const std::string path = SpoolPath(slab.index);
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0) return Status::IOError("open spool file " + path, errno);
+        BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenOwnedFile(path, O_RDONLY));
         Status r = PreadAll(fd, copy.data(), n, i * n, path);
         ::close(fd);
         BRICKFS_RETURN_IF_ERROR(r);
@@ -1587,8 +1585,11 @@ Status Volume::Finalize() {
     }
     if (slabs_.empty()) break;
     if (attempt >= 3) {
-      return Status::IOError("finalize: " + std::to_string(slabs_.size()) +
-                             " slabs could not be written (see status errors)", EIO);
+      // The cause (ENOSPC, ...) is what the caller needs to report.
+      const std::string what = "finalize: " + std::to_string(slabs_.size()) +
+                               " slabs could not be written";
+      if (!sticky_error_.ok()) return sticky_error_.WithContext(what);
+      return Status::IOError(what + " (see status errors)", EIO);
     }
     // Flush every remaining slab, partial ones too (missing slices = fill).
     std::vector<std::shared_ptr<Slab>> todo;
@@ -1942,8 +1943,7 @@ Status Volume::ReadRegion(const Geometry& g, const Region& r, uint8_t* out, bool
           std::vector<uint8_t> present = slab.present;
           int fd = -1;
           if (from_spool) {
-            fd = ::open(SpoolPath(bz).c_str(), O_RDONLY | O_CLOEXEC);
-            if (fd < 0) return Status::IOError("open spool " + SpoolPath(bz), errno);
+            BRICKFS_ASSIGN_OR_RETURN(fd, OpenOwnedFile(SpoolPath(bz), O_RDONLY));
           } else {
             lock.unlock();
           }
@@ -2376,8 +2376,12 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
     Slab& slab = *it->second;
     int fd = -1;
     if (!slab.buf) {
-      fd = ::open(SpoolPath(sl).c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (fd < 0) return fail(Status::IOError(name + ": patching spooled slab " + SpoolPath(sl), errno));
+      auto opened = OpenOwnedFile(SpoolPath(sl), O_WRONLY);
+      if (!opened.ok()) {
+        lock.unlock();  // RecordError (in fail) takes mu_
+        return fail(opened.status().WithContext(name + ": patching spooled slab"));
+      }
+      fd = *opened;
     }
     for (uint64_t z = std::max(lo[0], sl * B[0]); z < std::min(hi[0], (sl + 1) * B[0]); ++z) {
       const uint64_t slot = z - sl * B[0];
@@ -2438,11 +2442,22 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
 // ---------------------------------------------------------------------------
 
 void Volume::RecordError(const std::string& file, const std::string& message) {
-  LogWarning(file + ": " + message);
+  // Names come from whoever writes to the mount: spelled out so that the
+  // status stays valid UTF-8 JSON and the log one line per event.
+  const std::string safe_file = EscapeUntrusted(file), safe_message = EscapeUntrusted(message);
+  LogWarning(safe_file + ": " + safe_message);
   std::lock_guard<std::mutex> lock(mu_);
   ++errors_total_;
-  errors_.emplace_back(file, message);
+  errors_.emplace_back(safe_file, safe_message);
   if (errors_.size() > 100) errors_.erase(errors_.begin());  // keep the latest
+}
+
+bool Volume::HasUnwrittenSlabs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [i, slab] : slabs_) {
+    if (slab->dirty) return true;
+  }
+  return false;
 }
 
 std::string Volume::StatusJson(bool pretty) const {

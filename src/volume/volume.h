@@ -238,15 +238,23 @@ class Volume {
   Status WriteBrick(const Shape3& b, const uint8_t* data, size_t size, const std::string& name,
                     const IntervalSet* written = nullptr);
 
-  // Records an error about `file` for the status page.
+  // Records an error about `file` for the status page (and the log). Both
+  // strings may hold a name written to the mount: they are stored with
+  // EscapeUntrusted (common/text.h), so the status stays valid UTF-8 JSON.
   void RecordError(const std::string& file, const std::string& message);
 
   // The .brickfs/status document (see README); pretty or one line.
   std::string StatusJson(bool pretty = true) const;
 
   // Flushes every slab (partial ones with fill for missing slices), waits
-  // for all flushes, fsyncs shards, writes final metadata. Idempotent.
+  // for all flushes, fsyncs shards, writes final metadata. Idempotent. When
+  // slabs cannot be written the error is the last flush's (ENOSPC, ...);
+  // the slabs stay in memory and a later call tries again.
   Status Finalize();
+
+  // True while slices exist only in memory or in the spool (a slab not yet
+  // written to the store): giving up now would lose them.
+  bool HasUnwrittenSlabs() const;
 
  private:
   struct Slab;

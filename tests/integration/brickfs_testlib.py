@@ -15,7 +15,10 @@ python3-zstandard) or, without it, from libzstd through ctypes.
     back to the intended plane before it is used.
   - Mount: context manager around `brickfs mount` (daemon or -f) whose exit
     always tears the mount down: `brickfs umount`, then `fusermount3 -u`, then
-    `umount -l`, then killing the daemon by its pid.
+    killing the daemon by its pid, then hard_unmount().
+  - hard_unmount(): for a mount that may hang (a daemon stuck on its own mount):
+    aborts its FUSE connection (/sys/fs/fuse/connections/N/abort), `umount -l`,
+    SIGKILL to its daemon; never stats the mount point.
   - read_status(), wait_status(): MOUNT/.brickfs/status.
   - require_fuse(): unittest.SkipTest when /dev/fuse or fusermount3 is missing.
   - interop: check_shard_reader() and check_zarrita() compare a store with a volume
@@ -242,6 +245,86 @@ def abort_fuse_connection(path):
 def is_mounted(path):
     path = os.path.abspath(path)
     return path in fuse_mounts() or os.path.ismount(path)
+
+
+def fuse_connection_ids(path):
+    """The FUSE connection numbers (/sys/fs/fuse/connections/N) of the mounts at
+    `path`, from /proc/self/mountinfo (never stats the path: it may hang)."""
+    path = os.path.abspath(path)
+    ids = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            if "-" not in parts:
+                continue
+            fstype = parts[parts.index("-") + 1]
+            mp = parts[4].replace("\\040", " ")
+            if mp == path and fstype.startswith("fuse"):
+                major, minor = parts[2].split(":")
+                ids.append((int(major) << 20) | int(minor))
+    return ids
+
+
+def abort_fuse_connections(path):
+    """Aborts the FUSE connections of the mounts at `path` (every request pending on
+    them fails with ENOTCONN, so a daemon or a reader stuck in D state on its own
+    mount wakes up). Mounts fusectl on /sys/fs/fuse/connections when needed.
+    Returns the connection numbers aborted."""
+    ids = fuse_connection_ids(path)
+    conns = "/sys/fs/fuse/connections"
+    if ids and os.path.isdir(conns) and not os.listdir(conns):
+        run(["mount", "-t", "fusectl", "fusectl", conns], timeout=10)
+    done = []
+    for n in ids:
+        try:
+            with open(os.path.join(conns, str(n), "abort"), "w") as f:
+                f.write("1")
+            done.append(n)
+        except OSError:
+            pass
+    return done
+
+
+def daemon_pids_for(mnt):
+    """Pids of brickfs processes whose argv names `mnt` (daemons or mount helpers)."""
+    mnt_b = os.path.abspath(mnt).encode()
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if args and b"brickfs" in os.path.basename(args[0]) and mnt_b in args:
+            pids.append(int(d))
+    return pids
+
+
+def hard_unmount(mnt, pids=()):
+    """Tears down a mount that may hang (a daemon blocked on its own mount): aborts
+    its FUSE connection, detaches it (umount -l), kills its daemon with SIGKILL and
+    waits for it. Never stats `mnt` while it is mounted. Returns what it did."""
+    notes = []
+    mnt = os.path.abspath(mnt)
+    for _ in range(3):
+        if mnt not in fuse_mounts():
+            break
+        aborted = abort_fuse_connections(mnt)
+        if aborted:
+            notes.append("aborted FUSE connection %s" % aborted)
+        r = run(["umount", "-l", mnt], timeout=30)
+        notes.append("umount -l (exit %s)" % r.returncode)
+    for pid in set(pids) | set(daemon_pids_for(mnt)):
+        if pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                notes.append("killed %d" % pid)
+            except ProcessLookupError:
+                pass
+            wait_pid_gone(pid, 10)
+    return notes
 
 
 # --------------------------------------------------------------- temp dirs ----
@@ -505,8 +588,8 @@ class Mount:
                     self.proc.kill()
                     self.proc.wait(timeout=10)
                 self._log.close()
-            if is_mounted(self.mnt):
-                run(["umount", "-l", self.mnt], timeout=30)
+            if self.mnt in fuse_mounts():
+                self.notes.extend(hard_unmount(self.mnt, [self.pid] if self.pid else []))
         finally:
             if self.notes:
                 sys.stderr.write("brickfs_testlib: teardown of %s: %s\n"

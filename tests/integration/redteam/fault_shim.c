@@ -1,5 +1,5 @@
 // LD_PRELOAD fault injection for brickfs red-team repros: when the daemon is
-// about to rename a shard's "*.tmp" file (or truncate the journal to 0), it
+// about to rename (rename or renameat) a shard's "*.tmp" file (or truncate the journal to 0), it
 // touches $RT_MARK and sleeps $RT_SLEEP seconds first, so a test can kill -9
 // it inside that window.
 #define _GNU_SOURCE
@@ -25,6 +25,26 @@ int rename(const char* a, const char* b) {
   size_t n = strlen(a);
   if (want && n > 4 && strcmp(a + n - 4, ".tmp") == 0 && strstr(a, want)) mark_and_sleep(a);
   return real(a, b);
+}
+
+// The same for renameat (brickfs renames inside a directory it opened
+// without following links): the source's directory comes from its fd.
+int renameat(int olddirfd, const char* a, int newdirfd, const char* b) {
+  static int (*real)(int, const char*, int, const char*);
+  if (!real) real = dlsym(RTLD_NEXT, "renameat");
+  const char* want = getenv("RT_RENAME");
+  char full[4096] = "";
+  if (a[0] != '/' && olddirfd != AT_FDCWD) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", olddirfd);
+    ssize_t k = readlink(p, full, sizeof full - 1);
+    full[k > 0 ? k : 0] = 0;
+  }
+  size_t used = strlen(full);
+  snprintf(full + used, sizeof full - used, "%s%s", used ? "/" : "", a);
+  size_t n = strlen(full);
+  if (want && n > 4 && strcmp(full + n - 4, ".tmp") == 0 && strstr(full, want)) mark_and_sleep(full);
+  return real(olddirfd, a, newdirfd, b);
 }
 
 int ftruncate(int fd, off_t len) {

@@ -18,6 +18,7 @@
 
 #include "common/log.h"
 #include "format/json.h"
+#include "mount/fuse_mount.h"
 #include "store/store.h"
 #include "volume/volume.h"
 
@@ -184,6 +185,41 @@ TEST_F(CliTest, MountRefusesBadPyramidFlagsBeforeTouchingAnything) {
     const std::string err = ::testing::internal::GetCapturedStderr();
     EXPECT_NE(err.find(needle), std::string::npos) << err;
     EXPECT_FALSE(boost::filesystem::exists(store_));
+  }
+}
+
+TEST_F(CliTest, CreateRefusesInvalidBlockOrBrickAsAUsageErrorAndCreatesNothing) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--block", "0,32,32"}, "--block 0,32,32: block and brick sizes must be > 0"},
+      {{"--block", "32,32,32", "--brick", "48,48,48"},
+       "brick 48,48,48 is not a multiple of block 32,32,32"},
+      {{"--brick", "16,16,16"}, "--brick 16,16,16"},
+      {{"--block", "8192,8,8", "--brick", "8192,8,8"}, "4096"}};
+  for (const auto& [extra, needle] : cases) {
+    EXPECT_EQ(Create(extra), 2) << extra[0];
+    EXPECT_NE(err_.find(needle), std::string::npos) << err_;
+    EXPECT_FALSE(boost::filesystem::exists(store_)) << extra[0];
+  }
+}
+
+// Everything here is refused before the mount point is even looked at (it
+// does not exist: nothing could be mounted whatever the outcome).
+TEST_F(CliTest, MountRefusesSelfMountsAndImpossibleOptionsBeforeTouchingAnything) {
+  const std::string mnt = dir_ + "/mnt";
+  const std::string huge = std::to_string(PhysicalMemoryBytes() * 2);
+  for (const auto& [args, needle] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{mnt + "/inner.zarr", mnt}, "inside the mount point " + mnt},
+           {{store_, store_ + "/mnt"}, "inside the store " + store_},
+           {{store_, mnt, "-o", "log=" + mnt + "/daemon.log"}, "inside the mount point"},
+           {{store_, mnt, "-o", "mem=" + huge}, huge},
+           {{store_, mnt, "-o", "block=0,8,8"}, "block and brick sizes must be > 0"},
+           {{store_, mnt, "-o", "block=32,32,32", "-o", "brick=48,48,48"}, "not a multiple"}}) {
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(CmdMount(args), 2) << args[0];
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find(needle), std::string::npos) << err;
+    EXPECT_FALSE(boost::filesystem::exists(store_));
+    EXPECT_FALSE(boost::filesystem::exists(mnt + "/inner.zarr"));
   }
 }
 

@@ -1,5 +1,7 @@
 // Tests for the POSIX file helpers: atomic replace, whole-file reads with a
-// size cap, full pread/pwrite loops and mkdir -p.
+// size cap, full pread/pwrite loops, mkdir -p, and the safe opens of files in
+// a store another user may control (symlinks, hard links, FIFOs, foreign
+// owners refused, their targets untouched).
 #include "common/file_util.h"
 
 #include <fcntl.h>
@@ -148,6 +150,218 @@ TEST_F(FileUtilTest, MakeDirsOverAFileIsInvalidArgument) {
 TEST_F(FileUtilTest, SyncDirOfMissingDirectoryIsIOError) {
   EXPECT_TRUE(SyncDir(dir_).ok());
   EXPECT_EQ(SyncDir(dir_ + "/absent").code(), Status::Code::kIOError);
+}
+
+
+// --- safe opens -------------------------------------------------------------
+
+// A file outside the test's directory tree that an attacker wants changed.
+class SafeOpenTest : public FileUtilTest {
+ protected:
+  void SetUp() override {
+    FileUtilTest::SetUp();
+    victim_ = dir_ + "/victim";
+    ASSERT_TRUE(WriteFileAtomic(victim_, kPrecious).ok());
+    ASSERT_EQ(::mkdir((dir_ + "/priv").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((dir_ + "/elsewhere").c_str(), 0755), 0);
+  }
+  void ExpectVictimIntact() {
+    auto r = ReadFileToString(victim_);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(*r, kPrecious);
+    struct stat st;
+    ASSERT_EQ(::stat(victim_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0644u);
+  }
+  bool ElsewhereEmpty() {
+    return ::rmdir((dir_ + "/elsewhere").c_str()) == 0 &&
+           ::mkdir((dir_ + "/elsewhere").c_str(), 0755) == 0;
+  }
+  static constexpr const char* kPrecious = "root:secret:19000:0:99999:7:::\n";
+  std::string victim_;
+};
+
+TEST_F(SafeOpenTest, OpenOwnedFileCreatesAndReopensAFileOfOurOwn) {
+  const std::string p = dir_ + "/priv/journal";
+  auto fd = OpenOwnedFile(p, O_WRONLY | O_CREAT, 0600);
+  ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+  ASSERT_EQ(::write(*fd, "abc", 3), 3);
+  ::close(*fd);
+  struct stat st;
+  ASSERT_EQ(::stat(p.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  auto again = OpenOwnedFile(p, O_WRONLY | O_TRUNC);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(::fcntl(*again, F_GETFL) & O_NONBLOCK, 0) << "O_NONBLOCK left set";
+  EXPECT_NE(::fcntl(*again, F_GETFD) & FD_CLOEXEC, 0) << "no O_CLOEXEC";
+  ::close(*again);
+  EXPECT_EQ(*ReadFileToString(p), "") << "O_TRUNC was asked for";
+}
+
+TEST_F(SafeOpenTest, OpenOwnedFileRefusesASymlinkAndLeavesItsTargetAlone) {
+  const std::string p = dir_ + "/priv/lock";
+  ASSERT_EQ(::symlink(victim_.c_str(), p.c_str()), 0);
+  for (int flags : {O_RDWR | O_CREAT, O_WRONLY | O_CREAT | O_TRUNC, O_WRONLY | O_APPEND,
+                    O_RDONLY}) {
+    auto fd = OpenOwnedFile(p, flags, 0644);
+    ASSERT_FALSE(fd.ok()) << flags;
+    EXPECT_NE(fd.status().message().find(p), std::string::npos) << fd.status().message();
+    EXPECT_NE(fd.status().message().find("symbolic link"), std::string::npos)
+        << fd.status().message();
+  }
+  ExpectVictimIntact();
+}
+
+TEST_F(SafeOpenTest, OpenOwnedFileRefusesADanglingSymlinkInsteadOfCreatingItsTarget) {
+  const std::string p = dir_ + "/priv/daemon.log";
+  const std::string target = dir_ + "/elsewhere/created";
+  ASSERT_EQ(::symlink(target.c_str(), p.c_str()), 0);
+  auto fd = OpenOwnedFile(p, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  EXPECT_FALSE(fd.ok());
+  EXPECT_FALSE(Exists(target)) << "a file was created through the link";
+}
+
+TEST_F(SafeOpenTest, OpenOwnedFileRefusesASymlinkedDirectory) {
+  ASSERT_EQ(::symlink((dir_ + "/elsewhere").c_str(), (dir_ + "/spool").c_str()), 0);
+  auto fd = OpenOwnedFile(dir_ + "/spool/slab-0", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT_FALSE(fd.ok());
+  EXPECT_NE(fd.status().message().find(dir_ + "/spool"), std::string::npos)
+      << fd.status().message();
+  EXPECT_NE(fd.status().message().find("symbolic link"), std::string::npos)
+      << fd.status().message();
+  EXPECT_TRUE(ElsewhereEmpty());
+}
+
+TEST_F(SafeOpenTest, OpenOwnedFileRefusesAHardLinkWithoutTruncatingIt) {
+  const std::string p = dir_ + "/priv/journal";
+  ASSERT_EQ(::link(victim_.c_str(), p.c_str()), 0);
+  auto fd = OpenOwnedFile(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_FALSE(fd.ok());
+  EXPECT_NE(fd.status().message().find("hard link"), std::string::npos) << fd.status().message();
+  ExpectVictimIntact();
+}
+
+TEST_F(SafeOpenTest, OpenOwnedFileRefusesAFifoWithoutBlocking) {
+  const std::string p = dir_ + "/priv/journal";
+  ASSERT_EQ(::mkfifo(p.c_str(), 0644), 0);
+  for (int flags : {O_RDONLY, O_WRONLY | O_CREAT, O_RDWR}) {
+    auto fd = OpenOwnedFile(p, flags, 0644);  // a blocking open would hang the test
+    ASSERT_FALSE(fd.ok()) << flags;
+    EXPECT_NE(fd.status().message().find("not a regular file"), std::string::npos)
+        << fd.status().message();
+  }
+}
+
+TEST_F(SafeOpenTest, OpenOwnedFileRefusesAFileOfAnotherOwner) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file away";
+  const std::string p = dir_ + "/priv/lock";
+  ASSERT_TRUE(WriteFileAtomic(p, "4242\n").ok());
+  ASSERT_EQ(::chown(p.c_str(), 4242, 4242), 0);
+  auto fd = OpenOwnedFile(p, O_RDWR | O_CREAT, 0644);
+  ASSERT_FALSE(fd.ok());
+  EXPECT_NE(fd.status().message().find("owned by uid 4242"), std::string::npos)
+      << fd.status().message();
+  EXPECT_EQ(*ReadFileToString(p), "4242\n");
+  // A file that is only read (a store's lock, for a read-only mount) may
+  // belong to anyone.
+  auto ro = OpenStoreFile(p, O_RDONLY);
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  ::close(*ro);
+}
+
+TEST_F(SafeOpenTest, OpenOwnedFileKeepsErrnoOfAMissingFile) {
+  auto fd = OpenOwnedFile(dir_ + "/priv/absent", O_RDONLY);
+  ASSERT_FALSE(fd.ok());
+  EXPECT_EQ(fd.status().code(), Status::Code::kIOError);
+  EXPECT_EQ(fd.status().err(), ENOENT);
+}
+
+TEST_F(SafeOpenTest, CheckOwnedDirRefusesSymlinksFilesAndOtherOwners) {
+  EXPECT_TRUE(CheckOwnedDir(dir_ + "/priv").ok());
+  ASSERT_EQ(::symlink((dir_ + "/elsewhere").c_str(), (dir_ + "/link").c_str()), 0);
+  Status s = CheckOwnedDir(dir_ + "/link");
+  EXPECT_NE(s.message().find("symbolic link"), std::string::npos) << s.ToString();
+  s = CheckOwnedDir(victim_);
+  EXPECT_NE(s.message().find("not a directory"), std::string::npos) << s.ToString();
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chown((dir_ + "/priv").c_str(), 4242, 4242), 0);
+    s = CheckOwnedDir(dir_ + "/priv");
+    EXPECT_NE(s.message().find("owned by uid 4242"), std::string::npos) << s.ToString();
+  }
+}
+
+TEST_F(SafeOpenTest, OpenFileBeneathRefusesASymlinkAnywhereBelowTheRoot) {
+  const std::string root = dir_ + "/array";
+  ASSERT_TRUE(MakeDirsBeneath(dir_, "array/c/0/0").ok());
+  auto fd = OpenFileBeneath(root, "c/0/0/0", O_WRONLY | O_CREAT, 0644);
+  ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+  ::close(*fd);
+  EXPECT_TRUE(Exists(root + "/c/0/0/0"));
+  // c/1 -> elsewhere: neither creating directories nor files goes through it
+  ASSERT_EQ(::symlink((dir_ + "/elsewhere").c_str(), (root + "/c/1").c_str()), 0);
+  Status s = MakeDirsBeneath(root, "c/1/0");
+  EXPECT_NE(s.message().find(root + "/c/1"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("symbolic link"), std::string::npos) << s.ToString();
+  ASSERT_EQ(::mkdir((dir_ + "/elsewhere/0").c_str(), 0755), 0);
+  auto through = OpenFileBeneath(root, "c/1/0/0", O_WRONLY | O_CREAT, 0644);
+  EXPECT_FALSE(through.ok());
+  EXPECT_FALSE(Exists(dir_ + "/elsewhere/0/0"));
+  // the last component a link to an existing file, or a dangling one
+  ASSERT_EQ(::symlink(victim_.c_str(), (root + "/c/0/0/1").c_str()), 0);
+  ASSERT_EQ(::symlink((dir_ + "/elsewhere/new").c_str(), (root + "/c/0/0/2").c_str()), 0);
+  for (const char* rel : {"c/0/0/1", "c/0/0/2"}) {
+    for (int flags : {O_RDONLY, O_WRONLY | O_CREAT}) {
+      auto r = OpenFileBeneath(root, rel, flags, 0644);
+      ASSERT_FALSE(r.ok()) << rel;
+      EXPECT_NE(r.status().message().find("symbolic link"), std::string::npos)
+          << r.status().message();
+    }
+  }
+  EXPECT_FALSE(Exists(dir_ + "/elsewhere/new"));
+  ExpectVictimIntact();
+  // the root itself a link
+  ASSERT_EQ(::symlink(root.c_str(), (dir_ + "/rootlink").c_str()), 0);
+  EXPECT_FALSE(OpenFileBeneath(dir_ + "/rootlink", "c/0/0/0", O_RDONLY, 0).ok());
+  // a missing file keeps its errno (readers treat ENOENT as "no brick yet")
+  auto missing = OpenFileBeneath(root, "c/0/0/9", O_RDONLY, 0);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().err(), ENOENT);
+}
+
+TEST_F(SafeOpenTest, OpenFileBeneathReadsAHardLinkedFileButDoesNotWriteIt) {
+  ASSERT_TRUE(MakeDirsBeneath(dir_, "array/c").ok());
+  ASSERT_EQ(::link(victim_.c_str(), (dir_ + "/array/c/0").c_str()), 0);
+  auto ro = OpenFileBeneath(dir_ + "/array", "c/0", O_RDONLY, 0);
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();  // a store snapshot made with cp -al
+  ::close(*ro);
+  auto rw = OpenFileBeneath(dir_ + "/array", "c/0", O_WRONLY, 0);
+  ASSERT_FALSE(rw.ok());
+  EXPECT_NE(rw.status().message().find("hard link"), std::string::npos)
+      << rw.status().message();
+  ExpectVictimIntact();
+}
+
+TEST_F(SafeOpenTest, WriteFileAtomicDoesNotFollowAPlantedTemporaryFile) {
+  const std::string p = dir_ + "/priv/zarr.json";
+  ASSERT_EQ(::symlink(victim_.c_str(), (p + ".tmp").c_str()), 0);
+  ASSERT_TRUE(WriteFileAtomic(p, "{}\n").ok());
+  ExpectVictimIntact();
+  EXPECT_EQ(*ReadFileToString(p), "{}\n");
+  struct stat st;
+  ASSERT_EQ(::lstat(p.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  // a hard link as the temporary file is not truncated either
+  ASSERT_EQ(::link(victim_.c_str(), (p + ".tmp").c_str()), 0);
+  ASSERT_TRUE(WriteFileAtomic(p, "{\"a\": 1}\n").ok());
+  ExpectVictimIntact();
+}
+
+TEST_F(SafeOpenTest, WriteFileAtomicRefusesASymlinkedDirectory) {
+  ASSERT_EQ(::symlink((dir_ + "/elsewhere").c_str(), (dir_ + "/0").c_str()), 0);
+  Status s = WriteFileAtomic(dir_ + "/0/zarr.json", "{}");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("symbolic link"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(ElsewhereEmpty());
 }
 
 }  // namespace

@@ -104,6 +104,22 @@ TEST(JsonTest, DecodesEscapesAndUnicode) {
   EXPECT_EQ(MustParse("\"\xC3\xA9\"").as_string(), "\xC3\xA9");  // raw UTF-8 passes
 }
 
+TEST(JsonTest, DumpWritesValidUtf8WhateverTheStringHolds) {
+  // A file name is bytes: what is not UTF-8 becomes U+FFFD, so that strict
+  // readers (Python's json, browsers) can parse the status.
+  Json doc = Json::MakeObject();
+  doc.Set("file", std::string("scan_\xff\xfe_3.tif caf\xc3\xa9 \xe2\x82 end"));
+  doc.Set("ok", std::string("\xf0\x9f\x94\xac \xe2\x82\xac"));
+  const std::string out = doc.Dump();
+  EXPECT_EQ(out,
+            "{\"file\":\"scan_\xef\xbf\xbd\xef\xbf\xbd_3.tif caf\xc3\xa9 "
+            "\xef\xbf\xbd\xef\xbf\xbd end\","
+            "\"ok\":\"\xf0\x9f\x94\xac \xe2\x82\xac\"}");
+  auto back = Json::Parse(out);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->Get("ok")->as_string(), "\xf0\x9f\x94\xac \xe2\x82\xac");
+}
+
 TEST(JsonTest, RejectsTrailingGarbage) {
   ExpectRejected("{} x");
   ExpectRejected("1 2");

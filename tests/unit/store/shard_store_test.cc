@@ -451,5 +451,59 @@ TEST_F(ShardStoreTest, ScanUsageReportsCorruptShard) {
   EXPECT_EQ(fresh.ScanUsage(geo_.brick_grid()).status().code(), Status::Code::kCorruption);
 }
 
+
+// A shard or a directory of the array replaced by a symlink (by whoever owns
+// the store) is never written through, and its target stays as it was.
+TEST_F(ShardStoreTest, SymlinkedShardOrDirectoryIsRefusedAndTargetUntouched) {
+  const std::string victim = root_ + "/victim", elsewhere = root_ + "/elsewhere";
+  WriteAll(victim, "precious\n");
+  ASSERT_EQ(::mkdir(elsewhere.c_str(), 0755), 0);
+  ShardStore store(dir_, geo_, false);
+  std::string b0 = Enc(1);
+  ASSERT_TRUE(store.Append({0, 0, 0}, {{0, b0}}, nullptr).ok());
+  // c/0/0/1 -> a file elsewhere that does not exist yet (it would be created)
+  ASSERT_EQ(::symlink((elsewhere + "/new").c_str(), store.BrickPath({0, 0, 1}).c_str()), 0);
+  // c/0/1 -> a directory elsewhere
+  ASSERT_EQ(::symlink(elsewhere.c_str(), (dir_ + "/c/0/1").c_str()), 0);
+  // c/1/0/0 -> the victim
+  ASSERT_EQ(::mkdir((dir_ + "/c/1").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((dir_ + "/c/1/0").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink(victim.c_str(), store.BrickPath({1, 0, 0}).c_str()), 0);
+  ShardStore fresh(dir_, geo_, false);
+  for (const Shape3& b : {Shape3{0, 0, 1}, Shape3{0, 1, 0}, Shape3{1, 0, 0}}) {
+    Status s = fresh.Append(b, {{0, b0}}, nullptr);
+    ASSERT_FALSE(s.ok()) << ShapeToString(b);
+    EXPECT_NE(s.message().find("symbolic link"), std::string::npos) << s.ToString();
+    s = fresh.Replace(b, {{0, b0}}, [](uint64_t, uint64_t) { return Status::Ok(); }, nullptr);
+    EXPECT_FALSE(s.ok()) << ShapeToString(b);
+    std::vector<std::string> out;
+    EXPECT_FALSE(fresh.ReadBlocks(b, {0}, &out).ok()) << ShapeToString(b);
+  }
+  EXPECT_EQ(ReadAll(victim), "precious\n");
+  EXPECT_EQ(::rmdir(elsewhere.c_str()), 0) << "files were created through a link";
+  // The brick that is a plain file still works.
+  std::vector<std::string> out;
+  ASSERT_TRUE(fresh.ReadBlocks({0, 0, 0}, {0}, &out).ok());
+  EXPECT_EQ(out[0], b0);
+}
+
+TEST_F(ShardStoreTest, ReplaceDoesNotFollowAPlantedTemporaryFile) {
+  const std::string victim = root_ + "/victim";
+  WriteAll(victim, "precious\n");
+  ShardStore store(dir_, geo_, false);
+  std::string b0 = Enc(1);
+  ASSERT_TRUE(store.Append({0, 0, 0}, {{0, b0}}, nullptr).ok());
+  ASSERT_EQ(::symlink(victim.c_str(), (store.BrickPath({0, 0, 0}) + ".tmp").c_str()), 0);
+  std::string b1 = Enc(2);
+  Status s = store.Replace({0, 0, 0}, {{1, b1}}, [](uint64_t, uint64_t) { return Status::Ok(); }, nullptr);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(ReadAll(victim), "precious\n");
+  std::vector<std::string> out;
+  ShardStore fresh(dir_, geo_, false);
+  ASSERT_TRUE(fresh.ReadBlocks({0, 0, 0}, {0, 1}, &out).ok());
+  EXPECT_TRUE(out[0].empty());
+  EXPECT_EQ(out[1], b1);
+}
+
 }  // namespace
 }  // namespace brickfs

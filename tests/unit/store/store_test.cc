@@ -1,5 +1,6 @@
-// Tests for Store: creating and opening the Zarr group, the writer lock, and
-// the metadata documents it reads and writes.
+// Tests for Store: creating and opening the Zarr group, the writer lock, the
+// metadata documents it reads and writes, and a private state directory
+// (.brickfs) that another user could have planted links in.
 #include "store/store.h"
 
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "brickfs/version.h"
 #include "format/json.h"
+#include "store/journal.h"
 
 namespace brickfs {
 namespace {
@@ -314,6 +316,108 @@ TEST_F(StoreTest, MaintenanceOpenOfAMountedStoreSaysUnmountOnceAndNamesThePid) {
   const size_t first = m.find("unmount it first");
   ASSERT_NE(first, std::string::npos) << m;
   EXPECT_EQ(m.find("unmount it first", first + 1), std::string::npos) << "said twice: " << m;
+}
+
+// --- STORE/.brickfs planted by someone else ----------------------------------
+
+class PrivateStateTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    ASSERT_TRUE(Store::Create(path_, SampleMeta()).ok());
+    victim_ = root_ + "/victim";
+    WriteAll(victim_, kPrecious);
+  }
+  void ExpectVictimIntact() { EXPECT_EQ(ReadAll(victim_), kPrecious); }
+  static constexpr const char* kPrecious = "root:secret:19000:0:99999:7:::\n";
+  std::string victim_;
+};
+
+TEST_F(PrivateStateTest, SymlinkedLockIsRefusedAndItsTargetUntouched) {
+  ASSERT_EQ(::symlink(victim_.c_str(), (path_ + "/.brickfs/lock").c_str()), 0);
+  auto s = Store::Open(path_, Writer());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find(path_ + "/.brickfs/lock"), std::string::npos)
+      << s.status().message();
+  EXPECT_NE(s.status().message().find("symbolic link"), std::string::npos)
+      << s.status().message();
+  StoreOpenOptions ro;
+  ro.read_only = true;
+  EXPECT_FALSE(Store::Open(path_, ro).ok()) << "a read-only open followed the link";
+  ExpectVictimIntact();
+}
+
+TEST_F(PrivateStateTest, HardLinkedLockIsRefusedWithoutTruncation) {
+  ASSERT_EQ(::link(victim_.c_str(), (path_ + "/.brickfs/lock").c_str()), 0);
+  auto s = Store::Open(path_, Writer());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("hard link"), std::string::npos) << s.status().message();
+  ExpectVictimIntact();
+}
+
+TEST_F(PrivateStateTest, SymlinkedPrivateDirectoryIsRefused) {
+  const std::string elsewhere = root_ + "/elsewhere";
+  ASSERT_EQ(::mkdir(elsewhere.c_str(), 0755), 0);
+  ASSERT_EQ(std::system(("rm -rf '" + path_ + "/.brickfs'").c_str()), 0);
+  ASSERT_EQ(::symlink(elsewhere.c_str(), (path_ + "/.brickfs").c_str()), 0);
+  auto s = Store::Open(path_, Writer());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find(path_ + "/.brickfs"), std::string::npos)
+      << s.status().message();
+  EXPECT_NE(s.status().message().find("symbolic link"), std::string::npos)
+      << s.status().message();
+  EXPECT_EQ(::rmdir(elsewhere.c_str()), 0) << "files were created through the link";
+}
+
+TEST_F(PrivateStateTest, PrivateDirectoryOfAnotherUserIsRefusedForWritingOnly) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a directory away";
+  ASSERT_EQ(std::system(("chown -R 4242:4242 '" + path_ + "'").c_str()), 0);
+  auto s = Store::Open(path_, Writer());
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("owned by uid 4242"), std::string::npos)
+      << s.status().message();
+  EXPECT_NE(s.status().message().find(path_ + "/.brickfs"), std::string::npos)
+      << s.status().message();
+  StoreOpenOptions ro;
+  ro.read_only = true;
+  auto r = Store::Open(path_, ro);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();  // reading someone's store is fine
+}
+
+TEST_F(PrivateStateTest, SymlinkedOrForeignJournalIsRefused) {
+  const std::string journal = Journal::PathFor(path_);
+  ASSERT_EQ(::symlink(victim_.c_str(), journal.c_str()), 0);
+  auto j = Journal::Open(path_, 0);
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.status().message().find(journal), std::string::npos) << j.status().message();
+  EXPECT_NE(j.status().message().find("symbolic link"), std::string::npos)
+      << j.status().message();
+  EXPECT_FALSE(ReadJournal(path_).ok()) << "replay read through the link";
+  ExpectVictimIntact();
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::unlink(journal.c_str()), 0);
+    WriteAll(journal, "");
+    ASSERT_EQ(::chown(journal.c_str(), 4242, 4242), 0);
+    auto k = Journal::Open(path_, 0);
+    ASSERT_FALSE(k.ok());
+    EXPECT_NE(k.status().message().find("owned by uid 4242"), std::string::npos)
+        << k.status().message();
+  }
+}
+
+TEST_F(PrivateStateTest, SymlinkedArrayDirectoryIsNotWrittenThrough) {
+  const std::string elsewhere = root_ + "/elsewhere";
+  ASSERT_EQ(::mkdir(elsewhere.c_str(), 0755), 0);
+  ASSERT_EQ(std::system(("rm -rf '" + path_ + "/0'").c_str()), 0);
+  ASSERT_EQ(::symlink(elsewhere.c_str(), (path_ + "/0").c_str()), 0);
+  auto store = Store::Open(path_, Writer());
+  // Opening may fail on the missing array document; writing metadata must.
+  if (store.ok()) {
+    Status s = (*store)->WriteMeta(SampleMeta());
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("symbolic link"), std::string::npos) << s.ToString();
+  }
+  EXPECT_EQ(::rmdir(elsewhere.c_str()), 0) << "files were created through the link";
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/text.h"
 #include "format/json.h"
 #include "format/shard_index.h"
 #include "store/shard_store.h"
@@ -691,6 +692,93 @@ TEST_F(VolumeTest, OneSlabBudgetWithRoundRobinSlicesSpoolsAndStaysCorrect) {
   v = Open(Options(1));
   ASSERT_NE(v, nullptr);
   ExpectVolumeEquals(v.get(), src, "after reopen");
+}
+
+// Names come from whoever writes to the mount: the status stays valid UTF-8
+// JSON with every error on one line, whatever bytes a name holds.
+TEST_F(VolumeTest, RecordErrorKeepsTheStatusValidUtf8WithNamesSpelledOut) {
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  v->RecordError(std::string("scan_\xff\xfe\n_3.tif"),
+                 std::string("\"scan_\xff\xfe\n_3.tif\" is not a TIFF \x1b[31m"));
+  Bytes junk(100, 0x42);
+  const std::string name = "bad\nname\x1b_\xc3_4.tif";
+  EXPECT_FALSE(v->IngestSlice(name, 4, junk.data(), junk.size()).ok());
+  const std::string text = v->StatusJson();
+  EXPECT_TRUE(IsValidUtf8(text)) << text;
+  Json st = ParseStatus(*v);
+  const auto& errors = st.Get("errors")->as_array();
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].Get("file")->as_string(), "scan_\\xff\\xfe\\n_3.tif");
+  EXPECT_EQ(errors[0].Get("message")->as_string(),
+            "\"scan_\\xff\\xfe\\n_3.tif\" is not a TIFF \\x1b[31m");
+  EXPECT_EQ(errors[1].Get("file")->as_string(), "bad\\nname\\x1b_\\xc3_4.tif");
+  for (const auto& e : errors) {
+    for (const char* k : {"file", "message"}) {
+      for (unsigned char c : e.Get(k)->as_string()) EXPECT_GE(c, 0x20) << k;
+    }
+  }
+}
+
+// A spool file replaced by a symlink (to a file an attacker wants
+// overwritten) is refused: the slice that needed the spool fails, naming it,
+// and the link's target is unchanged.
+TEST_F(VolumeTest, SymlinkedSpoolFileIsRefusedAndItsTargetUntouched) {
+  const Source src = MakeSource(12, kY, kX, 3);
+  auto v = Open(Options(/*mem_slabs=*/1));
+  ASSERT_NE(v, nullptr);
+  const std::string victim = root_ + "/victim";
+  {
+    std::ofstream out(victim, std::ios::binary);
+    out << "precious\n";
+  }
+  ASSERT_EQ(::mkdir((store_path_ + "/.brickfs/spool").c_str(), 0755), 0);
+  for (int k = 0; k < 3; ++k) {
+    const std::string link = store_path_ + "/.brickfs/spool/slab-" + std::to_string(k);
+    ASSERT_EQ(::symlink(victim.c_str(), link.c_str()), 0);
+  }
+  Status refused;
+  for (uint64_t z : {0, 4, 8}) {  // three slabs, room for one: the others spool
+    Bytes tif = SliceTiff(src, z);
+    Status st = v->IngestSlice(SliceName(z), z, tif.data(), tif.size());
+    if (!st.ok() && refused.ok()) refused = st;
+  }
+  ASSERT_FALSE(refused.ok()) << "nothing was spooled";
+  EXPECT_NE(refused.message().find("symbolic link"), std::string::npos) << refused.ToString();
+  EXPECT_NE(refused.message().find("/.brickfs/spool/slab-"), std::string::npos)
+      << refused.ToString();
+  EXPECT_EQ(ReadFileBytes(victim), Bytes({'p', 'r', 'e', 'c', 'i', 'o', 'u', 's', '\n'}));
+}
+
+// A flush that cannot write keeps its slab in memory; Finalize then fails
+// naming the cause (not just "see status errors"), HasUnwrittenSlabs says
+// data would be lost by giving up, and a later Finalize succeeds once the
+// cause is gone.
+TEST_F(VolumeTest, FinalizeThatCannotWriteNamesTheCauseAndCanBeRetried) {
+  const Source src = MakeSource(4, kY, kX, 5);
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  Ingest(v.get(), src, 0);  // defines the geometry; slab 0 stays buffered
+  const std::string elsewhere = root_ + "/elsewhere";
+  ASSERT_EQ(::mkdir(elsewhere.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((store_path_ + "/0/c").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink(elsewhere.c_str(), (store_path_ + "/0/c/0").c_str()), 0);
+  for (uint64_t z = 1; z < 4; ++z) {
+    Bytes tif = SliceTiff(src, z);
+    (void)v->IngestSlice(SliceName(z), z, tif.data(), tif.size()).ok();
+  }
+  EXPECT_TRUE(v->HasUnwrittenSlabs());
+  Status fin = v->Finalize();
+  ASSERT_FALSE(fin.ok());
+  EXPECT_NE(fin.message().find("symbolic link"), std::string::npos) << fin.ToString();
+  EXPECT_NE(fin.message().find(store_path_ + "/0/c/0"), std::string::npos) << fin.ToString();
+  EXPECT_TRUE(v->HasUnwrittenSlabs());
+  EXPECT_EQ(::rmdir(elsewhere.c_str()), 0) << "a shard was written through the link";
+  ASSERT_EQ(::unlink((store_path_ + "/0/c/0").c_str()), 0);
+  fin = v->Finalize();
+  ASSERT_TRUE(fin.ok()) << fin.ToString();
+  EXPECT_FALSE(v->HasUnwrittenSlabs());
+  ExpectVolumeEquals(v.get(), src, "after the retried finalize");
 }
 
 TEST_F(VolumeTest, MissingSlicesReadAsFillAndAreReported) {
