@@ -2232,8 +2232,9 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
   if (read_only()) return Status::Unsupported("the mount is read-only");
   Geometry g;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (!geo_ || geo_->shape[0] == 0) {
+      lock.unlock();  // RecordError takes mu_
       return fail(Status::InvalidArgument(
           name + ": the volume has no shape yet; create it with brickfs create or copy a slice "
                  "into z/ first"));

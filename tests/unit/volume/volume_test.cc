@@ -22,6 +22,7 @@
 #include <iterator>
 #include <random>
 #include <string>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -1120,6 +1121,25 @@ TEST_F(VolumeTest, ACrashedStoreWithoutItsOwnJournalIsRefused) {
   v = open();
   ASSERT_TRUE(v.ok()) << v.status().ToString();
   EXPECT_TRUE((*v)->recovery().needed);
+}
+
+TEST_F(VolumeTest, BrickWriteBeforeAnySliceIsInvalidArgumentNotADeadlock) {
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  std::vector<uint8_t> brick(64, 1);
+  // Run it on a thread so that a deadlock fails the test instead of hanging it.
+  std::promise<Status> done;
+  std::future<Status> result = done.get_future();
+  std::thread t([&] { done.set_value(v->WriteBrick({0, 0, 0}, brick.data(), brick.size(),
+                                                    "bricks/0/0/0.raw")); });
+  if (result.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    ADD_FAILURE() << "WriteBrick on a volume without a shape did not return (deadlock)";
+    std::_Exit(1);
+  }
+  t.join();
+  const Status s = result.get();
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
+  EXPECT_NE(v->StatusJson().find("no shape yet"), std::string::npos);
 }
 
 }  // namespace
