@@ -24,6 +24,7 @@
 #include "volume/compact.h"
 #include "volume/naming.h"
 #include "volume/pyramid_settings.h"
+#include "volume/slab.h"
 #include "volume/transpose.h"
 
 namespace brickfs {
@@ -36,137 +37,6 @@ const char* AxisName(Axis a) {
   }
   return "?";
 }
-
-// ---------------------------------------------------------------------------
-// Slab buffers: allocated once, touched, and reused (memory returned to the
-// kernel and touched again is several times slower than reuse, DESIGN §11).
-
-class Volume::SlabPool {
- public:
-  SlabPool(uint64_t slab_bytes, MemoryBudget* budget) : slab_bytes_(slab_bytes), budget_(budget) {}
-  ~SlabPool() { TrimFree(); }
-
-  // A buffer of slab_bytes (its content undefined: the slab tracks which
-  // slots hold data, Slab::valid), or null when the budget has no room.
-  std::shared_ptr<uint8_t> TryGet() {
-    uint8_t* p = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!free_.empty()) {
-        p = free_.back();
-        free_.pop_back();
-      } else if (budget_->TryCharge(slab_bytes_, MemoryBudget::Kind::kSlab)) {
-        ++allocated_;
-      } else {
-        return nullptr;
-      }
-      ++in_use_;
-      peak_ = std::max(peak_, in_use_);
-    }
-    if (!p) {
-      // Fresh anonymous memory is zero; ask for huge pages, since faulting in
-      // 4 KiB pages is what makes first use of a buffer slow.
-      void* m = ::mmap(nullptr, slab_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
-      if (m == MAP_FAILED) {
-        std::lock_guard<std::mutex> lock(mu_);
-        --allocated_;
-        --in_use_;
-        budget_->Release(slab_bytes_, MemoryBudget::Kind::kSlab);
-        return nullptr;
-      }
-      ::madvise(m, slab_bytes_, MADV_HUGEPAGE);
-      p = static_cast<uint8_t*>(m);
-    }
-    // No zeroing: a reused buffer is overwritten slice by slice; only slots
-    // that never get a slice are zeroed, when the slab is flushed.
-    return std::shared_ptr<uint8_t>(p, [this](uint8_t* q) { Release(q); });
-  }
-
-  // Gives every idle buffer back (to the kernel and the budget); returns bytes.
-  uint64_t TrimFree() {
-    std::vector<uint8_t*> gone;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      gone.swap(free_);
-      allocated_ -= gone.size();
-    }
-    for (uint8_t* p : gone) {
-      ::munmap(p, slab_bytes_);
-      budget_->Release(slab_bytes_, MemoryBudget::Kind::kSlab);
-    }
-    return gone.size() * slab_bytes_;
-  }
-
-  uint64_t slab_bytes() const { return slab_bytes_; }
-  uint64_t in_use_bytes() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return in_use_ * slab_bytes_;
-  }
-  uint64_t allocated_bytes() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return allocated_ * slab_bytes_;
-  }
-  uint64_t peak_bytes() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return peak_ * slab_bytes_;
-  }
-
- private:
-  void Release(uint8_t* p) {
-    std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(p);
-    --in_use_;
-  }
-
-  const uint64_t slab_bytes_;
-  MemoryBudget* const budget_;
-  mutable std::mutex mu_;
-  std::vector<uint8_t*> free_;  // guarded by mu_
-  uint64_t allocated_ = 0;      // guarded by mu_
-  uint64_t in_use_ = 0;         // guarded by mu_
-  uint64_t peak_ = 0;           // guarded by mu_
-};
-
-struct Volume::Slab {
-  enum class State {
-    kLoading,   // being set up (zeroing, loading stored or spooled slices)
-    kFilling,   // buf valid, accepting slices
-    kSpooled,   // buf null, data in the spool file
-    kFlushing,  // buf valid and read only, blocks being compressed/appended
-    kCommitted, // in the store; no longer in the slab table
-  };
-  explicit Slab(uint64_t i, uint64_t slots)
-      : index(i), present(slots), valid(slots), renewed(slots), synced(slots) {}
-
-  const uint64_t index;
-  State state = State::kLoading;      // all fields guarded by Volume::mu_ ...
-  std::shared_ptr<uint8_t> buf;
-  std::vector<uint8_t> present;       // per slot: slice received
-  std::vector<uint8_t> valid;         // per slot: its bytes in buf are defined (data or zeros)
-  uint64_t count = 0;                 // present slots
-  uint64_t pins = 0;                  // writers decoding into buf
-  uint64_t last_touch = 0;
-  bool spool_valid = false;           // the spool file holds the data
-  bool dirty = false;                 // holds a slice the store does not have
-  bool retry = false;                 // its last flush failed; RetryLoop retries it
-  // A slab loaded from the store to take rewritten slices: it flushes when
-  // every slot was re-sent, or kBurstIdle after the last one (RetryLoop).
-  bool reloaded = false;
-  std::vector<uint8_t> renewed;       // per slot: re-sent since the reload
-  uint64_t renewed_count = 0;
-  std::chrono::steady_clock::time_point last_write{};
-  std::vector<uint8_t> synced;        // per slot: its current version is in the sync log
-  // ... except these, used by flush tasks:
-  std::atomic<uint64_t> pending_bricks{0};
-  std::mutex err_mu;
-  Status flush_error;  // guarded by err_mu
-  std::vector<std::pair<Shape3, uint64_t>> appended;  // brick, new length; guarded by err_mu
-  // The slab downsampled for pyramid level 1 (planes of `down_from` level-0
-  // slices), each flush task filling its brick column's part.
-  std::vector<uint8_t> down;
-  uint64_t down_from = 0;
-};
 
 namespace {
 
@@ -838,7 +708,7 @@ Status Volume::UnspoolLocked(Slab* slab) {
   return Status::Ok();
 }
 
-Result<std::shared_ptr<Volume::Slab>> Volume::AcquireSlabLocked(std::unique_lock<std::mutex>& lock,
+Result<std::shared_ptr<Slab>> Volume::AcquireSlabLocked(std::unique_lock<std::mutex>& lock,
                                                                 uint64_t index) {
   static uint64_t tick = 0;
   for (;;) {
@@ -2438,132 +2308,6 @@ Status Volume::WriteBrick(const Shape3& b, const uint8_t* data, size_t size,
     return fail(s.WithContext(name + ": updating the pyramid levels above it"));
   }
   return Status::Ok();
-}
-
-// ---------------------------------------------------------------------------
-
-void Volume::RecordError(const std::string& file, const std::string& message) {
-  // Names come from whoever writes to the mount: spelled out so that the
-  // status stays valid UTF-8 JSON and the log one line per event.
-  const std::string safe_file = EscapeUntrusted(file), safe_message = EscapeUntrusted(message);
-  LogWarning(safe_file + ": " + safe_message);
-  std::lock_guard<std::mutex> lock(mu_);
-  ++errors_total_;
-  errors_.emplace_back(safe_file, safe_message);
-  if (errors_.size() > 100) errors_.erase(errors_.begin());  // keep the latest
-}
-
-bool Volume::HasUnwrittenSlabs() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [i, slab] : slabs_) {
-    if (slab->dirty) return true;
-  }
-  return false;
-}
-
-std::string Volume::StatusJson(bool pretty) const {
-  // Staged files first, without mu_ (their own locks may be held by an
-  // ingest that waits for mu_).
-  std::pair<uint64_t, uint64_t> staged{0, 0};
-  {
-    std::lock_guard<std::mutex> lock(staged_mu_);
-    if (staged_info_) staged = staged_info_();
-  }
-  std::unique_lock<std::mutex> lock(mu_);
-  Json doc = Json::MakeObject();
-  doc.Set("store", store_->path());
-  doc.Set("pid", static_cast<int64_t>(::getpid()));
-  doc.Set("version", BRICKFS_VERSION);
-  doc.Set("read_only", read_only());
-  if (geo_) {
-    doc.Set("shape", Json(Json::Array{Json(geo_->shape[0]), Json(geo_->shape[1]), Json(geo_->shape[2])}));
-    doc.Set("dtype", std::string(DTypeName(geo_->dtype)));
-    doc.Set("block", Json(Json::Array{Json(geo_->block[0]), Json(geo_->block[1]), Json(geo_->block[2])}));
-    doc.Set("brick", Json(Json::Array{Json(geo_->brick[0]), Json(geo_->brick[1]), Json(geo_->brick[2])}));
-  } else {
-    doc.Set("shape", Json());
-    doc.Set("dtype", Json());
-  }
-  const uint64_t present = received_.Count();
-  Json slices = Json::MakeObject();
-  slices.Set("present", present);
-  slices.Set("received", counters_.slices_received.load());
-  slices.Set("expected", geo_ && meta_.fixed_shape ? Json(geo_->shape[0]) : Json());
-  Json missing = Json::MakeArray();
-  for (const auto& [a, b] : MissingRanges(received_, geo_ ? geo_->shape[0] : 0)) {
-    missing.Push(Json(Json::Array{Json(a), Json(b)}));
-  }
-  slices.Set("missing", std::move(missing));
-  doc.Set("slices", std::move(slices));
-  uint64_t buffered = 0, flushing = 0, spooled = 0;
-  for (const auto& [i, s] : slabs_) {
-    if (s->state == Slab::State::kFlushing) ++flushing;
-    else if (s->state == Slab::State::kSpooled) ++spooled;
-    else ++buffered;
-  }
-  Json slabs = Json::MakeObject();
-  slabs.Set("buffered", buffered);
-  slabs.Set("flushing", flushing);
-  slabs.Set("spooled", spooled);
-  slabs.Set("flushed", counters_.slabs_flushed.load());
-  slabs.Set("spooled_total", counters_.slabs_spooled.load());
-  doc.Set("slabs", std::move(slabs));
-  Json mem = Json::MakeObject();
-  // used/peak: everything charged to mem= (slab buffers kept for reuse and
-  // the bytes of files being written); slabs_in_use: buffers holding slabs.
-  mem.Set("used", budget_->used());
-  mem.Set("peak", budget_->peak());
-  mem.Set("budget", options_.mem_budget);
-  mem.Set("slab_buffers", budget_->used(MemoryBudget::Kind::kSlab));
-  mem.Set("slabs_in_use", slab_pool_ ? slab_pool_->in_use_bytes() : uint64_t{0});
-  mem.Set("slabs_peak", slab_pool_ ? slab_pool_->peak_bytes() : uint64_t{0});
-  mem.Set("files", budget_->used(MemoryBudget::Kind::kFile));
-  mem.Set("staged_files", staged.first);
-  mem.Set("staged_bytes", staged.second);
-  mem.Set("slab_bytes", geo_ ? geo_->slab_bytes() : uint64_t{0});
-  if (cache_) {
-    auto cs = cache_->GetStats();
-    mem.Set("cache_used", cs.bytes);
-    mem.Set("cache_budget", cs.budget);
-    mem.Set("cache_hits", cs.hits);
-    mem.Set("cache_misses", cs.misses);
-  }
-  doc.Set("memory", std::move(mem));
-  Json bytes = Json::MakeObject();
-  uint64_t written = counters_.bytes_written.load();
-  uint64_t compressed = counters_.block_bytes_written.load();
-  uint64_t raw = counters_.raw_bytes_flushed.load();
-  bytes.Set("received", counters_.bytes_received.load());
-  bytes.Set("written", written);
-  bytes.Set("compressed", compressed);
-  bytes.Set("raw_flushed", raw);
-  bytes.Set("write_amplification", compressed ? static_cast<double>(written) / compressed : 0.0);
-  bytes.Set("compression_ratio", compressed ? static_cast<double>(raw) / compressed : 0.0);
-  doc.Set("bytes", std::move(bytes));
-  Json blocks = Json::MakeObject();
-  blocks.Set("bricks_replaced", counters_.bricks_written.load());
-  blocks.Set("written", counters_.blocks_written.load());
-  blocks.Set("fill", counters_.blocks_fill.load());
-  doc.Set("blocks", std::move(blocks));
-  Json pyr = Json::MakeObject();
-  const int built = level_count_.load();
-  pyr.Set("enabled", options_.pyramid);
-  pyr.Set("levels", geo_ && geo_->shape[0] > 0 && built > 1
-                        ? std::min(built, NumLevels(geo_->shape, geo_->brick))
-                        : 1);
-  pyr.Set("downsample", meta_.downsample_method);
-  pyr.Set("pending_bytes", pyr_bytes_.load());
-  pyr.Set("peak_buffer_bytes", pyr_peak_bytes_.load());  // pending rows + slabs downsampled
-  pyr.Set("rows_written", pyr_rows_written_.load());
-  pyr.Set("bytes_written", pyr_bytes_written_.load());
-  doc.Set("pyramid", std::move(pyr));
-  doc.Set("elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
-  doc.Set("finalized", finalized_);
-  Json errors = Json::MakeArray();
-  for (const auto& [f, m] : errors_) errors.Push(Json::MakeObject().Set("file", f).Set("message", m));
-  doc.Set("errors", std::move(errors));
-  doc.Set("errors_total", errors_total_);
-  return pretty ? doc.Dump(2) + "\n" : doc.Dump();
 }
 
 }  // namespace brickfs

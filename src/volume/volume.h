@@ -55,6 +55,9 @@
 
 namespace brickfs {
 
+struct Slab;
+class SlabPool;
+
 enum class Axis { kZ = 0, kY = 1, kX = 2 };
 const char* AxisName(Axis a);  // "z", "y", "x"
 
@@ -257,8 +260,6 @@ class Volume {
   bool HasUnwrittenSlabs() const;
 
  private:
-  struct Slab;
-  class SlabPool;
   // A box of voxels [lo, hi) and the byte strides of the output per axis.
   struct Region {
     Shape3 lo, hi;
