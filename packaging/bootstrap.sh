@@ -13,9 +13,9 @@ build_dir=${BUILD_DIR:-$here/build}
 what=${1:-test}
 
 debs=(build-essential cmake ninja-build pkg-config dpkg-dev man-db groff-base
-      libfuse3-dev fuse3 libtiff-dev libtiff-tools libzstd-dev libboost-filesystem-dev
+      libfuse3-dev fuse3 libtiff-dev libtiff-tools libzstd-dev libboost-filesystem-dev libcurl4-openssl-dev
       libgtest-dev python3-numpy python3-tifffile python3-pil python3-zstandard python3-jsonschema
-      rsync nodejs npm)
+      rsync nodejs npm nginx-light openssl)
 
 install_missing() {
   local missing=()
