@@ -441,7 +441,7 @@ void HttpClient::FinishAttempt(Call* call, int curl_code) {
     if (code == CURLE_WRITE_ERROR || RetryableCurlCode(code)) {
       RetryOrFail(call, why, std::nullopt);
     } else {
-      Complete(call, Status::IOError(what + ": " + reason, EIO));
+      Complete(call, Status::IOError(what + ": " + reason + " (not retried)", EIO));
     }
     return;
   }
