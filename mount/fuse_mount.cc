@@ -32,6 +32,7 @@
 #include "mount/brick_fs.h"
 #include "mount/namespace.h"
 #include "mount/pyramid_options.h"
+#include "remote/http_storage.h"
 #include "store/finalize_state.h"
 #include "volume/naming.h"
 
@@ -407,8 +408,21 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config) {
       if (used == 0 || used != val.size()) return bad("expected a number");
     } else if (key == "ro") {
       config->read_only = true;
+      config->asked_rw = false;
     } else if (key == "rw") {
       config->read_only = false;
+      config->asked_rw = true;
+    } else if (key == "cache_dir" || key == "auth_file") {
+      if (val.empty()) return bad(key == "cache_dir" ? "expected a directory" : "expected a file name");
+      (key == "cache_dir" ? config->remote.cache_dir : config->remote.auth_file) = val;
+      config->remote_options = true;
+    } else if (key == "cache_size") {
+      BRICKFS_RETURN_IF_ERROR(size_opt(&config->remote.cache_size));
+      if (config->remote.cache_size == 0) return bad("must be more than 0");
+      config->remote_options = true;
+    } else if (key == "offline") {
+      config->remote.offline = true;
+      config->remote_options = true;
     } else if (key == "log") {
       if (val.empty()) return bad("expected a file name");
       config->log_file = val;
@@ -449,15 +463,29 @@ uint64_t PhysicalMemoryBytes() {
 }
 
 Status CheckNotSelfMount(const MountConfig& config) {
-  const std::string mnt = ResolvedPath(config.mountpoint), store = ResolvedPath(config.store);
-  if (IsWithin(store, mnt)) {
+  const std::string mnt = ResolvedPath(config.mountpoint);
+  if (IsRemoteUrl(config.store)) {
+    if (!config.remote.cache_dir.empty()) {
+      const std::string cache = ResolvedPath(config.remote.cache_dir);
+      if (IsWithin(cache, mnt)) {
+        return Status::InvalidArgument(
+            "cache_dir=" + Shown(config.remote.cache_dir, cache) + " is inside the mount point " +
+            Shown(config.mountpoint, mnt) +
+            ": the daemon would fill its cache through its own mount and wait on itself for "
+            "ever. Put the cache outside " + config.mountpoint);
+      }
+    }
+  }
+  // A remote store lies on no local path.
+  const std::string store = IsRemoteUrl(config.store) ? "" : ResolvedPath(config.store);
+  if (!store.empty() && IsWithin(store, mnt)) {
     return Status::InvalidArgument(
         "the store " + Shown(config.store, store) + " is inside the mount point " +
         Shown(config.mountpoint, mnt) +
         ": once mounted, the daemon would reach its own store through its own mount and wait "
         "on itself for ever. Keep the store outside " + config.mountpoint);
   }
-  if (IsWithin(mnt, store)) {
+  if (!store.empty() && IsWithin(mnt, store)) {
     return Status::InvalidArgument(
         "the mount point " + Shown(config.mountpoint, mnt) + " is inside the store " +
         Shown(config.store, store) +
@@ -537,7 +565,35 @@ Status CheckMountPoint(const std::string& mountpoint, bool nonempty) {
   return Status::Ok();
 }
 
-int RunMount(const MountConfig& config) {
+namespace {
+
+// Settles the configuration of a remote store (read-only, absolute paths:
+// the daemon runs from "/") and refuses remote options for a local one.
+Status SettleRemote(MountConfig* config) {
+  if (!IsRemoteUrl(config->store)) {
+    if (config->remote_options) {
+      return Status::InvalidArgument(
+          "mount options cache_dir=, cache_size=, offline and auth_file= are for a remote "
+          "store (an http:// or https:// URL); " + config->store + " is a local directory");
+    }
+    return Status::Ok();
+  }
+  BRICKFS_ASSIGN_OR_RETURN(config->store, NormalizeStoreUrl(config->store));
+  if (config->asked_rw) {
+    return Status::InvalidArgument("mount option \"rw\": a remote store (" + config->store +
+                                   ") is mounted read-only");
+  }
+  config->read_only = true;
+  for (std::string* p : {&config->remote.cache_dir, &config->remote.auth_file}) {
+    if (!p->empty()) *p = boost::filesystem::absolute(*p).lexically_normal().string();
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+int RunMount(const MountConfig& given) {
+  MountConfig config = given;
   if (config.verbose) SetLogLevel(LogLevel::kInfo);
   // Decoded blocks come and go by the thousand: keep freed heap memory in the
   // process instead of returning it to the kernel, since faulting fresh pages
@@ -546,16 +602,30 @@ int RunMount(const MountConfig& config) {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   // Before anything is created: a store the mount would cover hangs the
   // daemon on its own mount.
-  Status s = CheckNotSelfMount(config);
+  Status s = SettleRemote(&config);
+  if (s.ok()) s = CheckNotSelfMount(config);
   if (s.ok()) s = CheckMountPoint(config.mountpoint, config.nonempty);
   if (!s.ok()) {
     std::cerr << "brickfs: " << s.message() << "\n";
     return 2;
   }
-  StoreOpenOptions so;
-  so.create_if_missing = !config.read_only;
-  so.read_only = config.read_only;
-  auto store = Store::Open(config.store, so);
+  // A remote store: its metadata is read (revalidated) now, through the cache.
+  std::shared_ptr<HttpStorage> http;
+  Result<std::unique_ptr<Store>> store = Status::InvalidArgument("no store");
+  if (IsRemoteUrl(config.store)) {
+    auto opened = HttpStorage::Open(config.store, config.remote);
+    if (opened.ok()) {
+      http = std::move(*opened);
+      store = Store::OpenReadOnly(http);
+    } else {
+      store = opened.status();
+    }
+  } else {
+    StoreOpenOptions so;
+    so.create_if_missing = !config.read_only;
+    so.read_only = config.read_only;
+    store = Store::Open(config.store, so);
+  }
   if (!store.ok()) {
     std::cerr << "brickfs: cannot open store: " << store.status().message() << "\n";
     return 2;
@@ -578,7 +648,9 @@ int RunMount(const MountConfig& config) {
   // the terminal. An explicit log= path may go through symlinked directories
   // the user chose: those are resolved here; the file itself is not followed.
   std::string log_file = config.log_file;
-  if (log_file.empty() && !config.foreground && !config.read_only) {
+  if (log_file.empty() && !config.foreground && http) {
+    log_file = http->options().cache_dir + "/daemon.log";
+  } else if (log_file.empty() && !config.foreground && !config.read_only) {
     log_file = config.store + "/.brickfs/daemon.log";
   } else if (!log_file.empty()) {
     const size_t slash = log_file.find_last_of('/');
@@ -612,6 +684,8 @@ int RunMount(const MountConfig& config) {
     fuse_opt_free_args(&args);
     return 2;
   }
+  // The fork does not keep threads: the HTTP client's starts again after it.
+  if (http) http->Suspend();
   if (fuse_daemonize(config.foreground ? 1 : 0) != 0) {
     fuse_unmount(f);
     fuse_destroy(f);

@@ -10,12 +10,13 @@
 #include <vector>
 
 #include "brickfs/status.h"
+#include "remote/remote_options.h"
 #include "volume/volume.h"
 
 namespace brickfs {
 
 struct MountConfig {
-  std::string store;       // absolute path of STORE
+  std::string store;       // absolute path of STORE, or the URL of a remote store
   std::string mountpoint;  // absolute path of MOUNT
   VolumeOptions volume;
   bool read_only = false;
@@ -24,6 +25,11 @@ struct MountConfig {
   bool nonempty = false;               // allow mounting over a non-empty directory
   std::string log_file;                // empty: STORE/.brickfs/daemon.log (stderr with -f)
   std::vector<std::string> fuse_opts;  // passed through to libfuse (allow_other, ...)
+  // A remote store (`store` is an http:// or https:// URL, IsRemoteUrl):
+  // always mounted read-only, its bytes fetched by src/remote into a cache.
+  RemoteOptions remote;
+  bool remote_options = false;  // cache_dir=, cache_size=, offline or auth_file= given
+  bool asked_rw = false;        // rw given (refused for a remote store)
 };
 
 // Parses a comma-separated -o string into `config`. Options brickfs knows:
@@ -31,7 +37,8 @@ struct MountConfig {
 // zstd_level=N, pyramid=0|1, nopyramid, downsample=mean|mode,
 // voxel_size=Z:Y:X (or one number; commas also work, as in block=),
 // unit=NAME (an OME-Zarr space unit), ro, rw, log=FILE, verbose,
-// nonempty, nojournal, journal; fstab-only options (noauto,
+// nonempty, nojournal, journal, and for a remote store cache_dir=DIR,
+// cache_size=SIZE, offline, auth_file=FILE; fstab-only options (noauto,
 // nofail, auto, user, users, nouser, _netdev, defaults, x-*) are ignored; the
 // rest go to libfuse. InvalidArgument names a malformed option, and also
 // refuses values no mount could use: mem= above PhysicalMemoryBytes() (slab
@@ -45,8 +52,8 @@ Status ParseMountOptions(const std::string& opts, MountConfig* config);
 uint64_t PhysicalMemoryBytes();
 
 // Refuses (InvalidArgument, saying why) a store inside its own mount point
-// or the mount point inside the store, and a log file inside the mount
-// point: the daemon would then wait on its own mount, for ever. Paths are
+// or the mount point inside the store, and a log file or (remote store) a
+// cache directory inside the mount point: the daemon would then wait on its own mount, for ever. Paths are
 // compared with symlinks resolved as far as they exist (STORE and the log
 // may not exist yet). Looks at the paths only: creates nothing.
 Status CheckNotSelfMount(const MountConfig& config);

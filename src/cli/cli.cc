@@ -23,6 +23,7 @@
 #include "format/volume_meta.h"
 #include "mount/fuse_mount.h"
 #include "mount/pyramid_options.h"
+#include "remote/remote_options.h"
 #include "store/finalize_state.h"
 #include "store/journal.h"
 #include "store/shard_store.h"
@@ -151,6 +152,9 @@ Usage:
   brickfs fsck   STORE [--repair] [--deep] [--json]
                                                  check (and repair) an unmounted store, every level
   brickfs compact STORE [--dry-run]              rewrite shards (every level) without dead bytes
+  brickfs mount  http(s)://HOST/PATH/vol.zarr MOUNT [-o OPTIONS]
+                                                 mount a remote store read-only, cached locally
+  brickfs cache  info | clear [URL]              the local cache of remote stores
   brickfs --version | --help | COMMAND --help
 
 Example:
@@ -162,10 +166,18 @@ Example:
 )";
 
 const char* kMountHelp = R"(Usage: brickfs mount STORE MOUNT [-o OPTIONS] [-f]
+       brickfs mount http(s)://HOST/PATH/vol.zarr MOUNT [-o OPTIONS] [-f]
 
 Mounts the Zarr v3 store STORE on MOUNT (an existing empty directory). STORE is
 created when it does not exist; its X, Y and dtype come from the first slice.
 Returns once the mount is ready; the daemon finalizes the store on unmount.
+
+A store given as an http:// or https:// URL (one brickfs wrote, served by any
+web server or object store that answers range requests) is mounted read-only:
+reads fetch only the shard indexes and blocks they need, with range requests,
+into a local cache that later mounts reuse (see brickfs cache --help). A read
+the server fails (after retries, within 60 s) gives EIO; the URL and the HTTP
+status are in MOUNT/.brickfs/status and the log.
 
   MOUNT/z/NNNNN.tif   XY planes; copy slice TIFFs here (any name with a number)
   MOUNT/y/NNNNN.tif   XZ planes (read only)
@@ -197,9 +209,18 @@ Options (-o, comma separated):
   nonempty        allow a mount point that is not empty
   nojournal       no write-ahead journal (only to measure its cost: a crash
                   may then leave torn shards for brickfs fsck --repair)
-  log=FILE        daemon log (default STORE/.brickfs/daemon.log); not a
-                  symlink, and not inside MOUNT
+  log=FILE        daemon log (default STORE/.brickfs/daemon.log, for a
+                  remote store CACHE_DIR/daemon.log); not a symlink, and not
+                  inside MOUNT
   verbose         log progress, not only warnings
+  cache_dir=DIR   remote store: the cache (default $XDG_CACHE_HOME/brickfs,
+                  else ~/.cache/brickfs); not inside MOUNT
+  cache_size=SIZE remote store: bound of the cache on disk, least recently
+                  used first out (default 4G)
+  offline         remote store: no request, read only what the cache holds
+                  (anything else gives EIO)
+  auth_file=FILE  remote store: "user:password" (basic auth) or
+                  "bearer TOKEN" from FILE, which only its owner may read
   allow_other     let other users read the mount (default_permissions is
                   added: they cannot write); allow_root the same for root
   Other options go to libfuse; fstab options (noauto, nofail, user,
@@ -212,6 +233,7 @@ Options (-o, comma separated):
 Example:
   brickfs mount vol.zarr /mnt/v -o mem=4G,first_index=1
   brickfs mount vol.zarr /mnt/v -o voxel_size=2:0.5:0.5,unit=micrometer
+  brickfs mount https://example.org/data/vol.zarr /mnt/v -o cache_size=20G
 )";
 
 const char* kCreateHelp = R"(Usage: brickfs create STORE --shape Z,Y,X --dtype T [--block Z,Y,X] [--brick Z,Y,X] [--zstd-level N]
@@ -396,7 +418,7 @@ int CmdMount(const std::vector<std::string>& args) {
   }
   if (Status s = ParseMountOptions(options, &config); !s.ok()) return Fail(s.message(), kExitUsage);
   if (positional.size() != 2) return Fail("mount needs STORE and MOUNT (see brickfs mount --help)", kExitUsage);
-  config.store = Absolute(positional[0]);
+  config.store = IsRemoteUrl(positional[0]) ? positional[0] : Absolute(positional[0]);
   config.mountpoint = Absolute(positional[1]);
   return RunMount(config);
 }
@@ -863,6 +885,7 @@ int RunCli(int argc, char** argv) {
   if (cmd == "status") return CmdStatus(rest);
   if (cmd == "fsck") return CmdFsck(rest);
   if (cmd == "compact") return CmdCompact(rest);
+  if (cmd == "cache") return CmdCache(rest);
   // mount.fuse3 (`mount -t fuse.brickfs`, fstab type fuse.brickfs) runs
   // `brickfs STORE MOUNT -o OPTIONS`: no subcommand, exactly two paths, and -o
   // or a STORE that exists or has a '/' (so a mistyped command is not a mount).

@@ -9,6 +9,7 @@
 //   brickfs status MOUNT [--watch]
 //   brickfs fsck   STORE [--repair] [--json]   (cmd_fsck.cc)
 //   brickfs compact STORE [--dry-run]          (cmd_compact.cc)
+//   brickfs cache info | clear [URL]           (cmd_cache.cc)
 //   mount.brickfs  STORE MOUNT [-o opts]      (argv[0] dispatch, for mount -t)
 #ifndef BRICKFS_CLI_CLI_H_
 #define BRICKFS_CLI_CLI_H_
@@ -30,6 +31,8 @@ int CmdStatus(const std::vector<std::string>& args);
 int CmdFsck(const std::vector<std::string>& args);
 // Exit codes: 0 done, 4 some shards left alone, 8 could not run.
 int CmdCompact(const std::vector<std::string>& args);
+// The cache of remote stores. Exit codes: 0 done, 1 failed, 2 usage.
+int CmdCache(const std::vector<std::string>& args);
 
 }  // namespace brickfs
 

@@ -115,6 +115,16 @@ class HttpClient {
     uint64_t body_bytes = 0;      // response body bytes received
     uint64_t in_flight = 0;
     long http_version = 0;        // of the last response: 11, 20 (0 none yet)
+    // Adds the counters of `later` (a client that replaced this one).
+    Stats& operator+=(const Stats& later) {
+      requests += later.requests;
+      retries += later.retries;
+      failures += later.failures;
+      body_bytes += later.body_bytes;
+      in_flight = later.in_flight;
+      if (later.http_version != 0) http_version = later.http_version;
+      return *this;
+    }
   };
   Stats stats() const;
 

@@ -40,18 +40,44 @@ std::string Bytes(const Storage::Range& r) {
 
 int64_t UnixNow() { return static_cast<int64_t>(std::time(nullptr)); }
 
+// The store's group document: brickfs rewrites it whenever it changes the
+// store (every write session), so it vouches for the rest.
+constexpr std::string_view kGroupKey = "zarr.json";
+
 }  // namespace
 
 HttpStorage::HttpStorage(std::string base, const RemoteOptions& options,
-                         std::unique_ptr<DiskCache> cache, std::unique_ptr<HttpClient> client)
+                         const Credentials& credentials, std::unique_ptr<DiskCache> cache,
+                         std::unique_ptr<HttpClient> client)
     : base_(std::move(base)),
       options_(options),
+      credentials_(credentials),
       cache_(std::move(cache)),
       client_(std::move(client)) {}
 
 HttpStorage::~HttpStorage() {
   // Prefetch callbacks touch this object: stop them first.
-  client_.reset();
+  Suspend();
+}
+
+void HttpStorage::Suspend() {
+  std::shared_ptr<HttpClient> client;
+  {
+    std::lock_guard<std::mutex> lock(client_mu_);
+    client.swap(client_);
+    if (client) http_before_ += client->stats();
+  }
+  client.reset();  // joins its I/O thread (outside client_mu_: callbacks run until then)
+}
+
+Result<std::shared_ptr<HttpClient>> HttpStorage::Client() {
+  std::lock_guard<std::mutex> lock(client_mu_);
+  if (!client_) {
+    BRICKFS_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> c,
+                             HttpClient::Create(options_, credentials_));
+    client_ = std::move(c);
+  }
+  return client_;
 }
 
 Result<std::unique_ptr<HttpStorage>> HttpStorage::Open(std::string_view url,
@@ -71,8 +97,8 @@ Result<std::unique_ptr<HttpStorage>> HttpStorage::Open(std::string_view url,
                            HttpClient::Create(options, credentials));
   RemoteOptions resolved = options;
   resolved.cache_dir = dir;
-  return std::unique_ptr<HttpStorage>(
-      new HttpStorage(std::move(base), resolved, std::move(cache), std::move(client)));
+  return std::unique_ptr<HttpStorage>(new HttpStorage(std::move(base), resolved, credentials,
+                                                      std::move(cache), std::move(client)));
 }
 
 std::string HttpStorage::Locate(std::string_view key) const {
@@ -88,6 +114,9 @@ Status HttpStorage::CheckKey(std::string_view key) const {
 
 Status HttpStorage::Fail(Status s) {
   if (s.ok() || s.code() == Status::Code::kNotFound) return s;
+  // The engine and the reader see EIO whatever went wrong (a 403, a
+  // timeout); the message says what.
+  if (s.code() == Status::Code::kIOError && s.err() != EIO) s = Status::IOError(s.message(), EIO);
   LogWarning("remote: " + s.ToString());
   std::lock_guard<std::mutex> lock(mu_);
   errors_ += 1;
@@ -130,10 +159,10 @@ void HttpStorage::Learn(std::string_view key, const std::string& url, const Vali
   st.validator = v;
 }
 
-Result<HttpStorage::ObjectState> HttpStorage::FromCache(std::string_view key,
-                                                        const std::string& url) {
+std::optional<HttpStorage::ObjectState> HttpStorage::Adopt(std::string_view key,
+                                                           const std::string& url) {
   const std::optional<DiskCache::ObjectRecord> rec = cache_->LookupObject(url);
-  if (!rec) return OfflineMiss(url, "");
+  if (!rec) return std::nullopt;
   std::lock_guard<std::mutex> lock(mu_);
   ObjectState& st = objects_[std::string(key)];
   if (!st.checked) objects_checked_ += 1;
@@ -143,15 +172,48 @@ Result<HttpStorage::ObjectState> HttpStorage::FromCache(std::string_view key,
   return st;
 }
 
+Result<HttpStorage::ObjectState> HttpStorage::FromCache(std::string_view key,
+                                                        const std::string& url) {
+  if (std::optional<ObjectState> st = Adopt(key, url)) return *st;
+  return OfflineMiss(url, "");
+}
+
+bool HttpStorage::StoreCurrent() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return store_current_;
+}
+
+void HttpStorage::GroupSeen(bool changed) {
+  if (changed) {
+    // What is cached of the store may be of the previous version.
+    auto cleared = DiskCache::Clear(cache_->dir(), base_);
+    if (!cleared.ok()) {
+      LogWarning("remote: " + base_ + " changed on the server, but its cached objects could not be "
+                 "dropped (" + cleared.status().message() + "): they will be revalidated one by one");
+      return;
+    }
+    if (cleared->objects > 0) {
+      LogInfo("remote: " + base_ + "/zarr.json changed on the server: dropped " +
+              std::to_string(cleared->objects) + " objects cached from the previous version");
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  store_current_ = true;
+}
+
 Result<HttpStorage::ObjectState> HttpStorage::Validate(std::string_view key,
                                                        const std::string& url) {
   ObjectState st = Known(key);
   if (st.checked) return st;
   if (options_.offline) return FromCache(key, url);
+  if (StoreCurrent()) {
+    if (std::optional<ObjectState> adopted = Adopt(key, url)) return *adopted;
+  }
   HttpRequest req;
   req.method = HttpRequest::Method::kHead;
   req.url = url;
-  auto r = client_->Fetch(std::move(req));
+  BRICKFS_ASSIGN_OR_RETURN(const std::shared_ptr<HttpClient> client, Client());
+  auto r = client->Fetch(std::move(req));
   if (!r.ok()) return Fail(r.status());
   if (r->status == 404) {
     Learn(key, url, Validator{}, true);
@@ -212,14 +274,18 @@ Result<std::string> HttpStorage::Get(std::string_view key, uint64_t max_bytes) {
   req.url = url;
   req.max_body = max_bytes;
   if (cached) req.if_none_match = rec->validator;
-  auto r = client_->Fetch(std::move(req));
+  BRICKFS_ASSIGN_OR_RETURN(const std::shared_ptr<HttpClient> client, Client());
+  auto r = client->Fetch(std::move(req));
   if (!r.ok()) return Fail(r.status());
+  const bool group = key == kGroupKey;
   switch (r->status) {
     case 304:
       Learn(key, url, rec->validator, false);
+      if (group) GroupSeen(false);
       if (cached->size() > max_bytes) return too_big(cached->size());
       return std::move(*cached);
     case 200: {
+      if (group) GroupSeen(!rec || rec->absent || rec->validator.Conflicts(r->validator));
       Learn(key, url, r->validator, false);
       const Status s = cache_->Insert(url, name, r->validator, r->body);
       if (!s.ok()) LogWarning("remote: " + s.ToString());
@@ -258,6 +324,8 @@ Result<Storage::Tail> HttpStorage::ReadTail(std::string_view key, uint64_t n, ui
   ObjectState st = Known(key);
   if (!st.checked && options_.offline) {
     BRICKFS_ASSIGN_OR_RETURN(st, FromCache(key, url));
+  } else if (!st.checked && StoreCurrent()) {
+    if (std::optional<ObjectState> adopted = Adopt(key, url)) st = *adopted;
   }
   if (st.checked) {
     if (st.absent) return Status::NotFound(url + ": not found (HTTP 404)");
@@ -273,7 +341,8 @@ Result<Storage::Tail> HttpStorage::ReadTail(std::string_view key, uint64_t n, ui
   req.url = url;
   req.suffix = n;
   if (cached) req.if_none_match = rec->validator;
-  auto r = client_->Fetch(std::move(req));
+  BRICKFS_ASSIGN_OR_RETURN(const std::shared_ptr<HttpClient> client, Client());
+  auto r = client->Fetch(std::move(req));
   if (!r.ok()) return Fail(r.status());
   switch (r->status) {
     case 304:
@@ -397,7 +466,8 @@ Status HttpStorage::FetchRanges(std::string_view key, const std::string& url, co
   if (wanted.empty()) return Status::Ok();
   const std::vector<FetchRun> runs =
       PlanFetches(ranges, wanted, options_.coalesce_gap, options_.max_request_bytes);
-  HttpBatch batch(client_.get(), HttpClient::Priority::kDemand,
+  BRICKFS_ASSIGN_OR_RETURN(const std::shared_ptr<HttpClient> client, Client());
+  HttpBatch batch(client.get(), HttpClient::Priority::kDemand,
                   Clock::now() + std::chrono::milliseconds(options_.op_timeout_ms));
   for (const FetchRun& run : runs) {
     HttpRequest req;
@@ -453,6 +523,8 @@ void HttpStorage::Prefetch(std::string_view key, const std::vector<Range>& range
   const ObjectState st = Known(key);
   if (!st.checked || st.absent) return;  // a hint: no validation round trip for it
   const std::string url = Locate(key);
+  const auto client = Client();
+  if (!client.ok()) return;
   std::vector<size_t> wanted;
   std::vector<std::string> registered;
   uint64_t bytes = 0;
@@ -508,7 +580,7 @@ void HttpStorage::Prefetch(std::string_view key, const std::vector<Range>& range
     req.offset = run.begin;
     req.length = run.end - run.begin;
     if (!st.validator.etag.empty() || !st.validator.last_modified.empty()) req.if_match = st.validator;
-    client_->Submit(
+    (*client)->Submit(
         std::move(req), HttpClient::Priority::kPrefetch, deadline, nullptr,
         [this, url, v = st.validator, members = std::move(members), keys = std::move(keys),
          run_bytes](Result<HttpResponse> r) {
@@ -560,7 +632,11 @@ Status HttpStorage::Sync(const std::vector<std::string>&, ThreadPool*) {
 
 HttpStorage::Stats HttpStorage::stats() const {
   Stats s;
-  s.http = client_->stats();
+  {
+    std::lock_guard<std::mutex> lock(client_mu_);
+    s.http = http_before_;
+    if (client_) s.http += client_->stats();
+  }
   s.cache = cache_->stats();
   std::lock_guard<std::mutex> lock(mu_);
   s.objects_checked = objects_checked_;

@@ -7,7 +7,16 @@
 // Freshness: each object is revalidated once per HttpStorage (per mount),
 // the first time it is used: a whole object (metadata) and a shard's tail
 // by a conditional GET (If-None-Match / If-Modified-Since: a 304 costs no
-// body), anything else by a HEAD. Later uses trust that validation. Blocks
+// body), anything else by a HEAD. Later uses trust that validation. The
+// store's group document (key "zarr.json", which brickfs rewrites with every
+// session that changes the store) vouches for the rest: once it is found
+// unchanged (304), every other object the cache has a record of is taken as
+// recorded, without a request, so a second mount reads cached planes with
+// no request but the metadata's revalidation. When it has changed (or was
+// not cached), everything cached of the store is dropped first, so that no
+// record of a previous version is trusted. (A shard replaced on the server
+// while the group document stays the same, which brickfs never does, is
+// then not noticed until the group changes.) Blocks
 // fetched afterwards are asked for with If-Match on the validator their
 // index was read under, and every response's ETag / Last-Modified / size
 // is compared with it: an object that changed on the server while mounted
@@ -16,10 +25,12 @@
 // So the cache never serves bytes of another version of an object than the
 // one the server had when this mount first used it.
 //
-// Errors: a 404 is NotFound (the engine's fill value); a 401/403 is IOError
-// with EACCES; other failures (after the retries of HttpClient) IOError
-// with EIO or ETIMEDOUT; each names the URL and the HTTP status or network
-// error, and the last is kept for the status document. Every operation
+// Errors: a 404 is NotFound (the engine's fill value); every other failure
+// (a 401/403, a 5xx or a dropped connection after the retries of
+// HttpClient, a timeout, a response that never validated) is IOError with
+// errno EIO, so that a read of a mounted file fails with EIO; its message
+// names the URL and the HTTP status or network error, and the last is kept
+// for the status document. Every operation
 // finishes within RemoteOptions::op_timeout_ms. Bytes of blocks enter the
 // cache only after the reader's visit accepted them (the engine checks each
 // block's crc32c there); whole objects and tails after HTTP validation
@@ -41,6 +52,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,6 +93,12 @@ class HttpStorage : public Storage {
   Status Remove(std::string_view key) override;
   Status Sync(const std::vector<std::string>& keys, ThreadPool* io = nullptr) override;
 
+  // Ends the I/O thread (cancelling what is in flight) so that the process
+  // can fork, as `brickfs mount` does when it daemonizes after reading the
+  // store's metadata; the next request starts a new one. Call it while no
+  // operation runs.
+  void Suspend();
+
   const std::string& url() const { return base_; }
   const RemoteOptions& options() const { return options_; }
   DiskCache* cache() { return cache_.get(); }
@@ -96,8 +114,11 @@ class HttpStorage : public Storage {
   Stats stats() const;
 
  private:
-  HttpStorage(std::string base, const RemoteOptions& options, std::unique_ptr<DiskCache> cache,
-              std::unique_ptr<HttpClient> client);
+  HttpStorage(std::string base, const RemoteOptions& options, const Credentials& credentials,
+              std::unique_ptr<DiskCache> cache, std::unique_ptr<HttpClient> client);
+  // The client, started again after Suspend (IOError when curl cannot be
+  // set up).
+  Result<std::shared_ptr<HttpClient>> Client();
 
   // What this mount knows of an object.
   struct ObjectState {
@@ -120,8 +141,16 @@ class HttpStorage : public Storage {
   // Records what the server said about an object (in memory and in the
   // cache; a conflicting validator drops its cached entries).
   void Learn(std::string_view key, const std::string& url, const Validator& v, bool absent);
+  // The object's record in the cache taken as this mount's state; nullopt
+  // without one.
+  std::optional<ObjectState> Adopt(std::string_view key, const std::string& url);
   // Offline: the object's record in the cache, or the EIO error.
   Result<ObjectState> FromCache(std::string_view key, const std::string& url);
+  // Whether the group document was seen this mount (records are trusted).
+  bool StoreCurrent() const;
+  // The group document was revalidated: `changed` drops the store's cached
+  // objects first; then records are trusted.
+  void GroupSeen(bool changed);
   Status Fail(Status s);
   Status OfflineMiss(const std::string& url, const std::string& what) const;
   Status Changed(std::string_view key, const std::string& url, const Validator& was,
@@ -136,13 +165,18 @@ class HttpStorage : public Storage {
 
   const std::string base_;
   const RemoteOptions options_;
+  const Credentials credentials_;
   const std::unique_ptr<DiskCache> cache_;
-  std::unique_ptr<HttpClient> client_;  // reset first in the destructor
+
+  mutable std::mutex client_mu_;
+  std::shared_ptr<HttpClient> client_;  // guarded by client_mu_; reset first in the destructor
+  HttpClient::Stats http_before_;       // guarded by client_mu_: of clients ended by Suspend
 
   mutable std::mutex mu_;
   std::map<std::string, ObjectState, std::less<>> objects_;          // guarded by mu_
   std::map<std::string, std::shared_ptr<Inflight>> inflight_;        // guarded by mu_
   uint64_t prefetch_bytes_ = 0;                                      // guarded by mu_
+  bool store_current_ = false;                                       // guarded by mu_
   uint64_t objects_checked_ = 0, objects_changed_ = 0, errors_ = 0;  // guarded by mu_
   std::string last_error_;                                           // guarded by mu_
 };

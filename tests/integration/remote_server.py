@@ -364,6 +364,14 @@ class FaultProxy:
                         (k, v) for k, v in headers if k.lower() == "content-range"]
                 self._send(status, reason, headers, body)
 
+            def finish(self):
+                try:
+                    super().finish()
+                finally:
+                    if getattr(self, "_conn", None) is not None:
+                        self._conn.close()
+                        self._conn = None
+
             def do_GET(self):
                 try:
                     self._handle()
@@ -375,6 +383,9 @@ class FaultProxy:
         class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
             daemon_threads = True
             allow_reuse_address = True
+
+            def handle_error(self, request, client_address):
+                pass  # clients that drop connections are what the tests make
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]

@@ -177,13 +177,55 @@ class RemoteStorageTest(unittest.TestCase):
         self.assertTrue(r.ok, r.describe())
         self.check_all(out[:-1], "second")
         reqs = self.nginx.since(mark)
-        # Only conditional requests, all answered 304 without a body.
-        self.assertEqual(len(reqs), 2 + len(self.shards), reqs)
+        # Only the metadata's revalidation, answered 304 without a body: the
+        # unchanged group document vouches for the cached shards.
+        self.assertEqual(sorted(q["path"] for q in reqs), ["/v.zarr/0/zarr.json", "/v.zarr/zarr.json"],
+                         reqs)
         for q in reqs:
             self.assertEqual(q["status"], 304, q)
             self.assertEqual(q["bytes"], 0, q)
             self.assertNotEqual(q["if_none_match"], "", q)
         self.assertEqual(out[-1]["cache"]["inserts"], 0, out[-1])
+        # Without the group document, each shard is revalidated on its own.
+        mark = self.nginx.mark()
+        out, r = run_probe(self.url, cache, self.read_all_lines()[1:])
+        self.assertTrue(r.ok, r.describe())
+        reqs = self.nginx.since(mark)
+        self.assertEqual(len(reqs), 1 + len(self.shards), reqs)
+        self.assertEqual({q["status"] for q in reqs}, {304}, reqs)
+
+    def test_a_changed_group_drops_what_was_cached_of_the_store(self):
+        srv = self.root.join("srv-group")
+        shutil.rmtree(srv, ignore_errors=True)
+        shutil.copytree(self.root.join("srv"), srv)
+        store = os.path.join(srv, "v.zarr")
+        key = sorted(self.shards)[1]
+        with RS.Nginx(srv, self.root.join("nginx-group")) as ng:
+            url = ng.url + "/v.zarr"
+            cache = self.cache("group")
+            lines = ["get zarr.json", "tail %s %d" % (key, self.index_bytes()),
+                     self.ranges_cmd(key, self.block_ranges(key))]
+            out, r = run_probe(url, cache, lines)
+            self.assertEqual([o["code"] for o in out], ["OK"] * 3, out)
+            # A new version of the store: another shard under the same URL,
+            # and its group document rewritten (as every brickfs session does).
+            v2 = self.shards[sorted(self.shards)[2]]
+            with open(os.path.join(store, key), "wb") as f:
+                f.write(v2)
+            group = os.path.join(store, "zarr.json")
+            with open(group, "ab") as f:
+                f.write(b" ")
+            for p in (os.path.join(store, key), group):
+                os.utime(p, (time.time() + 5, time.time() + 5))
+            mark = ng.mark()
+            out, r = run_probe(url, cache, ["get zarr.json", "tail %s %d" % (key, self.index_bytes()),
+                                            self.ranges_cmd(key, self.block_ranges(key, v2))])
+            self.assertEqual([o["code"] for o in out], ["OK"] * 3, out)
+            self.assertEqual(bytes.fromhex(out[1]["hex"]), v2[-self.index_bytes():])
+            for (o, n), h in zip(self.block_ranges(key, v2), out[2]["hex"]):
+                self.assertEqual(bytes.fromhex(h), v2[o:o + n])
+            reqs = ng.since(mark)
+            self.assertEqual([q["status"] for q in reqs][:2], [200, 206], reqs)
 
     def test_offline_reads_only_the_cache(self):
         cache = self.cache("offline")
@@ -324,7 +366,7 @@ class RemoteStorageTest(unittest.TestCase):
             url = ng.url + "/v.zarr"
             out, r = run_probe(url, self.cache("basic0"), ["get zarr.json"])
             self.assertEqual(out[0]["code"], "IOError", out)
-            self.assertEqual(out[0]["errno"], errno.EACCES, out)
+            self.assertEqual(out[0]["errno"], errno.EIO, out)
             self.assertIn("HTTP 401", out[0]["message"])
             self.assertIn(url + "/zarr.json", out[0]["message"])
             auth = self.root.join("basic.auth")
@@ -347,7 +389,8 @@ class RemoteStorageTest(unittest.TestCase):
                 f.write("bearer wrong\n")
             os.chmod(auth, 0o600)
             out, r = run_probe(url, self.cache("bearer0"), ["get zarr.json"], args=["--auth-file", auth])
-            self.assertEqual((out[0]["code"], out[0]["errno"]), ("IOError", errno.EACCES), out)
+            self.assertEqual((out[0]["code"], out[0]["errno"]), ("IOError", errno.EIO), out)
+            self.assertIn("HTTP 401", out[0]["message"])
             with open(auth, "w") as f:
                 f.write("bearer t0ken.abc\n")
             out, r = run_probe(url, self.cache("bearer1"), ["get zarr.json"], args=["--auth-file", auth])
@@ -497,11 +540,12 @@ class FaultTest(unittest.TestCase):
 
     def test_stalled_body_times_out(self):
         o = self.fails("stall", ms=30000)
-        self.assertIn(o["errno"], (errno.ETIMEDOUT, errno.EIO), o)
+        self.assertEqual(o["errno"], errno.EIO, o)
 
     def test_no_answer_times_out(self):
         o = self.fails("hang", ms=30000)
-        self.assertEqual(o["errno"], errno.ETIMEDOUT, o)
+        self.assertEqual(o["errno"], errno.EIO, o)
+        self.assertIn("deadline", o["message"])
 
     def test_range_always_ignored_fails(self):
         self.fails("ignore_range", expect=["ignored the Range"])
@@ -520,7 +564,7 @@ class FaultTest(unittest.TestCase):
         self.proxy.add("status", match=key, count=-1, status=403)
         out, r = run_probe(self.purl, self.cache("forbidden"),
                            ["tail %s %d" % (key, self.index_bytes()), "stats"], args=self.FAST)
-        self.assertEqual((out[0]["code"], out[0]["errno"]), ("IOError", errno.EACCES), out)
+        self.assertEqual((out[0]["code"], out[0]["errno"]), ("IOError", errno.EIO), out)
         self.assertIn("HTTP 403", out[0]["message"])
         self.assertIn(self.purl + "/" + key, out[0]["message"])
         self.assertEqual(out[1]["http"]["retries"], 0)
