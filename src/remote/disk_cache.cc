@@ -551,11 +551,112 @@ bool DiskCache::Contains(const std::string& url, const std::string& name, const 
 
 std::optional<std::string> DiskCache::Lookup(const std::string& url, const std::string& name,
                                              const Validator& v) {
+  return ReadEntry(url, name, v, /*count_miss=*/true);
+}
+
+namespace {
+
+// Offset and length of a range entry's name ("rOFF-LEN"); false for others.
+bool ParseRangeName(const std::string& name, uint64_t* offset, uint64_t* length) {
+  if (name.size() < 4 || name[0] != 'r') return false;
+  const size_t dash = name.find('-');
+  if (dash == std::string::npos || dash == 1 || dash + 1 >= name.size() || dash > 20 ||
+      name.size() - dash > 20 ||
+      name.find_first_not_of("0123456789", 1) != dash ||
+      name.find_first_not_of("0123456789", dash + 1) != std::string::npos) {
+    return false;
+  }
+  *offset = std::stoull(name.substr(1, dash - 1));
+  *length = std::stoull(name.substr(dash + 1));
+  return *offset + *length >= *offset;
+}
+
+}  // namespace
+
+std::vector<std::pair<uint64_t, uint64_t>> DiskCache::Covering(const std::string& url,
+                                                               uint64_t offset,
+                                                               uint64_t length) const {
+  std::vector<std::pair<uint64_t, uint64_t>> entries;
+  for (const std::string& name : ListDir(ObjectDir(url))) {
+    uint64_t o = 0, n = 0;
+    if (ParseRangeName(name, &o, &n) && n > 0 && o < offset + length && o + n > offset) {
+      entries.emplace_back(o, n);
+    }
+  }
+  std::sort(entries.begin(), entries.end());
+  // Greedy: from `pos`, the entry starting at or before it that reaches furthest.
+  std::vector<std::pair<uint64_t, uint64_t>> chosen;
+  uint64_t pos = offset;
+  size_t i = 0;
+  while (pos < offset + length) {
+    std::optional<std::pair<uint64_t, uint64_t>> best;
+    for (; i < entries.size() && entries[i].first <= pos; ++i) {
+      if (!best || entries[i].first + entries[i].second > best->first + best->second) best = entries[i];
+    }
+    if (!best || best->first + best->second <= pos) return {};
+    chosen.push_back(*best);
+    pos = best->first + best->second;
+  }
+  return chosen;
+}
+
+std::optional<std::string> DiskCache::LookupRange(const std::string& url, uint64_t offset,
+                                                  uint64_t length, const Validator& v) {
+  if (auto hit = ReadEntry(url, RangeEntry(offset, length), v, /*count_miss=*/false)) return hit;
+  const auto pieces = Covering(url, offset, length);
+  if (pieces.empty()) {
+    misses_ += 1;
+    return std::nullopt;
+  }
+  std::string out;
+  out.reserve(length);
+  for (const auto& [o, n] : pieces) {
+    std::optional<std::string> piece = ReadEntry(url, RangeEntry(o, n), v, /*count_miss=*/false);
+    if (!piece || piece->size() != n) {
+      misses_ += 1;
+      return std::nullopt;
+    }
+    const uint64_t from = offset + out.size();
+    const uint64_t take = std::min<uint64_t>(o + n, offset + length) - from;
+    out.append(*piece, from - o, take);
+  }
+  return out;
+}
+
+bool DiskCache::ContainsRange(const std::string& url, uint64_t offset, uint64_t length,
+                              const Validator& v) {
+  if (Contains(url, RangeEntry(offset, length), v)) return true;
+  const auto pieces = Covering(url, offset, length);
+  if (pieces.empty()) return false;
+  for (const auto& [o, n] : pieces) {
+    if (!Contains(url, RangeEntry(o, n), v)) return false;
+  }
+  return true;
+}
+
+void DiskCache::DropRange(const std::string& url, uint64_t offset, uint64_t length) {
+  std::vector<std::pair<uint64_t, uint64_t>> pieces = Covering(url, offset, length);
+  pieces.emplace_back(offset, length);
+  int64_t bytes = 0, files = 0;
+  for (const auto& [o, n] : pieces) {
+    const std::string path = ObjectDir(url) + "/" + RangeEntry(o, n);
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0 && ::unlink(path.c_str()) == 0) {
+      bytes += st.st_size;
+      files += 1;
+      dropped_bad_ += 1;
+    }
+  }
+  if (files > 0) AddUsage(-bytes, -files);
+}
+
+std::optional<std::string> DiskCache::ReadEntry(const std::string& url, const std::string& name,
+                                                const Validator& v, bool count_miss) {
   const std::string path = ObjectDir(url) + "/" + name;
   struct stat st;
   const int fd = OpenEntry(path, &st);
   if (fd < 0) {
-    misses_ += 1;
+    if (count_miss) misses_ += 1;
     return std::nullopt;
   }
   ScopeGuard close_fd([fd] { ::close(fd); });

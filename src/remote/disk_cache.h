@@ -59,6 +59,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "brickfs/status.h"
@@ -116,6 +117,18 @@ class DiskCache {
   // Whether Lookup would find the entry (checks its description, not its
   // payload; does not mark it used).
   bool Contains(const std::string& url, const std::string& name, const Validator& v);
+  // Bytes [offset, offset+length) of `url` under `v`: the range entry of
+  // exactly that range, else pieced together from range entries that cover
+  // it (a read may ask for blocks in other groupings than they were cached
+  // in: one range for several blocks, or a block of a larger fetch). Each
+  // piece is checked as by Lookup; nullopt when any is missing or bad.
+  std::optional<std::string> LookupRange(const std::string& url, uint64_t offset, uint64_t length,
+                                         const Validator& v);
+  // Whether LookupRange would find the bytes (as Contains, per piece).
+  bool ContainsRange(const std::string& url, uint64_t offset, uint64_t length, const Validator& v);
+  // Removes the range entries LookupRange would use for the bytes (the
+  // reader found them bad: they are fetched again).
+  void DropRange(const std::string& url, uint64_t offset, uint64_t length);
   // Stores `bytes` as entry `name` of `url` under `v`, replacing any entry of
   // that name. Entries over a quarter of max_bytes are not kept (OK).
   // May evict. IOError when the file cannot be written (the cache is then
@@ -165,6 +178,12 @@ class DiskCache {
  private:
   DiskCache(std::string dir, uint64_t max_bytes, int lock_fd);
   std::string ObjectDir(const std::string& url) const;
+  std::optional<std::string> ReadEntry(const std::string& url, const std::string& name,
+                                       const Validator& v, bool count_miss);
+  // The (offset, length) of range entries of `url` that together cover
+  // [offset, offset+length), in order; empty when they do not.
+  std::vector<std::pair<uint64_t, uint64_t>> Covering(const std::string& url, uint64_t offset,
+                                                      uint64_t length) const;
   // Adds to the shared usage record under the lock; evicts when over.
   void AddUsage(int64_t bytes, int64_t files);
   void CountDropped(uint64_t bytes);

@@ -414,11 +414,21 @@ Status HttpStorage::ReadRanges(std::string_view key, const std::vector<Range>& r
       BRICKFS_RETURN_IF_ERROR(visit(i, std::string_view()));
       continue;
     }
-    if (auto hit = cache_->Lookup(url, DiskCache::RangeEntry(ranges[i].offset, ranges[i].length), v)) {
-      BRICKFS_RETURN_IF_ERROR(visit(i, *hit));
-    } else {
-      misses.push_back(i);
+    if (auto hit = cache_->LookupRange(url, ranges[i].offset, ranges[i].length, v)) {
+      const Status s = visit(i, *hit);
+      if (s.code() == Status::Code::kCorruption) {
+        // The reader refused the cached bytes (a block failing its crc32c,
+        // cached by a prefetch from a bad response): they go, and the next
+        // read fetches them again. (Not refetched now: a range is visited
+        // once.)
+        LogWarning("remote: cached bytes of " + url + " " + Bytes(ranges[i]) + " refused (" +
+                   s.message() + "); dropped from the cache");
+        cache_->DropRange(url, ranges[i].offset, ranges[i].length);
+      }
+      BRICKFS_RETURN_IF_ERROR(s);
+      continue;
     }
+    misses.push_back(i);
   }
   if (misses.empty()) return Status::Ok();
   if (options_.offline) return Fail(OfflineMiss(url, Bytes(ranges[misses.front()])));
@@ -451,7 +461,7 @@ Status HttpStorage::ReadRanges(std::string_view key, const std::vector<Range>& r
       std::unique_lock<std::mutex> lock(f->mu);
       f->cv.wait_until(lock, deadline, [&] { return f->done; });
     }
-    if (auto hit = cache_->Lookup(url, DiskCache::RangeEntry(ranges[i].offset, ranges[i].length), v)) {
+    if (auto hit = cache_->LookupRange(url, ranges[i].offset, ranges[i].length, v)) {
       BRICKFS_RETURN_IF_ERROR(visit(i, *hit));
     } else {
       again.push_back(i);  // the other fetch failed or its bytes were not kept
@@ -548,7 +558,7 @@ void HttpStorage::Prefetch(std::string_view key, const std::vector<Range>& range
     std::vector<bool> cached(wanted.size());
     for (size_t j = 0; j < wanted.size(); ++j) {
       const Range& r = ranges[wanted[j]];
-      cached[j] = cache_->Contains(url, DiskCache::RangeEntry(r.offset, r.length), st.validator);
+      cached[j] = cache_->ContainsRange(url, r.offset, r.length, st.validator);
     }
     std::lock_guard<std::mutex> lock(mu_);
     bytes = 0;

@@ -83,6 +83,9 @@ class HttpStorage : public Storage {
   Status ReadRanges(std::string_view key, const std::vector<Range>& ranges,
                     const RangeVisitor& visit) override;
   void Prefetch(std::string_view key, const std::vector<Range>& ranges) override;
+  // 0: bytes between blocks cost transfer; requests are coalesced here
+  // (RemoteOptions::coalesce_gap, within a bound of dropped bytes).
+  uint64_t read_through_gap() const override { return 0; }
   Result<std::vector<std::string>> List(std::string_view prefix) override;
   Result<uint64_t> Identity(std::string_view key) override;
 

@@ -238,8 +238,10 @@ Status ShardStore::PlanReads(const Shape3& brick, const std::vector<uint64_t>& i
     return index.at(indices[a]).offset < index.at(indices[b]).offset;
   });
   // Blocks written by one slab flush are adjacent in the file: one pread per
-  // run of nearby blocks (gaps up to kMaxGap are read and dropped).
-  constexpr uint64_t kMaxGap = 64 << 10, kMaxRun = 16 << 20;
+  // run of nearby blocks (gaps up to the storage's read_through_gap() are
+  // read and dropped).
+  const uint64_t max_gap = storage_->read_through_gap();
+  constexpr uint64_t kMaxRun = 16 << 20;
   const std::vector<size_t>& order = plan->order;
   for (size_t k = 0; k < order.size();) {
     const uint64_t begin = index.at(indices[order[k]]).offset;
@@ -247,7 +249,7 @@ Status ShardStore::PlanReads(const Shape3& brick, const std::vector<uint64_t>& i
     size_t m = k + 1;
     while (m < order.size()) {
       const BlockLocation& next = index.at(indices[order[m]]);
-      if (next.offset > end + kMaxGap || next.offset + next.nbytes - begin > kMaxRun) break;
+      if (next.offset > end + max_gap || next.offset + next.nbytes - begin > kMaxRun) break;
       end = std::max(end, next.offset + next.nbytes);
       ++m;
     }

@@ -82,6 +82,12 @@ class Storage {
   using RangeVisitor = std::function<Status(size_t i, std::string_view bytes)>;
   virtual Status ReadRanges(std::string_view key, const std::vector<Range>& ranges,
                             const RangeVisitor& visit) = 0;
+  // The largest gap between two wanted ranges of one object that a reader
+  // should read through (and drop) rather than ask for the ranges apart:
+  // large for a local disk, where a seek costs more than the bytes; 0 for a
+  // remote storage, whose bytes cost transfer and which coalesces requests
+  // itself.
+  virtual uint64_t read_through_gap() const { return 64 << 10; }
 
   // A hint that these ranges will be read soon: the storage may start
   // fetching them without waiting (posix_fadvise, background requests).

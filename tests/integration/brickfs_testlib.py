@@ -409,7 +409,8 @@ class Mount:
 
     def __init__(self, store, mnt, options=(), foreground=False, ready_timeout=30,
                  umount_timeout=60, log_dir=None):
-        self.store = os.path.abspath(store)
+        # A remote store (http:// or https:// URL) is passed as given.
+        self.store = store if "://" in store else os.path.abspath(store)
         self.mnt = os.path.abspath(mnt)
         self.options = list(options)
         self.foreground = foreground

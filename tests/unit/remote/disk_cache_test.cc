@@ -79,6 +79,42 @@ TEST_F(DiskCacheTest, StoresAndReturnsBytesExactly) {
   EXPECT_EQ(*empty, "");
 }
 
+TEST_F(DiskCacheTest, RangesArePiecedTogetherFromEntriesThatCoverThem) {
+  auto c = Open();
+  const std::string url = "https://h/v.zarr/0/c/0/0/1";
+  const std::string object = Payload(url, "object", 30000);
+  // Cached as fetched: [1000, 9000) in one piece, [9000, 12000) and
+  // [12000, 20000) as two blocks.
+  for (const auto& [o, n] : std::vector<std::pair<uint64_t, uint64_t>>{{1000, 8000}, {9000, 3000}, {12000, 8000}}) {
+    ASSERT_TRUE(c->Insert(url, DiskCache::RangeEntry(o, n), kV1, object.substr(o, n)).ok());
+  }
+  const auto expect = [&](uint64_t o, uint64_t n) {
+    SCOPED_TRACE(std::to_string(o) + "+" + std::to_string(n));
+    auto hit = c->LookupRange(url, o, n, kV1);
+    ASSERT_TRUE(hit);
+    EXPECT_EQ(*hit, object.substr(o, n));
+    EXPECT_TRUE(c->ContainsRange(url, o, n, kV1));
+  };
+  expect(9000, 3000);   // the entry itself
+  expect(2000, 1000);   // inside one entry
+  expect(9000, 11000);  // two blocks read as one run
+  expect(1000, 19000);  // everything
+  expect(8500, 4000);   // across three entries
+  EXPECT_FALSE(c->LookupRange(url, 500, 1000, kV1));    // starts before the first
+  EXPECT_FALSE(c->LookupRange(url, 19000, 2000, kV1));  // ends past the last
+  EXPECT_FALSE(c->ContainsRange(url, 19000, 2000, kV1));
+  EXPECT_FALSE(c->LookupRange(url, 2000, 1000, kV2));   // another version
+  // A bad piece: the range is a miss, and DropRange removes what it used.
+  ASSERT_TRUE(c->LookupRange(url, 9000, 11000, kV1));
+  c->DropRange(url, 9000, 11000);
+  EXPECT_FALSE(c->LookupRange(url, 9000, 3000, kV1));
+  EXPECT_FALSE(c->LookupRange(url, 12000, 8000, kV1));
+  // Names that only look like range entries are not used.
+  ASSERT_TRUE(c->Insert(url, "r99999999999999999999-1", kV1, "x").ok());
+  ASSERT_TRUE(c->Insert(url, "r5-", kV1, "x").ok());
+  EXPECT_FALSE(c->LookupRange(url, 9000, 3000, kV1));
+}
+
 TEST_F(DiskCacheTest, SurvivesReopening) {
   const std::string url = "https://h/v.zarr/zarr.json";
   {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "codec/block_codec.h"
 #include "common/bytes.h"
 #include "format/shard_index.h"
+#include "store/local_storage.h"
 
 namespace brickfs {
 namespace {
@@ -503,6 +505,50 @@ TEST_F(ShardStoreTest, ReplaceDoesNotFollowAPlantedTemporaryFile) {
   ASSERT_TRUE(fresh.ReadBlocks({0, 0, 0}, {0, 1}, &out).ok());
   EXPECT_TRUE(out[0].empty());
   EXPECT_EQ(out[1], b1);
+}
+
+// A local storage that records the ranges ShardStore asks for, and says how
+// large a gap between two ranges it would rather read through.
+class GapStorage : public LocalStorage {
+ public:
+  GapStorage(const std::string& dir, uint64_t gap) : LocalStorage(dir, /*read_only=*/false), gap_(gap) {}
+  uint64_t read_through_gap() const override { return gap_; }
+  Status ReadRanges(std::string_view key, const std::vector<Range>& ranges,
+                    const RangeVisitor& visit) override {
+    asked.insert(asked.end(), ranges.begin(), ranges.end());
+    return LocalStorage::ReadRanges(key, ranges, visit);
+  }
+  std::vector<Range> asked;
+
+ private:
+  const uint64_t gap_;
+};
+
+TEST_F(ShardStoreTest, BlocksAreReadThroughGapsOnlyAsLargeAsTheStorageWants) {
+  std::string b1 = Enc(11), b5 = Enc(55), b6 = Enc(66);
+  for (const uint64_t gap : {uint64_t{64} << 10, uint64_t{0}}) {
+    SCOPED_TRACE(gap);
+    auto storage = std::make_shared<GapStorage>(root_, gap);
+    ShardStore store(storage, "0", geo_, false);
+    // b1, b5, b6 lie one after the other in the file.
+    ASSERT_TRUE(store.Append({0, 0, 0}, {{1, b1}, {5, b5}, {6, b6}}, nullptr).ok());
+    std::vector<std::string> got;
+    ASSERT_TRUE(store.ReadBlocks({0, 0, 0}, {1, 6}, &got).ok());
+    EXPECT_EQ(got[0], b1);
+    EXPECT_EQ(got[1], b6);
+    const uint64_t total = b1.size() + b5.size() + b6.size();
+    if (gap > 0) {
+      // A local disk reads b5 and drops it rather than seek twice.
+      ASSERT_EQ(storage->asked.size(), 1u);
+      EXPECT_EQ(storage->asked[0].length, total);
+    } else {
+      // A remote storage is asked for exactly the blocks' bytes.
+      ASSERT_EQ(storage->asked.size(), 2u);
+      EXPECT_EQ(storage->asked[0].length, b1.size());
+      EXPECT_EQ(storage->asked[1].length, b6.size());
+    }
+    ASSERT_EQ(std::system(("rm -rf '" + dir_ + "'").c_str()), 0);
+  }
 }
 
 }  // namespace
