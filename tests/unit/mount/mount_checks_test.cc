@@ -81,6 +81,47 @@ TEST_F(SelfMountTest, NeighboursAndPrefixesThatAreNotParentsAreFine) {
 
 Status Parse(const std::string& opts, MountConfig* c) { return ParseMountOptions(opts, c); }
 
+TEST_F(SelfMountTest, ARemoteStoreIsNoPathButItsCacheMustNotBeInsideTheMountPoint) {
+  char cwd[4096];
+  ASSERT_NE(::getcwd(cwd, sizeof cwd), nullptr);
+  MountConfig c;
+  c.store = "http://127.0.0.1:8080/data/v.zarr";
+  // Not taken for a relative path "http:/127.0.0.1:8080/..." below the
+  // working directory.
+  c.mountpoint = cwd;
+  EXPECT_TRUE(CheckNotSelfMount(c).ok()) << CheckNotSelfMount(c).message();
+  c.mountpoint = root_ + "/mnt";
+  c.remote.cache_dir = root_ + "/cache";
+  EXPECT_TRUE(CheckNotSelfMount(c).ok());
+  c.remote.cache_dir = root_ + "/link/cache";
+  const Status s = CheckNotSelfMount(c);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("cache_dir="), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("inside the mount point"), std::string::npos) << s.message();
+}
+
+TEST(MountOptionChecksTest, RemoteOptionsAreParsedAndChecked) {
+  MountConfig c;
+  ASSERT_TRUE(ParseMountOptions("cache_dir=/var/c,cache_size=2G,offline,auth_file=/etc/a,ro", &c).ok());
+  EXPECT_EQ(c.remote.cache_dir, "/var/c");
+  EXPECT_EQ(c.remote.cache_size, uint64_t{2} << 30);
+  EXPECT_TRUE(c.remote.offline);
+  EXPECT_EQ(c.remote.auth_file, "/etc/a");
+  EXPECT_TRUE(c.remote_options);
+  EXPECT_FALSE(c.asked_rw);
+  EXPECT_TRUE(c.fuse_opts.empty());
+  MountConfig plain;
+  ASSERT_TRUE(ParseMountOptions("rw,cache=1G", &plain).ok());
+  EXPECT_FALSE(plain.remote_options);
+  EXPECT_TRUE(plain.asked_rw);
+  for (const char* bad : {"cache_size=0", "cache_size=lots", "cache_dir=", "auth_file="}) {
+    MountConfig b;
+    const Status s = ParseMountOptions(bad, &b);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find(bad), std::string::npos) << s.message();
+  }
+}
+
 TEST(MountOptionChecksTest, MemAbovePhysicalMemoryIsRefusedNamingBothNumbers) {
   const uint64_t phys = PhysicalMemoryBytes();
   ASSERT_GT(phys, 0u);
