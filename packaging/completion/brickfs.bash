@@ -20,7 +20,7 @@ _brickfs_units="micrometer nanometer millimeter angstrom meter centimeter picome
 _brickfs_mount_options()
 {
     local cur=$1 prefix="" last
-    local opts="first_index= mem= cache= threads= block= brick= zstd_level= nopyramid pyramid= downsample= voxel_size= unit= ro rw log= verbose nojournal allow_other noauto nofail"
+    local opts="first_index= mem= cache= threads= block= brick= zstd_level= nopyramid pyramid= downsample= voxel_size= unit= ro rw log= verbose nojournal allow_other noauto nofail cache_dir= cache_size= offline auth_file="
     if [[ $cur == *,* ]]; then
         prefix=${cur%,*},
         last=${cur##*,}
@@ -59,7 +59,7 @@ _brickfs()
         cword=$COMP_CWORD
     fi
 
-    local commands="mount umount create info status fsck compact"
+    local commands="mount umount create info status fsck compact cache"
     if ((cword == 1)); then
         if [[ $cur == -* ]]; then
             COMPREPLY=($(compgen -W "--version --help" -- "$cur"))
@@ -75,7 +75,7 @@ _brickfs()
     local i npos=0
     for ((i = 2; i < cword; i++)); do
         case ${words[i]} in
-            -o | --shape | --dtype | --block | --brick | --zstd-level | --level | --voxel-size | --unit | --downsample | --timeout) ((i++)) ;;
+            -o | --shape | --dtype | --block | --brick | --zstd-level | --level | --voxel-size | --unit | --downsample | --timeout | --cache-dir) ((i++)) ;;
             -*) ;;
             *) ((npos++)) ;;
         esac
@@ -156,6 +156,15 @@ _brickfs()
                 COMPREPLY=($(compgen -W "--dry-run --help" -- "$cur"))
             elif ((npos < 1)); then
                 _brickfs_dirs "$cur"
+            fi
+            ;;
+        cache)
+            if [[ $prev == --cache-dir ]]; then
+                _brickfs_dirs "$cur"
+            elif [[ $cur == -* ]]; then
+                COMPREPLY=($(compgen -W "--cache-dir --help" -- "$cur"))
+            elif ((npos < 1)); then
+                COMPREPLY=($(compgen -W "info clear" -- "$cur"))
             fi
             ;;
         status)
