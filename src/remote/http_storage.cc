@@ -376,6 +376,18 @@ std::string HttpStorage::InflightKey(const std::string& url, const Range& r) con
   return url + '\n' + DiskCache::RangeEntry(r.offset, r.length);
 }
 
+std::vector<std::shared_ptr<HttpStorage::Inflight>> HttpStorage::OverlappingLocked(
+    const std::string& url, const Range& r) const {
+  std::vector<std::shared_ptr<Inflight>> out;
+  const std::string prefix = url + '\n';
+  for (auto it = inflight_.lower_bound(prefix);
+       it != inflight_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    const Range& f = it->second->range;
+    if (f.offset < r.offset + r.length && r.offset < f.offset + f.length) out.push_back(it->second);
+  }
+  return out;
+}
+
 void HttpStorage::ReleaseInflight(const std::vector<std::string>& keys) {
   std::vector<std::shared_ptr<Inflight>> done;
   {
@@ -434,17 +446,19 @@ Status HttpStorage::ReadRanges(std::string_view key, const std::vector<Range>& r
   if (options_.offline) return Fail(OfflineMiss(url, Bytes(ranges[misses.front()])));
   // Bytes someone else is already fetching are waited for, not fetched again.
   std::vector<size_t> mine;
-  std::vector<std::pair<size_t, std::shared_ptr<Inflight>>> theirs;
+  // (A prefetch may be fetching them in other pieces: any overlap is waited
+  // for, and the cache pieces the bytes together.)
+  std::vector<std::pair<size_t, std::vector<std::shared_ptr<Inflight>>>> theirs;
   std::vector<std::string> registered;
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i : misses) {
-      std::string k = InflightKey(url, ranges[i]);
-      auto it = inflight_.find(k);
-      if (it != inflight_.end()) {
-        theirs.emplace_back(i, it->second);
+      std::vector<std::shared_ptr<Inflight>> overlapping = OverlappingLocked(url, ranges[i]);
+      if (!overlapping.empty()) {
+        theirs.emplace_back(i, std::move(overlapping));
       } else {
-        inflight_.emplace(k, std::make_shared<Inflight>());
+        std::string k = InflightKey(url, ranges[i]);
+        inflight_.emplace(k, std::make_shared<Inflight>(ranges[i]));
         registered.push_back(std::move(k));
         mine.push_back(i);
       }
@@ -456,8 +470,8 @@ Status HttpStorage::ReadRanges(std::string_view key, const std::vector<Range>& r
   }
   std::vector<size_t> again;
   const auto deadline = Clock::now() + std::chrono::milliseconds(options_.op_timeout_ms);
-  for (auto& [i, f] : theirs) {
-    {
+  for (auto& [i, fetches] : theirs) {
+    for (const std::shared_ptr<Inflight>& f : fetches) {
       std::unique_lock<std::mutex> lock(f->mu);
       f->cv.wait_until(lock, deadline, [&] { return f->done; });
     }
@@ -545,7 +559,7 @@ void HttpStorage::Prefetch(std::string_view key, const std::vector<Range>& range
       if (r.length == 0 || r.offset + r.length < r.offset) continue;
       if (prefetch_bytes_ + bytes + r.length > options_.prefetch_bytes) break;
       std::string k = InflightKey(url, r);
-      if (inflight_.count(k) != 0) continue;
+      if (!OverlappingLocked(url, r).empty()) continue;
       wanted.push_back(i);
       registered.push_back(std::move(k));
       bytes += r.length;
@@ -563,9 +577,9 @@ void HttpStorage::Prefetch(std::string_view key, const std::vector<Range>& range
     std::lock_guard<std::mutex> lock(mu_);
     bytes = 0;
     for (size_t j = 0; j < wanted.size(); ++j) {
-      if (cached[j] || inflight_.count(registered[j]) != 0) continue;
+      if (cached[j] || !OverlappingLocked(url, ranges[wanted[j]]).empty()) continue;
       if (prefetch_bytes_ + bytes + ranges[wanted[j]].length > options_.prefetch_bytes) break;
-      inflight_.emplace(registered[j], std::make_shared<Inflight>());
+      inflight_.emplace(registered[j], std::make_shared<Inflight>(ranges[wanted[j]]));
       fetch.push_back(wanted[j]);
       claimed.push_back(registered[j]);
       bytes += ranges[wanted[j]].length;

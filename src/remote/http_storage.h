@@ -132,6 +132,8 @@ class HttpStorage : public Storage {
   // Bytes being fetched (by a reader or a prefetch); others wanting the
   // same bytes wait for them and then read the cache.
   struct Inflight {
+    explicit Inflight(const Range& r) : range(r) {}
+    const Range range;
     std::mutex mu;
     std::condition_variable cv;
     bool done = false;
@@ -164,6 +166,9 @@ class HttpStorage : public Storage {
                      const std::vector<Range>& ranges, const std::vector<size_t>& wanted,
                      const RangeVisitor& visit);
   std::string InflightKey(const std::string& url, const Range& r) const;
+  // The fetches in flight of bytes of `url` that overlap `r`. REQUIRES: mu_.
+  std::vector<std::shared_ptr<Inflight>> OverlappingLocked(const std::string& url,
+                                                           const Range& r) const;
   void ReleaseInflight(const std::vector<std::string>& keys);
 
   const std::string base_;
