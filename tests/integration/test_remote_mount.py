@@ -41,13 +41,13 @@ def read_plane(mnt, axis, i, level=None):
     return T.tiff_from_bytes(T.read_bytes(os.path.join(d, axis, T.canonical(i))))[0]
 
 
-class RemoteMountTest(unittest.TestCase):
+class RemoteMountTest(T.ClassRootCase):
     @classmethod
     def setUpClass(cls):
-        T.require_fuse()
         if not RS.have_nginx():
             raise unittest.SkipTest("nginx is not installed (Debian nginx-light)")
-        cls.root = T.TempRoot("brickfs-rmount-")
+        super().setUpClass()
+        cls.root = cls.tmp
         cls.vol = T.make_volume(SHAPE, "uint16", kind="smooth", seed=71)
         cls.vol[:16, :32, :32] = 0   # brick (0,0,0) all fill: no shard file (a 404 means fill)
         cls.store = RS.make_brickfs_store(cls.root.join(), cls.root.join("srv", "v.zarr"),
@@ -55,14 +55,8 @@ class RemoteMountTest(unittest.TestCase):
         cls.meta = shard_reader.meta_of(cls.store, "0")
         cls.nginx = RS.Nginx(cls.root.join("srv"), cls.root.join("nginx"))
         cls.nginx.__enter__()
+        cls.addClassCleanup(cls.nginx.stop)  # runs before the root's cleanup
         cls.url = cls.nginx.url + "/v.zarr"
-
-    @classmethod
-    def tearDownClass(cls):
-        if getattr(cls, "nginx", None):
-            cls.nginx.stop()
-        if getattr(cls, "root", None):
-            cls.root.cleanup()
 
     def cache(self, name):
         d = self.root.join("caches", name)
