@@ -15,6 +15,7 @@
 //   size KEY                       {..., "size"}
 //   tail KEY N                     {..., "hex", "size"}
 //   ranges KEY OFF:LEN[,OFF:LEN]   {..., "hex": [per range, in order]}
+//   refuse KEY OFF:LEN[,...]       as ranges, but the visitor answers Corruption
 //   prefetch KEY OFF:LEN[,...]     {"code":"OK"} (returns at once)
 //   idle                           waits until no request is in flight
 //   stats                          {"http": {...}, "cache": {...}, ...}
@@ -149,14 +150,17 @@ int main(int argc, char** argv) {
         out["hex"] = Hex(r->bytes);
         out["size"] = r->size;
       }
-    } else if (op == "ranges") {
+    } else if (op == "ranges" || op == "refuse") {
+      // refuse: the visitor finds every range corrupt (as the engine does a
+      // block failing its crc32c).
+      const bool refuse = op == "refuse";
       const auto ranges = ParseRanges(arg);
       std::vector<std::string> got(ranges.size());
       std::vector<int> visits(ranges.size());
       const Status s = st.ReadRanges(key, ranges, [&](size_t i, std::string_view bytes) {
         got[i] = Hex(bytes);
         visits[i] += 1;
-        return Status::Ok();
+        return refuse ? Status::Corruption("refused by the probe") : Status::Ok();
       });
       Fill(&out, s);
       if (s.ok()) {

@@ -227,6 +227,30 @@ class RemoteStorageTest(unittest.TestCase):
             reqs = ng.since(mark)
             self.assertEqual([q["status"] for q in reqs][:2], [200, 206], reqs)
 
+    def test_cached_bytes_the_reader_refuses_are_fetched_again(self):
+        cache = self.cache("refused")
+        key = sorted(self.shards)[2]
+        ranges = self.block_ranges(key)[:2]
+        tail = "tail %s %d" % (key, self.index_bytes())
+        out, r = run_probe(self.url, cache, [tail, self.ranges_cmd(key, ranges)])
+        self.assertEqual([o["code"] for o in out], ["OK", "OK"], out)
+        # From the cache, refused (a block failing its crc32c): an error, and
+        # the bytes leave the cache.
+        mark = self.nginx.mark()
+        out, r = run_probe(self.url, cache, [tail, "refuse " + self.ranges_cmd(key, ranges)[7:]])
+        self.assertEqual([o["code"] for o in out], ["OK", "Corruption"], out)
+        self.assertFalse([q for q in self.nginx.since(mark) if q["range"] and not
+                          q["range"].startswith("bytes=-")], "the first read came from the cache")
+        mark = self.nginx.mark()
+        out, r = run_probe(self.url, cache, [tail, self.ranges_cmd(key, ranges)])
+        self.assertEqual([o["code"] for o in out], ["OK", "OK"], out)
+        fetched = [q for q in self.nginx.since(mark) if q["path"].endswith("/" + key) and
+                   q["range"] and not q["range"].startswith("bytes=-")]
+        self.assertTrue(fetched, "the refused bytes were served from the cache again")
+        data = self.shards[key]
+        for (o, n), h in zip(ranges, out[1]["hex"]):
+            self.assertEqual(bytes.fromhex(h), data[o:o + n])
+
     def test_offline_reads_only_the_cache(self):
         cache = self.cache("offline")
         key = sorted(self.shards)[0]
