@@ -105,18 +105,15 @@ std::string ShapeText(const Shape3& s) {
   return std::to_string(s[0]) + " x " + std::to_string(s[1]) + " x " + std::to_string(s[2]);
 }
 
-Json ShapeJson(const Shape3& s) { return Json(Json::Array{Json(s[0]), Json(s[1]), Json(s[2])}); }
-
 // The pyramid keys of `brickfs info --json`.
 void SetPyramidJson(const VolumeMeta& m, Json* doc) {
-  doc->Set("num_levels", m.num_levels);
-  Json shapes = Json::MakeArray();
-  for (int l = 0; l < m.num_levels; ++l) shapes.Push(ShapeJson(LevelShape(m.geo.shape, l)));
-  doc->Set("level_shapes", std::move(shapes));
-  doc->Set("voxel_size",
-           Json(Json::Array{Json(m.voxel_size[0]), Json(m.voxel_size[1]), Json(m.voxel_size[2])}));
-  doc->Set("unit", m.unit.empty() ? Json() : Json(m.unit));
-  doc->Set("downsample_method", m.downsample_method);
+  (*doc)["num_levels"] = m.num_levels;
+  Json shapes = Json::array();
+  for (int l = 0; l < m.num_levels; ++l) shapes.push_back(LevelShape(m.geo.shape, l));
+  (*doc)["level_shapes"] = std::move(shapes);
+  (*doc)["voxel_size"] = m.voxel_size;
+  (*doc)["unit"] = m.unit.empty() ? Json() : Json(m.unit);
+  (*doc)["downsample_method"] = m.downsample_method;
 }
 
 // The pyramid lines of `brickfs info`: levels (with their shapes, and
@@ -404,8 +401,22 @@ int CmdMount(const std::vector<std::string>& args) {
 namespace {
 
 Result<Json> ReadLiveStatus(const std::string& mount) {
-  BRICKFS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(mount + "/.brickfs/status", 16 << 20));
-  return Json::Parse(text);
+  const std::string path = mount + "/.brickfs/status";
+  BRICKFS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, kMaxJsonBytes));
+  return ParseJson(text, path);
+}
+
+// The daemon's pid in a live status (0 when it names none).
+pid_t DaemonPid(const Json& status) {
+  const Json* pid = JsonField(status, "pid");
+  return pid && JsonIsUint(*pid) && pid->get<uint64_t>() <= INT32_MAX ? static_cast<pid_t>(pid->get<uint64_t>())
+                                                                      : 0;
+}
+
+// The store a live status names ("" when none).
+std::string StoreOf(const Json& status) {
+  const Json* store = JsonField(status, "store");
+  return store && store->is_string() ? store->get<std::string>() : "";
 }
 
 // True while `pid` runs. A zombie has finished: the daemon is reparented to
@@ -523,8 +534,8 @@ int CmdUmount(const std::vector<std::string>& args) {
   if (!status.ok()) {
     return Fail(mount + " is not a mounted brickfs volume (" + status.status().message() + ")");
   }
-  pid_t pid = static_cast<pid_t>(status->Get("pid") ? status->Get("pid")->as_int() : 0);
-  std::string store = status->Get("store") ? status->Get("store")->as_string() : "";
+  const pid_t pid = DaemonPid(*status);
+  const std::string store = StoreOf(*status);
   int rc = RunProgram({"fusermount3", "-u", mount});
   if (rc != 0) {
     if (::umount2(mount.c_str(), 0) != 0) {
@@ -604,14 +615,11 @@ int CmdInfo(const std::vector<std::string>& args) {
       ::stat((path + "/zarr.json").c_str(), &st) != 0) {
     auto status = ReadLiveStatus(path);
     if (!status.ok()) return Fail(path + " looks like a brickfs mount, but " + status.status().message());
-    const Json* store = status->Get("store");
-    if (!store || !store->is_string() || store->as_string().empty()) {
-      return Fail(path + "/.brickfs/status names no store");
-    }
-    const Json* pid = status->Get("pid");
-    daemon_pid = pid && pid->is_number() ? pid->as_int() : 0;
+    const std::string store = StoreOf(*status);
+    if (store.empty()) return Fail(path + "/.brickfs/status names no store");
+    daemon_pid = DaemonPid(*status);
     mountpoint = path;
-    path = store->as_string();
+    path = store;
   }
   StoreOpenOptions so;
   so.read_only = true;
@@ -620,12 +628,12 @@ int CmdInfo(const std::vector<std::string>& args) {
   if (!store.ok()) return Fail(store.status().message());
   if (!(*store)->meta()) {
     if (json) {
-      Json doc = Json::MakeObject();
-      doc.Set("store", path);
-      doc.Set("shape", Json());
-      doc.Set("finalized", false);
-      if (!mountpoint.empty()) doc.Set("mountpoint", mountpoint);
-      std::cout << doc.Dump(2) << "\n";
+      Json doc = Json::object();
+      doc["store"] = path;
+      doc["shape"] = Json();
+      doc["finalized"] = false;
+      if (!mountpoint.empty()) doc["mountpoint"] = mountpoint;
+      std::cout << DumpJson(doc, 2) << "\n";
     } else {
       std::cout << path << ": empty store (no slice received yet)"
                 << (mountpoint.empty() ? "" : ", mounted at " + mountpoint) << "\n";
@@ -676,47 +684,44 @@ int CmdInfo(const std::vector<std::string>& args) {
   double ratio = usage.file_bytes ? static_cast<double>(raw) / usage.file_bytes : 0.0;
   uint64_t dead = dead_of(usage);
   if (json) {
-    Json doc = Json::MakeObject();
-    doc.Set("store", path);
+    Json doc = Json::object();
+    doc["store"] = path;
     if (!mountpoint.empty()) {
-      doc.Set("mountpoint", mountpoint);
-      doc.Set("daemon_pid", daemon_pid);
+      doc["mountpoint"] = mountpoint;
+      doc["daemon_pid"] = daemon_pid;
     }
-    doc.Set("shape", ShapeJson(g.shape));
-    doc.Set("dtype", std::string(DTypeName(g.dtype)));
-    doc.Set("block", ShapeJson(g.block));
-    doc.Set("brick", ShapeJson(g.brick));
-    doc.Set("zstd_level", m.zstd_level);
-    doc.Set("fixed_shape", m.fixed_shape);
+    doc["shape"] = g.shape;
+    doc["dtype"] = std::string(DTypeName(g.dtype));
+    doc["block"] = g.block;
+    doc["brick"] = g.brick;
+    doc["zstd_level"] = m.zstd_level;
+    doc["fixed_shape"] = m.fixed_shape;
     SetPyramidJson(m, &doc);
-    doc.Set("slices_present", npresent);
-    Json mj = Json::MakeArray();
-    for (const auto& [a, b] : missing) mj.Push(Json(Json::Array{Json(a), Json(b)}));
-    doc.Set("missing", std::move(mj));
-    doc.Set("shard_files", usage.files);
-    doc.Set("bytes_stored", usage.file_bytes);
-    doc.Set("bytes_live_blocks", usage.live_block_bytes);
-    doc.Set("blocks_stored", usage.live_blocks);
-    doc.Set("bytes_dead", dead);
-    Json lj = Json::MakeArray();
+    doc["slices_present"] = npresent;
+    doc["missing"] = missing;
+    doc["shard_files"] = usage.files;
+    doc["bytes_stored"] = usage.file_bytes;
+    doc["bytes_live_blocks"] = usage.live_block_bytes;
+    doc["blocks_stored"] = usage.live_blocks;
+    doc["bytes_dead"] = dead;
+    Json lj = Json::array();
     for (int level = 0; level < num_levels; ++level) {
       const ShardStore::Usage& u = levels[level];
-      lj.Push(Json::MakeObject()
-                  .Set("level", level)
-                  .Set("shard_files", u.files)
-                  .Set("bytes_stored", u.file_bytes)
-                  .Set("bytes_live_blocks", u.live_block_bytes)
-                  .Set("blocks_stored", u.live_blocks)
-                  .Set("bytes_dead", dead_of(u))
-                  .Set("bytes_raw", Product(LevelShape(g.shape, level)) * g.voxel_bytes()));
+      lj.push_back(Json{{"level", level},
+                        {"shard_files", u.files},
+                        {"bytes_stored", u.file_bytes},
+                        {"bytes_live_blocks", u.live_block_bytes},
+                        {"blocks_stored", u.live_blocks},
+                        {"bytes_dead", dead_of(u)},
+                        {"bytes_raw", Product(LevelShape(g.shape, level)) * g.voxel_bytes()}});
     }
-    doc.Set("levels_stored", std::move(lj));
-    doc.Set("bytes_raw", raw);
-    doc.Set("compression_ratio", ratio);
-    doc.Set("finalized", m.finalized && !recovery_pending);
-    doc.Set("recovery_pending", recovery_pending);
-    doc.Set("format_version", m.format_version);
-    std::cout << doc.Dump(2) << "\n";
+    doc["levels_stored"] = std::move(lj);
+    doc["bytes_raw"] = raw;
+    doc["compression_ratio"] = ratio;
+    doc["finalized"] = m.finalized && !recovery_pending;
+    doc["recovery_pending"] = recovery_pending;
+    doc["format_version"] = m.format_version;
+    std::cout << DumpJson(doc, 2) << "\n";
     return kExitOk;
   }
   char ratio_s[32];
@@ -783,32 +788,36 @@ int CmdStatus(const std::vector<std::string>& args) {
     }
     const Json& s = *status;
     auto u = [](const Json* o, const char* k) -> uint64_t {
-      const Json* v = o ? o->Get(k) : nullptr;
-      return v && v->is_uint() ? v->as_uint() : 0;
+      const Json* v = o ? JsonField(*o, k) : nullptr;
+      return v && JsonIsUint(*v) ? v->get<uint64_t>() : 0;
     };
-    const Json* slices = s.Get("slices");
-    const Json* slabs = s.Get("slabs");
-    const Json* mem = s.Get("memory");
-    const Json* bytes = s.Get("bytes");
+    const Json* slices = JsonField(s, "slices");
+    const Json* slabs = JsonField(s, "slabs");
+    const Json* mem = JsonField(s, "memory");
+    const Json* bytes = JsonField(s, "bytes");
     uint64_t in = u(bytes, "received"), out = u(bytes, "written");
     auto now = std::chrono::steady_clock::now();
     double dt = std::chrono::duration<double>(now - last_t).count();
-    double elapsed = s.Get("elapsed_s") ? s.Get("elapsed_s")->as_double() : 0;
+    const Json* elapsed_s = JsonField(s, "elapsed_s");
+    const double elapsed = elapsed_s && elapsed_s->is_number() ? elapsed_s->get<double>() : 0;
     double in_rate = first ? (elapsed > 0 ? in / elapsed : 0) : (in - last_in) / std::max(dt, 1e-3);
     double out_rate = first ? (elapsed > 0 ? out / elapsed : 0) : (out - last_out) / std::max(dt, 1e-3);
-    const Json* expected = slices ? slices->Get("expected") : nullptr;
+    const Json* expected_field = slices ? JsonField(*slices, "expected") : nullptr;
+    // expected: the slice count of a fixed shape (has_expected false when open-ended).
+    const bool has_expected = expected_field && JsonIsUint(*expected_field);
+    const uint64_t expected = has_expected ? expected_field->get<uint64_t>() : 0;
     uint64_t present = u(slices, "present");
     std::string eta;
-    if (expected && expected->is_uint() && in_rate > 0 && present > 0 && expected->as_uint() > present) {
+    if (has_expected && in_rate > 0 && present > 0 && expected > present) {
       double per_slice = static_cast<double>(in) / present;
-      double secs = (expected->as_uint() - present) * per_slice / in_rate;
+      double secs = (expected - present) * per_slice / in_rate;
       eta = ", ETA " + std::to_string(static_cast<int>(secs)) + " s";
     }
     char line[512];
     std::snprintf(line, sizeof line,
                   "slices %llu%s | slabs %llu buffered, %llu flushed, %llu spooled | in %.1f MB/s, out %.1f MB/s | mem %s of %s | errors %llu%s",
                   static_cast<unsigned long long>(present),
-                  expected && expected->is_uint() ? (" of " + std::to_string(expected->as_uint())).c_str() : "",
+                  has_expected ? (" of " + std::to_string(expected)).c_str() : "",
                   static_cast<unsigned long long>(u(slabs, "buffered")),
                   static_cast<unsigned long long>(u(slabs, "flushed")),
                   static_cast<unsigned long long>(u(slabs, "spooled")), in_rate / 1e6, out_rate / 1e6,

@@ -764,22 +764,22 @@ std::string StoreName(const std::string& path) {
 // Why the group's attributes.ome does not describe the store's `num_levels`
 // arrays ("" when it does).
 std::string OmeProblem(const Json& group, int num_levels) {
-  const Json* attrs = group.Get("attributes");
-  const Json* ome = attrs ? attrs->Get("ome") : nullptr;
-  const Json* ms = ome ? ome->Get("multiscales") : nullptr;
-  if (!ms || !ms->is_array() || ms->as_array().empty()) return "attributes.ome.multiscales is missing";
-  const Json& m0 = ms->as_array()[0];
-  const Json* axes = m0.Get("axes");
-  if (!axes || !axes->is_array() || axes->as_array().size() != 3) {
+  const Json* attrs = JsonField(group, "attributes");
+  const Json* ome = attrs ? JsonField(*attrs, "ome") : nullptr;
+  const Json* ms = ome ? JsonField(*ome, "multiscales") : nullptr;
+  if (!ms || !ms->is_array() || ms->empty()) return "attributes.ome.multiscales is missing";
+  const Json& m0 = (*ms)[0];
+  const Json* axes = JsonField(m0, "axes");
+  if (!axes || !axes->is_array() || axes->size() != 3) {
     return "attributes.ome.multiscales[0].axes is not 3 axes (z, y, x)";
   }
-  const Json* ds = m0.Get("datasets");
-  if (!ds || !ds->is_array() || ds->as_array().empty()) return "attributes.ome.multiscales[0].datasets is missing";
+  const Json* ds = JsonField(m0, "datasets");
+  if (!ds || !ds->is_array() || ds->empty()) return "attributes.ome.multiscales[0].datasets is missing";
   std::string paths;
-  bool right = ds->as_array().size() == static_cast<size_t>(num_levels);
-  for (size_t i = 0; i < ds->as_array().size(); ++i) {
-    const Json* p = ds->as_array()[i].Get("path");
-    const std::string name = p && p->is_string() ? p->as_string() : "?";
+  bool right = ds->size() == static_cast<size_t>(num_levels);
+  for (size_t i = 0; i < ds->size(); ++i) {
+    const Json* p = JsonField((*ds)[i], "path");
+    const std::string name = p && p->is_string() ? p->get<std::string>() : "?";
     paths += (i ? ", " : "") + name;
     right &= name == std::to_string(i);
   }
@@ -792,14 +792,15 @@ std::string OmeProblem(const Json& group, int num_levels) {
 }
 
 // The group document with our attributes.ome, other attributes kept.
+// REQUIRES: `group` is an object (it passed CheckGroupJson).
 Result<std::string> RepairedGroup(const Json& group, const VolumeMeta& meta, const std::string& store) {
-  BRICKFS_ASSIGN_OR_RETURN(Json ours, Json::Parse(meta.GroupJson(StoreName(store))));
+  BRICKFS_ASSIGN_OR_RETURN(Json ours, ParseJson(meta.GroupJson(StoreName(store)), "the group document"));
   Json doc = group;
-  const Json* old_attrs = group.Get("attributes");
-  Json attrs = old_attrs && old_attrs->is_object() ? *old_attrs : Json::MakeObject();
-  attrs.Set("ome", *ours.Get("attributes")->Get("ome"));
-  doc.Set("attributes", std::move(attrs));
-  return doc.Dump(2) + "\n";
+  const Json* old_attrs = JsonField(group, "attributes");
+  Json attrs = old_attrs && old_attrs->is_object() ? *old_attrs : Json::object();
+  attrs["ome"] = ours.at("attributes").at("ome");
+  doc["attributes"] = std::move(attrs);
+  return DumpJson(doc, 2) + "\n";
 }
 
 // Why STORE/L/zarr.json does not describe level L of `meta` ("" when it does).
@@ -976,7 +977,7 @@ Result<FsckReport> Fsck(const std::string& store_path, const FsckOptions& option
       group_problem = rep.problems.size() - 1;
       group_whole = true;
       group_found = *text;
-    } else if (auto doc = Json::Parse(*text); doc.ok()) {
+    } else if (auto doc = ParseJson(*text, "zarr.json"); doc.ok()) {
       const std::string why = OmeProblem(*doc, num_levels);
       if (!why.empty()) {
         add("metadata", "zarr.json", why + " (OME-Zarr viewers will not find the volume)");
