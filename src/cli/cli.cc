@@ -15,8 +15,10 @@
 #include <iostream>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "brickfs/version.h"
+#include "cli/args.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
 #include "format/json.h"
@@ -34,7 +36,6 @@ namespace {
 // Exit codes.
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
 constexpr int kExitTimeout = 3;  // umount --timeout: the daemon is still running
 
 int Fail(const std::string& msg, int code = kExitFailed) {
@@ -68,22 +69,32 @@ bool ParseShape(const std::string& v, Shape3* out) {
   return true;
 }
 
-// Parses args[*i] when it is --voxel-size, --unit or --downsample, taking
-// its value args[*i + 1], into `out` (as the mount options voxel_size=,
-// unit= and downsample= do). nullopt: none of them; else kExitOk, or the
-// usage exit code after printing what is wrong.
-std::optional<int> ParsePyramidFlag(const std::vector<std::string>& args, size_t* i,
-                                    VolumeOptions* out) {
-  static const std::pair<const char*, const char*> kFlags[] = {
-      {"--voxel-size", "voxel_size"}, {"--unit", "unit"}, {"--downsample", "downsample"}};
-  const std::string& flag = args[*i];
-  for (const auto& [name, key] : kFlags) {
-    if (flag != name) continue;
-    if (*i + 1 >= args.size()) return Fail(flag + " expects a value (see --help)", kExitUsage);
-    const std::string& value = args[++*i];
-    Status s = *SetPyramidValue(key, value, ',', out);
-    if (!s.ok()) return Fail(flag + " \"" + value + "\": " + s.message(), kExitUsage);
-    return kExitOk;
+// --voxel-size, --unit and --downsample of create and mount, as given.
+struct PyramidArgs {
+  CLI::Option* voxel_size = nullptr;
+  CLI::Option* unit = nullptr;
+  CLI::Option* downsample = nullptr;
+  std::string voxel_size_text, unit_text, downsample_text;
+};
+
+void AddPyramidArgs(CLI::App& app, PyramidArgs* p) {
+  p->voxel_size = app.add_option("--voxel-size", p->voxel_size_text);
+  p->unit = app.add_option("--unit", p->unit_text);
+  p->downsample = app.add_option("--downsample", p->downsample_text);
+}
+
+// The pyramid flags given, into `out` (as the mount options voxel_size=,
+// unit= and downsample= do). nullopt, or the usage exit code after printing
+// what is wrong.
+std::optional<int> ApplyPyramidArgs(const PyramidArgs& p, VolumeOptions* out) {
+  const std::tuple<const CLI::Option*, const char*, const std::string*> flags[] = {
+      {p.voxel_size, "voxel_size", &p.voxel_size_text},
+      {p.unit, "unit", &p.unit_text},
+      {p.downsample, "downsample", &p.downsample_text}};
+  for (const auto& [option, key, value] : flags) {
+    if (option->count() == 0) continue;
+    Status s = *SetPyramidValue(key, *value, ',', out);
+    if (!s.ok()) return Fail(option->get_name() + " \"" + *value + "\": " + s.message(), kExitUsage);
   }
   return std::nullopt;
 }
@@ -128,13 +139,6 @@ void PrintPyramid(const VolumeMeta& m, const std::vector<std::string>& notes) {
               << (static_cast<size_t>(l) < notes.size() ? ", " + notes[l] : std::string()) << "\n";
   }
   if (HasVoxelSize(m)) std::cout << "voxel size:   " << VoxelSizeText(m) << " (z, y, x)\n";
-}
-
-bool WantsHelp(const std::vector<std::string>& args) {
-  for (const auto& a : args) {
-    if (a == "-h" || a == "--help") return true;
-  }
-  return false;
 }
 
 const char* kMainHelp = R"(brickfs - a FUSE filesystem that bricks TIFF slice stacks into sharded Zarr v3 volumes
@@ -276,57 +280,46 @@ Example:
 }  // namespace
 
 int CmdCreate(const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::cout << kCreateHelp;
-    return kExitOk;
-  }
-  std::string store;
+  ArgParser parser("create", kCreateHelp);
+  CLI::App& app = parser.app();
+  std::string store, shape_text, dtype_text, block_text, brick_text, level_text;
+  app.add_option("STORE", store);
+  CLI::Option* shape_opt = app.add_option("--shape", shape_text);
+  CLI::Option* dtype_opt = app.add_option("--dtype", dtype_text);
+  CLI::Option* block_opt = app.add_option("--block", block_text);
+  CLI::Option* brick_opt = app.add_option("--brick", brick_text);
+  CLI::Option* level_opt = app.add_option("--zstd-level,--level", level_text);
+  PyramidArgs pyramid_args;
+  AddPyramidArgs(app, &pyramid_args);
+  if (auto rc = parser.Parse(args)) return *rc;
+
   VolumeMeta meta;
-  bool have_shape = false, have_dtype = false, have_brick = false;
-  std::optional<Shape3> block;
-  VolumeOptions pyramid;  // only its pyramid settings: --voxel-size, --unit, --downsample
   meta.geo.brick = kDefaultBrick;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= args.size()) return false;
-      *out = args[++i];
-      return true;
-    };
-    std::string v;
-    if (auto rc = ParsePyramidFlag(args, &i, &pyramid)) {
-      if (*rc != kExitOk) return *rc;
-    } else if (a == "--shape") {
-      if (!value(&v) || !ParseShape(v, &meta.geo.shape)) return Fail("--shape expects Z,Y,X", kExitUsage);
-      have_shape = true;
-    } else if (a == "--dtype") {
-      if (!value(&v) || !ParseDType(v)) {
-        return Fail("--dtype expects uint8, uint16, int16, uint32 or float32", kExitUsage);
-      }
-      meta.geo.dtype = *ParseDType(v);
-      have_dtype = true;
-    } else if (a == "--block") {
-      Shape3 b;
-      if (!value(&v) || !ParseShape(v, &b)) return Fail("--block expects Z,Y,X", kExitUsage);
-      block = b;
-    } else if (a == "--brick") {
-      if (!value(&v) || !ParseShape(v, &meta.geo.brick)) return Fail("--brick expects Z,Y,X", kExitUsage);
-      have_brick = true;
-    } else if (a == "--zstd-level" || a == "--level") {
-      if (!value(&v)) return Fail(a + " expects a number", kExitUsage);
-      try {
-        meta.zstd_level = std::stoi(v);
-      } catch (...) {
-        return Fail(a + " expects a number", kExitUsage);
-      }
-    } else if (!a.empty() && a[0] == '-') {
-      return Fail("create: unknown option " + a + " (see brickfs create --help)", kExitUsage);
-    } else if (store.empty()) {
-      store = a;
-    } else {
-      return Fail("create: unexpected argument " + a, kExitUsage);
-    }
+  const bool have_shape = shape_opt->count() > 0, have_dtype = dtype_opt->count() > 0;
+  const bool have_brick = brick_opt->count() > 0;
+  std::optional<Shape3> block;
+  if (have_shape && !ParseShape(shape_text, &meta.geo.shape)) return Fail("--shape expects Z,Y,X", kExitUsage);
+  if (have_dtype) {
+    if (!ParseDType(dtype_text)) return Fail("--dtype expects uint8, uint16, int16, uint32 or float32", kExitUsage);
+    meta.geo.dtype = *ParseDType(dtype_text);
   }
+  if (block_opt->count() > 0) {
+    Shape3 b;
+    if (!ParseShape(block_text, &b)) return Fail("--block expects Z,Y,X", kExitUsage);
+    block = b;
+  }
+  if (have_brick && !ParseShape(brick_text, &meta.geo.brick)) return Fail("--brick expects Z,Y,X", kExitUsage);
+  if (level_opt->count() > 0) {
+    size_t used = 0;
+    try {
+      meta.zstd_level = std::stoi(level_text, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used == 0 || used != level_text.size()) return Fail("--zstd-level expects a number", kExitUsage);
+  }
+  VolumeOptions pyramid;  // only its pyramid settings: --voxel-size, --unit, --downsample
+  if (auto rc = ApplyPyramidArgs(pyramid_args, &pyramid)) return *rc;
   if (store.empty() || !have_shape || !have_dtype) {
     return Fail("create needs STORE, --shape Z,Y,X and --dtype (see brickfs create --help)", kExitUsage);
   }
@@ -361,40 +354,31 @@ int CmdCreate(const std::vector<std::string>& args) {
 }
 
 int CmdMount(const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::cout << kMountHelp;
-    return kExitOk;
-  }
+  ArgParser parser("mount", kMountHelp);
+  CLI::App& app = parser.app();
   MountConfig config;
-  std::vector<std::string> positional;
+  std::string store, mountpoint;
+  std::vector<std::string> option_lists;  // every -o, in order
+  bool no_pyramid = false;
+  app.add_option("STORE", store);
+  app.add_option("MOUNT", mountpoint);
+  app.add_option("-o", option_lists)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_flag("-f,--foreground", config.foreground);
+  app.add_flag("-v,--verbose", config.verbose);
+  app.add_flag("--no-pyramid", no_pyramid);
+  PyramidArgs pyramid_args;
+  AddPyramidArgs(app, &pyramid_args);
+  if (auto rc = parser.Parse(args)) return *rc;
+  if (no_pyramid) config.volume.pyramid = false;
+  if (auto rc = ApplyPyramidArgs(pyramid_args, &config.volume)) return *rc;
   // Every -o is parsed at once, after the flags: block= and brick= given in
   // two -o are checked together.
   std::string options;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-f" || a == "--foreground") {
-      config.foreground = true;
-    } else if (a == "-o") {
-      if (i + 1 >= args.size()) return Fail("-o expects options", kExitUsage);
-      options += (options.empty() ? "" : ",") + args[++i];
-    } else if (a.rfind("-o", 0) == 0 && a.size() > 2) {
-      options += (options.empty() ? "" : ",") + a.substr(2);
-    } else if (a == "-v" || a == "--verbose") {
-      config.verbose = true;
-    } else if (a == "--no-pyramid") {
-      config.volume.pyramid = false;
-    } else if (auto rc = ParsePyramidFlag(args, &i, &config.volume)) {
-      if (*rc != kExitOk) return *rc;
-    } else if (!a.empty() && a[0] == '-') {
-      return Fail("mount: unknown option " + a + " (see brickfs mount --help)", kExitUsage);
-    } else {
-      positional.push_back(a);
-    }
-  }
+  for (const std::string& o : option_lists) options += (options.empty() ? "" : ",") + o;
   if (Status s = ParseMountOptions(options, &config); !s.ok()) return Fail(s.message(), kExitUsage);
-  if (positional.size() != 2) return Fail("mount needs STORE and MOUNT (see brickfs mount --help)", kExitUsage);
-  config.store = Absolute(positional[0]);
-  config.mountpoint = Absolute(positional[1]);
+  if (mountpoint.empty()) return Fail("mount needs STORE and MOUNT (see brickfs mount --help)", kExitUsage);
+  config.store = Absolute(store);
+  config.mountpoint = Absolute(mountpoint);
   return RunMount(config);
 }
 
@@ -495,36 +479,23 @@ std::string FinalizeProblem(const std::string& store, pid_t pid, const FinalizeS
 }  // namespace
 
 int CmdUmount(const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::cout << kUmountHelp;
-    return kExitOk;
-  }
-  std::string mount;
+  ArgParser parser("umount", kUmountHelp);
+  CLI::App& app = parser.app();
+  std::string mount, timeout_text;
+  app.add_option("MOUNT", mount);
+  CLI::Option* timeout_opt = app.add_option("--timeout", timeout_text);
+  if (auto rc = parser.Parse(args)) return *rc;
   std::optional<double> timeout;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i], value;
-    if (a.rfind("--timeout=", 0) == 0) {
-      value = a.substr(10);
-    } else if (a == "--timeout") {
-      if (i + 1 >= args.size()) return Fail("--timeout expects SECONDS", kExitUsage);
-      value = args[++i];
-    } else if (!a.empty() && a[0] == '-') {
-      return Fail("umount: unknown option " + a + " (see brickfs umount --help)", kExitUsage);
-    } else if (mount.empty()) {
-      mount = a;
-      continue;
-    } else {
-      return Fail("umount needs one MOUNT (see brickfs umount --help)", kExitUsage);
-    }
+  if (timeout_opt->count() > 0) {
     size_t used = 0;
     double secs = -1;
     try {
-      secs = std::stod(value, &used);
+      secs = std::stod(timeout_text, &used);
     } catch (...) {
       used = 0;
     }
-    if (used == 0 || used != value.size() || !(secs >= 0)) {
-      return Fail("--timeout expects a number of seconds, not \"" + value + "\"", kExitUsage);
+    if (used == 0 || used != timeout_text.size() || !(secs >= 0)) {
+      return Fail("--timeout expects a number of seconds, not \"" + timeout_text + "\"", kExitUsage);
     }
     timeout = secs;
   }
@@ -592,18 +563,13 @@ int CmdUmount(const std::vector<std::string>& args) {
 }
 
 int CmdInfo(const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::cout << kInfoHelp;
-    return kExitOk;
-  }
+  ArgParser parser("info", kInfoHelp);
+  CLI::App& app = parser.app();
   bool json = false;
   std::string path;
-  for (const auto& a : args) {
-    if (a == "--json") json = true;
-    else if (!a.empty() && a[0] == '-') return Fail("info: unknown option " + a, kExitUsage);
-    else if (path.empty()) path = a;
-    else return Fail("info: unexpected argument " + a, kExitUsage);
-  }
+  app.add_option("STORE|MOUNT", path);
+  app.add_flag("--json", json);
+  if (auto rc = parser.Parse(args)) return *rc;
   if (path.empty()) return Fail("info needs STORE or MOUNT (see brickfs info --help)", kExitUsage);
   path = Absolute(path);
   // A mount point: the summary of the store it shows (as `brickfs umount`
@@ -761,17 +727,13 @@ int CmdInfo(const std::vector<std::string>& args) {
 }
 
 int CmdStatus(const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::cout << kStatusHelp;
-    return kExitOk;
-  }
+  ArgParser parser("status", kStatusHelp);
+  CLI::App& app = parser.app();
   bool watch = false;
   std::string mount;
-  for (const auto& a : args) {
-    if (a == "--watch" || a == "-w") watch = true;
-    else if (mount.empty()) mount = a;
-    else return Fail("status: unexpected argument " + a, kExitUsage);
-  }
+  app.add_option("MOUNT", mount);
+  app.add_flag("-w,--watch", watch);
+  if (auto rc = parser.Parse(args)) return *rc;
   if (mount.empty()) return Fail("status needs MOUNT (see brickfs status --help)", kExitUsage);
   mount = Absolute(mount);
   uint64_t last_in = 0, last_out = 0;

@@ -4,6 +4,7 @@
 #include <boost/filesystem.hpp>
 #include <iostream>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/bytes.h"
 #include "format/json.h"
@@ -11,8 +12,6 @@
 
 namespace brickfs {
 namespace {
-
-constexpr int kExitUsage = 2;
 
 const char* kFsckHelp = R"(Usage: brickfs fsck STORE [--repair] [--deep] [--json]
 
@@ -65,11 +64,6 @@ Examples:
   brickfs fsck --deep --repair vol.zarr
   brickfs fsck --json vol.zarr > report.json
 )";
-
-int Usage(const std::string& msg) {
-  std::cerr << "brickfs: " << msg << "\n";
-  return kExitUsage;
-}
 
 std::string AbsolutePath(const std::string& p) {
   std::string s = boost::filesystem::absolute(p).lexically_normal().string();
@@ -200,28 +194,17 @@ void PrintText(const FsckReport& rep, int code) {
 }  // namespace
 
 int CmdFsck(const std::vector<std::string>& args) {
+  ArgParser parser("fsck", kFsckHelp);
+  CLI::App& app = parser.app();
   FsckOptions options;
   bool json = false;
   std::string store;
-  for (const auto& a : args) {
-    if (a == "-h" || a == "--help") {
-      std::cout << kFsckHelp;
-      return 0;
-    } else if (a == "--repair" || a == "-r") {
-      options.repair = true;
-    } else if (a == "--deep") {
-      options.deep = true;
-    } else if (a == "--json") {
-      json = true;
-    } else if (!a.empty() && a[0] == '-') {
-      return Usage("fsck: unknown option " + a + " (see brickfs fsck --help)");
-    } else if (store.empty()) {
-      store = a;
-    } else {
-      return Usage("fsck: unexpected argument " + a);
-    }
-  }
-  if (store.empty()) return Usage("fsck needs STORE (see brickfs fsck --help)");
+  app.add_option("STORE", store);
+  app.add_flag("-r,--repair", options.repair);
+  app.add_flag("--deep", options.deep);
+  app.add_flag("--json", json);
+  if (auto rc = parser.Parse(args)) return *rc;
+  if (store.empty()) return ArgParser::Usage("fsck needs STORE (see brickfs fsck --help)");
   store = AbsolutePath(store);
   auto report = Fsck(store, options);
   if (!report.ok()) {
