@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <tiffio.h>
 
 #include <array>
@@ -291,6 +292,28 @@ TEST_F(CliTest, InfoOfAMountPointPrintsTheSummaryOfItsStoreAndJsonOnlyWhenAsked)
   EXPECT_EQ(doc->at("store").get<std::string>(), store_);
   ASSERT_NE(JsonField(*doc, "bytes_stored"), nullptr);
   EXPECT_EQ(doc->at("mountpoint").get<std::string>(), mnt);
+}
+
+// fsck and compact of a store a daemon holds: refused (exit 8) with one
+// message naming the daemon's pid and saying once to unmount it.
+TEST_F(CliTest, FsckAndCompactOfAStoreInUseSayUnmountItFirstOnce) {
+  ASSERT_EQ(Create({}), 0) << err_;
+  StoreOpenOptions daemon_options;  // a read-write open holds the lock, as the daemon's does
+  auto daemon = Store::Open(store_, daemon_options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status().ToString();
+  const std::string pid = "(pid " + std::to_string(::getpid()) + ")";
+  for (auto cmd : {&CmdFsck, &CmdCompact}) {
+    ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(cmd({store_}), 8);
+    ::testing::internal::GetCapturedStdout();
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("in use by a brickfs daemon " + pid), std::string::npos) << err;
+    const size_t first = err.find("unmount it first");
+    ASSERT_NE(first, std::string::npos) << err;
+    EXPECT_EQ(err.find("unmount it first", first + 1), std::string::npos) << "said twice: " << err;
+    EXPECT_EQ(err.find("in use", err.find("in use") + 1), std::string::npos) << "said twice: " << err;
+  }
 }
 
 }  // namespace
