@@ -16,6 +16,7 @@ what=${1:-test}
 
 debs=(build-essential cmake ninja-build pkg-config dpkg-dev man-db groff-base
       libfuse3-dev fuse3 libtiff-dev libtiff-tools libzstd-dev libboost-filesystem-dev
+      nlohmann-json3-dev libcli11-dev
       libgtest-dev python3-numpy python3-tifffile python3-pil python3-zstandard python3-jsonschema
       rsync nodejs npm)
 
