@@ -1234,7 +1234,7 @@ TEST_F(VolumeTest, ALevelRemovedAtFinalizeIsBuiltAgainWhenTheVolumeGrows) {
   for (uint64_t z = 8; z < 16; ++z) Ingest(v.get(), src, z);  // two bricks: level 1 again
   Status s = v->Finalize();
   EXPECT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(ParseStatus(*v).Get("errors_total")->as_uint(), 0u) << v->StatusJson();
+  EXPECT_EQ(ParseStatus(*v).at("errors_total").get<uint64_t>(), 0u) << v->StatusJson();
   EXPECT_TRUE(Exists(store_path_ + "/1/c/0/0/0"));
 }
 
