@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-command set-up for brickfs on Debian 12.
 #
-#   packaging/bootstrap.sh demo   install what is missing, build, run the demo
+#   packaging/bootstrap.sh demo [--keep]
+#                                 install what is missing, build, run the demo
+#                                 (--keep: keep its directory, see demo.sh)
 #   packaging/bootstrap.sh test   install what is missing, build, run all tests
 #   packaging/bootstrap.sh build  install what is missing, build only
 #
@@ -13,7 +15,8 @@ build_dir=${BUILD_DIR:-$here/build}
 what=${1:-test}
 
 debs=(build-essential cmake ninja-build pkg-config dpkg-dev man-db groff-base
-      libfuse3-dev fuse3 libtiff-dev libtiff-tools libzstd-dev libboost-filesystem-dev libcurl4-openssl-dev
+      libfuse3-dev fuse3 libtiff-dev libtiff-tools libzstd-dev libboost-filesystem-dev
+      libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev
       libgtest-dev python3-numpy python3-tifffile python3-pil python3-zstandard python3-jsonschema
       rsync nodejs npm nginx-light openssl)
 
@@ -56,7 +59,7 @@ node_modules() {
 install_missing
 case "$what" in
   build) build ;;
-  demo) build; exec "$here/packaging/demo.sh" "$build_dir/brickfs" ;;
+  demo) build; exec "$here/packaging/demo.sh" "${@:2}" "$build_dir/brickfs" ;;
   test)
     build
     node_modules
@@ -75,5 +78,5 @@ case "$what" in
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       ctest --test-dir "$build_dir-asan" -L unit --output-on-failure -j2 --timeout 900
     ;;
-  *) echo "usage: $0 demo|test|build" >&2; exit 2 ;;
+  *) echo "usage: $0 demo [--keep]|test|build" >&2; exit 2 ;;
 esac

@@ -2,18 +2,48 @@
 # The brickfs demo: generate a slice stack, mount a new store, copy the stack
 # in with cp, read virtual slices back with libtiff's tools, unmount, info.
 #
-#   packaging/demo.sh [PATH/TO/brickfs]
+#   packaging/demo.sh [--keep] [PATH/TO/brickfs]
+#
+# It works in a new directory under ${TMPDIR:-/tmp} (about 170 MB: the stack
+# and the store) and removes it at the end, whether the demo succeeded or not,
+# unless --keep is given: then it says where the directory is and how to
+# remove it. BRICKFS_DEMO_DIR=DIR works in DIR instead and always keeps it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+keep=0
+if [[ ${1:-} == --keep ]]; then
+  keep=1
+  shift
+fi
+if [[ ${1:-} == -* ]]; then
+  echo "usage: $0 [--keep] [PATH/TO/brickfs]" >&2
+  exit 2
+fi
 brickfs=${1:-$here/build/brickfs}
-dir=${BRICKFS_DEMO_DIR:-$(mktemp -d /tmp/brickfs-demo.XXXXXX)}
+if [[ -n ${BRICKFS_DEMO_DIR:-} ]]; then
+  dir=$BRICKFS_DEMO_DIR
+  keep=1
+else
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/brickfs-demo.XXXXXX")
+fi
 mnt=$dir/mnt
 mkdir -p "$mnt"
 
 cleanup() {
+  local rc=$?
   if mountpoint -q "$mnt" 2>/dev/null; then
     timeout 60 "$brickfs" umount "$mnt" || fusermount3 -u "$mnt" || umount -l "$mnt" || true
+  fi
+  if ((keep)); then
+    echo "demo: kept $dir (the stack, the store vol.zarr and the empty mount point;" \
+         "rm -rf $dir removes it)"
+  elif mountpoint -q "$mnt" 2>/dev/null || grep -qF " $dir/" /proc/mounts; then
+    # Never rm -rf through a mount: the store would lose its files.
+    echo "demo: $mnt is still mounted; $dir is left in place" >&2
+  else
+    rm -rf "$dir"
+    echo "demo: removed $dir$( ((rc == 0)) || echo " (run with --keep to look at it)")"
   fi
 }
 trap cleanup EXIT
@@ -58,4 +88,8 @@ step brickfs info "$dir/vol.zarr"
 "$brickfs" info "$dir/vol.zarr"
 
 echo
-echo "demo: done. The store $dir/vol.zarr is a Zarr v3 / OME-Zarr 0.5 group."
+if ((keep)); then
+  echo "demo: done. The store $dir/vol.zarr is a Zarr v3 / OME-Zarr 0.5 group."
+else
+  echo "demo: done. The store was a Zarr v3 / OME-Zarr 0.5 group (--keep keeps it)."
+fi

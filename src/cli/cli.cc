@@ -15,8 +15,10 @@
 #include <iostream>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "brickfs/version.h"
+#include "cli/args.h"
 #include "common/bytes.h"
 #include "common/file_util.h"
 #include "format/json.h"
@@ -35,7 +37,6 @@ namespace {
 // Exit codes.
 constexpr int kExitOk = 0;
 constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
 constexpr int kExitTimeout = 3;  // umount --timeout: the daemon is still running
 
 int Fail(const std::string& msg, int code = kExitFailed) {
@@ -69,22 +70,32 @@ bool ParseShape(const std::string& v, Shape3* out) {
   return true;
 }
 
-// Parses args[*i] when it is --voxel-size, --unit or --downsample, taking
-// its value args[*i + 1], into `out` (as the mount options voxel_size=,
-// unit= and downsample= do). nullopt: none of them; else kExitOk, or the
-// usage exit code after printing what is wrong.
-std::optional<int> ParsePyramidFlag(const std::vector<std::string>& args, size_t* i,
-                                    VolumeOptions* out) {
-  static const std::pair<const char*, const char*> kFlags[] = {
-      {"--voxel-size", "voxel_size"}, {"--unit", "unit"}, {"--downsample", "downsample"}};
-  const std::string& flag = args[*i];
-  for (const auto& [name, key] : kFlags) {
-    if (flag != name) continue;
-    if (*i + 1 >= args.size()) return Fail(flag + " expects a value (see --help)", kExitUsage);
-    const std::string& value = args[++*i];
-    Status s = *SetPyramidValue(key, value, ',', out);
-    if (!s.ok()) return Fail(flag + " \"" + value + "\": " + s.message(), kExitUsage);
-    return kExitOk;
+// --voxel-size, --unit and --downsample of create and mount, as given.
+struct PyramidArgs {
+  CLI::Option* voxel_size = nullptr;
+  CLI::Option* unit = nullptr;
+  CLI::Option* downsample = nullptr;
+  std::string voxel_size_text, unit_text, downsample_text;
+};
+
+void AddPyramidArgs(CLI::App& app, PyramidArgs* p) {
+  p->voxel_size = app.add_option("--voxel-size", p->voxel_size_text);
+  p->unit = app.add_option("--unit", p->unit_text);
+  p->downsample = app.add_option("--downsample", p->downsample_text);
+}
+
+// The pyramid flags given, into `out` (as the mount options voxel_size=,
+// unit= and downsample= do). nullopt, or the usage exit code after printing
+// what is wrong.
+std::optional<int> ApplyPyramidArgs(const PyramidArgs& p, VolumeOptions* out) {
+  const std::tuple<const CLI::Option*, const char*, const std::string*> flags[] = {
+      {p.voxel_size, "voxel_size", &p.voxel_size_text},
+      {p.unit, "unit", &p.unit_text},
+      {p.downsample, "downsample", &p.downsample_text}};
+  for (const auto& [option, key, value] : flags) {
+    if (option->count() == 0) continue;
+    Status s = *SetPyramidValue(key, *value, ',', out);
+    if (!s.ok()) return Fail(option->get_name() + " \"" + *value + "\": " + s.message(), kExitUsage);
   }
   return std::nullopt;
 }
@@ -106,18 +117,15 @@ std::string ShapeText(const Shape3& s) {
   return std::to_string(s[0]) + " x " + std::to_string(s[1]) + " x " + std::to_string(s[2]);
 }
 
-Json ShapeJson(const Shape3& s) { return Json(Json::Array{Json(s[0]), Json(s[1]), Json(s[2])}); }
-
 // The pyramid keys of `brickfs info --json`.
 void SetPyramidJson(const VolumeMeta& m, Json* doc) {
-  doc->Set("num_levels", m.num_levels);
-  Json shapes = Json::MakeArray();
-  for (int l = 0; l < m.num_levels; ++l) shapes.Push(ShapeJson(LevelShape(m.geo.shape, l)));
-  doc->Set("level_shapes", std::move(shapes));
-  doc->Set("voxel_size",
-           Json(Json::Array{Json(m.voxel_size[0]), Json(m.voxel_size[1]), Json(m.voxel_size[2])}));
-  doc->Set("unit", m.unit.empty() ? Json() : Json(m.unit));
-  doc->Set("downsample_method", m.downsample_method);
+  (*doc)["num_levels"] = m.num_levels;
+  Json shapes = Json::array();
+  for (int l = 0; l < m.num_levels; ++l) shapes.push_back(LevelShape(m.geo.shape, l));
+  (*doc)["level_shapes"] = std::move(shapes);
+  (*doc)["voxel_size"] = m.voxel_size;
+  (*doc)["unit"] = m.unit.empty() ? Json() : Json(m.unit);
+  (*doc)["downsample_method"] = m.downsample_method;
 }
 
 // The pyramid lines of `brickfs info`: levels (with their shapes, and
@@ -132,13 +140,6 @@ void PrintPyramid(const VolumeMeta& m, const std::vector<std::string>& notes) {
               << (static_cast<size_t>(l) < notes.size() ? ", " + notes[l] : std::string()) << "\n";
   }
   if (HasVoxelSize(m)) std::cout << "voxel size:   " << VoxelSizeText(m) << " (z, y, x)\n";
-}
-
-bool WantsHelp(const std::vector<std::string>& args) {
-  for (const auto& a : args) {
-    if (a == "-h" || a == "--help") return true;
-  }
-  return false;
 }
 
 const char* kMainHelp = R"(brickfs - a FUSE filesystem that bricks TIFF slice stacks into sharded Zarr v3 volumes
@@ -301,57 +302,46 @@ Example:
 }  // namespace
 
 int CmdCreate(const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::cout << kCreateHelp;
-    return kExitOk;
-  }
-  std::string store;
+  ArgParser parser("create", kCreateHelp);
+  CLI::App& app = parser.app();
+  std::string store, shape_text, dtype_text, block_text, brick_text, level_text;
+  app.add_option("STORE", store);
+  CLI::Option* shape_opt = app.add_option("--shape", shape_text);
+  CLI::Option* dtype_opt = app.add_option("--dtype", dtype_text);
+  CLI::Option* block_opt = app.add_option("--block", block_text);
+  CLI::Option* brick_opt = app.add_option("--brick", brick_text);
+  CLI::Option* level_opt = app.add_option("--zstd-level,--level", level_text);
+  PyramidArgs pyramid_args;
+  AddPyramidArgs(app, &pyramid_args);
+  if (auto rc = parser.Parse(args)) return *rc;
+
   VolumeMeta meta;
-  bool have_shape = false, have_dtype = false, have_brick = false;
-  std::optional<Shape3> block;
-  VolumeOptions pyramid;  // only its pyramid settings: --voxel-size, --unit, --downsample
   meta.geo.brick = kDefaultBrick;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= args.size()) return false;
-      *out = args[++i];
-      return true;
-    };
-    std::string v;
-    if (auto rc = ParsePyramidFlag(args, &i, &pyramid)) {
-      if (*rc != kExitOk) return *rc;
-    } else if (a == "--shape") {
-      if (!value(&v) || !ParseShape(v, &meta.geo.shape)) return Fail("--shape expects Z,Y,X", kExitUsage);
-      have_shape = true;
-    } else if (a == "--dtype") {
-      if (!value(&v) || !ParseDType(v)) {
-        return Fail("--dtype expects uint8, uint16, int16, uint32 or float32", kExitUsage);
-      }
-      meta.geo.dtype = *ParseDType(v);
-      have_dtype = true;
-    } else if (a == "--block") {
-      Shape3 b;
-      if (!value(&v) || !ParseShape(v, &b)) return Fail("--block expects Z,Y,X", kExitUsage);
-      block = b;
-    } else if (a == "--brick") {
-      if (!value(&v) || !ParseShape(v, &meta.geo.brick)) return Fail("--brick expects Z,Y,X", kExitUsage);
-      have_brick = true;
-    } else if (a == "--zstd-level" || a == "--level") {
-      if (!value(&v)) return Fail(a + " expects a number", kExitUsage);
-      try {
-        meta.zstd_level = std::stoi(v);
-      } catch (...) {
-        return Fail(a + " expects a number", kExitUsage);
-      }
-    } else if (!a.empty() && a[0] == '-') {
-      return Fail("create: unknown option " + a + " (see brickfs create --help)", kExitUsage);
-    } else if (store.empty()) {
-      store = a;
-    } else {
-      return Fail("create: unexpected argument " + a, kExitUsage);
-    }
+  const bool have_shape = shape_opt->count() > 0, have_dtype = dtype_opt->count() > 0;
+  const bool have_brick = brick_opt->count() > 0;
+  std::optional<Shape3> block;
+  if (have_shape && !ParseShape(shape_text, &meta.geo.shape)) return Fail("--shape expects Z,Y,X", kExitUsage);
+  if (have_dtype) {
+    if (!ParseDType(dtype_text)) return Fail("--dtype expects uint8, uint16, int16, uint32 or float32", kExitUsage);
+    meta.geo.dtype = *ParseDType(dtype_text);
   }
+  if (block_opt->count() > 0) {
+    Shape3 b;
+    if (!ParseShape(block_text, &b)) return Fail("--block expects Z,Y,X", kExitUsage);
+    block = b;
+  }
+  if (have_brick && !ParseShape(brick_text, &meta.geo.brick)) return Fail("--brick expects Z,Y,X", kExitUsage);
+  if (level_opt->count() > 0) {
+    size_t used = 0;
+    try {
+      meta.zstd_level = std::stoi(level_text, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used == 0 || used != level_text.size()) return Fail("--zstd-level expects a number", kExitUsage);
+  }
+  VolumeOptions pyramid;  // only its pyramid settings: --voxel-size, --unit, --downsample
+  if (auto rc = ApplyPyramidArgs(pyramid_args, &pyramid)) return *rc;
   if (store.empty() || !have_shape || !have_dtype) {
     return Fail("create needs STORE, --shape Z,Y,X and --dtype (see brickfs create --help)", kExitUsage);
   }
@@ -386,48 +376,53 @@ int CmdCreate(const std::vector<std::string>& args) {
 }
 
 int CmdMount(const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::cout << kMountHelp;
-    return kExitOk;
-  }
+  ArgParser parser("mount", kMountHelp);
+  CLI::App& app = parser.app();
   MountConfig config;
-  std::vector<std::string> positional;
+  std::string store, mountpoint;
+  std::vector<std::string> option_lists;  // every -o, in order
+  bool no_pyramid = false;
+  app.add_option("STORE", store);
+  app.add_option("MOUNT", mountpoint);
+  app.add_option("-o", option_lists)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_flag("-f,--foreground", config.foreground);
+  app.add_flag("-v,--verbose", config.verbose);
+  app.add_flag("--no-pyramid", no_pyramid);
+  PyramidArgs pyramid_args;
+  AddPyramidArgs(app, &pyramid_args);
+  if (auto rc = parser.Parse(args)) return *rc;
+  if (no_pyramid) config.volume.pyramid = false;
+  if (auto rc = ApplyPyramidArgs(pyramid_args, &config.volume)) return *rc;
   // Every -o is parsed at once, after the flags: block= and brick= given in
   // two -o are checked together.
   std::string options;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-f" || a == "--foreground") {
-      config.foreground = true;
-    } else if (a == "-o") {
-      if (i + 1 >= args.size()) return Fail("-o expects options", kExitUsage);
-      options += (options.empty() ? "" : ",") + args[++i];
-    } else if (a.rfind("-o", 0) == 0 && a.size() > 2) {
-      options += (options.empty() ? "" : ",") + a.substr(2);
-    } else if (a == "-v" || a == "--verbose") {
-      config.verbose = true;
-    } else if (a == "--no-pyramid") {
-      config.volume.pyramid = false;
-    } else if (auto rc = ParsePyramidFlag(args, &i, &config.volume)) {
-      if (*rc != kExitOk) return *rc;
-    } else if (!a.empty() && a[0] == '-') {
-      return Fail("mount: unknown option " + a + " (see brickfs mount --help)", kExitUsage);
-    } else {
-      positional.push_back(a);
-    }
-  }
+  for (const std::string& o : option_lists) options += (options.empty() ? "" : ",") + o;
   if (Status s = ParseMountOptions(options, &config); !s.ok()) return Fail(s.message(), kExitUsage);
-  if (positional.size() != 2) return Fail("mount needs STORE and MOUNT (see brickfs mount --help)", kExitUsage);
-  config.store = IsRemoteUrl(positional[0]) ? positional[0] : Absolute(positional[0]);
-  config.mountpoint = Absolute(positional[1]);
+  if (mountpoint.empty()) return Fail("mount needs STORE and MOUNT (see brickfs mount --help)", kExitUsage);
+  config.store = IsRemoteUrl(store) ? store : Absolute(store);
+  config.mountpoint = Absolute(mountpoint);
   return RunMount(config);
 }
 
 namespace {
 
 Result<Json> ReadLiveStatus(const std::string& mount) {
-  BRICKFS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(mount + "/.brickfs/status", 16 << 20));
-  return Json::Parse(text);
+  const std::string path = mount + "/.brickfs/status";
+  BRICKFS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, kMaxJsonBytes));
+  return ParseJson(text, path);
+}
+
+// The daemon's pid in a live status (0 when it names none).
+pid_t DaemonPid(const Json& status) {
+  const Json* pid = JsonField(status, "pid");
+  return pid && JsonIsUint(*pid) && pid->get<uint64_t>() <= INT32_MAX ? static_cast<pid_t>(pid->get<uint64_t>())
+                                                                      : 0;
+}
+
+// The store a live status names ("" when none).
+std::string StoreOf(const Json& status) {
+  const Json* store = JsonField(status, "store");
+  return store && store->is_string() ? store->get<std::string>() : "";
 }
 
 // True while `pid` runs. A zombie has finished: the daemon is reparented to
@@ -506,36 +501,23 @@ std::string FinalizeProblem(const std::string& store, pid_t pid, const FinalizeS
 }  // namespace
 
 int CmdUmount(const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::cout << kUmountHelp;
-    return kExitOk;
-  }
-  std::string mount;
+  ArgParser parser("umount", kUmountHelp);
+  CLI::App& app = parser.app();
+  std::string mount, timeout_text;
+  app.add_option("MOUNT", mount);
+  CLI::Option* timeout_opt = app.add_option("--timeout", timeout_text);
+  if (auto rc = parser.Parse(args)) return *rc;
   std::optional<double> timeout;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i], value;
-    if (a.rfind("--timeout=", 0) == 0) {
-      value = a.substr(10);
-    } else if (a == "--timeout") {
-      if (i + 1 >= args.size()) return Fail("--timeout expects SECONDS", kExitUsage);
-      value = args[++i];
-    } else if (!a.empty() && a[0] == '-') {
-      return Fail("umount: unknown option " + a + " (see brickfs umount --help)", kExitUsage);
-    } else if (mount.empty()) {
-      mount = a;
-      continue;
-    } else {
-      return Fail("umount needs one MOUNT (see brickfs umount --help)", kExitUsage);
-    }
+  if (timeout_opt->count() > 0) {
     size_t used = 0;
     double secs = -1;
     try {
-      secs = std::stod(value, &used);
+      secs = std::stod(timeout_text, &used);
     } catch (...) {
       used = 0;
     }
-    if (used == 0 || used != value.size() || !(secs >= 0)) {
-      return Fail("--timeout expects a number of seconds, not \"" + value + "\"", kExitUsage);
+    if (used == 0 || used != timeout_text.size() || !(secs >= 0)) {
+      return Fail("--timeout expects a number of seconds, not \"" + timeout_text + "\"", kExitUsage);
     }
     timeout = secs;
   }
@@ -545,8 +527,8 @@ int CmdUmount(const std::vector<std::string>& args) {
   if (!status.ok()) {
     return Fail(mount + " is not a mounted brickfs volume (" + status.status().message() + ")");
   }
-  pid_t pid = static_cast<pid_t>(status->Get("pid") ? status->Get("pid")->as_int() : 0);
-  std::string store = status->Get("store") ? status->Get("store")->as_string() : "";
+  const pid_t pid = DaemonPid(*status);
+  const std::string store = StoreOf(*status);
   int rc = RunProgram({"fusermount3", "-u", mount});
   if (rc != 0) {
     if (::umount2(mount.c_str(), 0) != 0) {
@@ -603,18 +585,13 @@ int CmdUmount(const std::vector<std::string>& args) {
 }
 
 int CmdInfo(const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::cout << kInfoHelp;
-    return kExitOk;
-  }
+  ArgParser parser("info", kInfoHelp);
+  CLI::App& app = parser.app();
   bool json = false;
   std::string path;
-  for (const auto& a : args) {
-    if (a == "--json") json = true;
-    else if (!a.empty() && a[0] == '-') return Fail("info: unknown option " + a, kExitUsage);
-    else if (path.empty()) path = a;
-    else return Fail("info: unexpected argument " + a, kExitUsage);
-  }
+  app.add_option("STORE|MOUNT", path);
+  app.add_flag("--json", json);
+  if (auto rc = parser.Parse(args)) return *rc;
   if (path.empty()) return Fail("info needs STORE or MOUNT (see brickfs info --help)", kExitUsage);
   path = Absolute(path);
   // A mount point: the summary of the store it shows (as `brickfs umount`
@@ -626,14 +603,11 @@ int CmdInfo(const std::vector<std::string>& args) {
       ::stat((path + "/zarr.json").c_str(), &st) != 0) {
     auto status = ReadLiveStatus(path);
     if (!status.ok()) return Fail(path + " looks like a brickfs mount, but " + status.status().message());
-    const Json* store = status->Get("store");
-    if (!store || !store->is_string() || store->as_string().empty()) {
-      return Fail(path + "/.brickfs/status names no store");
-    }
-    const Json* pid = status->Get("pid");
-    daemon_pid = pid && pid->is_number() ? pid->as_int() : 0;
+    const std::string store = StoreOf(*status);
+    if (store.empty()) return Fail(path + "/.brickfs/status names no store");
+    daemon_pid = DaemonPid(*status);
     mountpoint = path;
-    path = store->as_string();
+    path = store;
   }
   StoreOpenOptions so;
   so.read_only = true;
@@ -642,12 +616,12 @@ int CmdInfo(const std::vector<std::string>& args) {
   if (!store.ok()) return Fail(store.status().message());
   if (!(*store)->meta()) {
     if (json) {
-      Json doc = Json::MakeObject();
-      doc.Set("store", path);
-      doc.Set("shape", Json());
-      doc.Set("finalized", false);
-      if (!mountpoint.empty()) doc.Set("mountpoint", mountpoint);
-      std::cout << doc.Dump(2) << "\n";
+      Json doc = Json::object();
+      doc["store"] = path;
+      doc["shape"] = Json();
+      doc["finalized"] = false;
+      if (!mountpoint.empty()) doc["mountpoint"] = mountpoint;
+      std::cout << DumpJson(doc, 2) << "\n";
     } else {
       std::cout << path << ": empty store (no slice received yet)"
                 << (mountpoint.empty() ? "" : ", mounted at " + mountpoint) << "\n";
@@ -698,47 +672,44 @@ int CmdInfo(const std::vector<std::string>& args) {
   double ratio = usage.file_bytes ? static_cast<double>(raw) / usage.file_bytes : 0.0;
   uint64_t dead = dead_of(usage);
   if (json) {
-    Json doc = Json::MakeObject();
-    doc.Set("store", path);
+    Json doc = Json::object();
+    doc["store"] = path;
     if (!mountpoint.empty()) {
-      doc.Set("mountpoint", mountpoint);
-      doc.Set("daemon_pid", daemon_pid);
+      doc["mountpoint"] = mountpoint;
+      doc["daemon_pid"] = daemon_pid;
     }
-    doc.Set("shape", ShapeJson(g.shape));
-    doc.Set("dtype", std::string(DTypeName(g.dtype)));
-    doc.Set("block", ShapeJson(g.block));
-    doc.Set("brick", ShapeJson(g.brick));
-    doc.Set("zstd_level", m.zstd_level);
-    doc.Set("fixed_shape", m.fixed_shape);
+    doc["shape"] = g.shape;
+    doc["dtype"] = std::string(DTypeName(g.dtype));
+    doc["block"] = g.block;
+    doc["brick"] = g.brick;
+    doc["zstd_level"] = m.zstd_level;
+    doc["fixed_shape"] = m.fixed_shape;
     SetPyramidJson(m, &doc);
-    doc.Set("slices_present", npresent);
-    Json mj = Json::MakeArray();
-    for (const auto& [a, b] : missing) mj.Push(Json(Json::Array{Json(a), Json(b)}));
-    doc.Set("missing", std::move(mj));
-    doc.Set("shard_files", usage.files);
-    doc.Set("bytes_stored", usage.file_bytes);
-    doc.Set("bytes_live_blocks", usage.live_block_bytes);
-    doc.Set("blocks_stored", usage.live_blocks);
-    doc.Set("bytes_dead", dead);
-    Json lj = Json::MakeArray();
+    doc["slices_present"] = npresent;
+    doc["missing"] = missing;
+    doc["shard_files"] = usage.files;
+    doc["bytes_stored"] = usage.file_bytes;
+    doc["bytes_live_blocks"] = usage.live_block_bytes;
+    doc["blocks_stored"] = usage.live_blocks;
+    doc["bytes_dead"] = dead;
+    Json lj = Json::array();
     for (int level = 0; level < num_levels; ++level) {
       const ShardStore::Usage& u = levels[level];
-      lj.Push(Json::MakeObject()
-                  .Set("level", level)
-                  .Set("shard_files", u.files)
-                  .Set("bytes_stored", u.file_bytes)
-                  .Set("bytes_live_blocks", u.live_block_bytes)
-                  .Set("blocks_stored", u.live_blocks)
-                  .Set("bytes_dead", dead_of(u))
-                  .Set("bytes_raw", Product(LevelShape(g.shape, level)) * g.voxel_bytes()));
+      lj.push_back(Json{{"level", level},
+                        {"shard_files", u.files},
+                        {"bytes_stored", u.file_bytes},
+                        {"bytes_live_blocks", u.live_block_bytes},
+                        {"blocks_stored", u.live_blocks},
+                        {"bytes_dead", dead_of(u)},
+                        {"bytes_raw", Product(LevelShape(g.shape, level)) * g.voxel_bytes()}});
     }
-    doc.Set("levels_stored", std::move(lj));
-    doc.Set("bytes_raw", raw);
-    doc.Set("compression_ratio", ratio);
-    doc.Set("finalized", m.finalized && !recovery_pending);
-    doc.Set("recovery_pending", recovery_pending);
-    doc.Set("format_version", m.format_version);
-    std::cout << doc.Dump(2) << "\n";
+    doc["levels_stored"] = std::move(lj);
+    doc["bytes_raw"] = raw;
+    doc["compression_ratio"] = ratio;
+    doc["finalized"] = m.finalized && !recovery_pending;
+    doc["recovery_pending"] = recovery_pending;
+    doc["format_version"] = m.format_version;
+    std::cout << DumpJson(doc, 2) << "\n";
     return kExitOk;
   }
   char ratio_s[32];
@@ -778,17 +749,13 @@ int CmdInfo(const std::vector<std::string>& args) {
 }
 
 int CmdStatus(const std::vector<std::string>& args) {
-  if (WantsHelp(args)) {
-    std::cout << kStatusHelp;
-    return kExitOk;
-  }
+  ArgParser parser("status", kStatusHelp);
+  CLI::App& app = parser.app();
   bool watch = false;
   std::string mount;
-  for (const auto& a : args) {
-    if (a == "--watch" || a == "-w") watch = true;
-    else if (mount.empty()) mount = a;
-    else return Fail("status: unexpected argument " + a, kExitUsage);
-  }
+  app.add_option("MOUNT", mount);
+  app.add_flag("-w,--watch", watch);
+  if (auto rc = parser.Parse(args)) return *rc;
   if (mount.empty()) return Fail("status needs MOUNT (see brickfs status --help)", kExitUsage);
   mount = Absolute(mount);
   uint64_t last_in = 0, last_out = 0;
@@ -805,32 +772,36 @@ int CmdStatus(const std::vector<std::string>& args) {
     }
     const Json& s = *status;
     auto u = [](const Json* o, const char* k) -> uint64_t {
-      const Json* v = o ? o->Get(k) : nullptr;
-      return v && v->is_uint() ? v->as_uint() : 0;
+      const Json* v = o ? JsonField(*o, k) : nullptr;
+      return v && JsonIsUint(*v) ? v->get<uint64_t>() : 0;
     };
-    const Json* slices = s.Get("slices");
-    const Json* slabs = s.Get("slabs");
-    const Json* mem = s.Get("memory");
-    const Json* bytes = s.Get("bytes");
+    const Json* slices = JsonField(s, "slices");
+    const Json* slabs = JsonField(s, "slabs");
+    const Json* mem = JsonField(s, "memory");
+    const Json* bytes = JsonField(s, "bytes");
     uint64_t in = u(bytes, "received"), out = u(bytes, "written");
     auto now = std::chrono::steady_clock::now();
     double dt = std::chrono::duration<double>(now - last_t).count();
-    double elapsed = s.Get("elapsed_s") ? s.Get("elapsed_s")->as_double() : 0;
+    const Json* elapsed_s = JsonField(s, "elapsed_s");
+    const double elapsed = elapsed_s && elapsed_s->is_number() ? elapsed_s->get<double>() : 0;
     double in_rate = first ? (elapsed > 0 ? in / elapsed : 0) : (in - last_in) / std::max(dt, 1e-3);
     double out_rate = first ? (elapsed > 0 ? out / elapsed : 0) : (out - last_out) / std::max(dt, 1e-3);
-    const Json* expected = slices ? slices->Get("expected") : nullptr;
+    const Json* expected_field = slices ? JsonField(*slices, "expected") : nullptr;
+    // expected: the slice count of a fixed shape (has_expected false when open-ended).
+    const bool has_expected = expected_field && JsonIsUint(*expected_field);
+    const uint64_t expected = has_expected ? expected_field->get<uint64_t>() : 0;
     uint64_t present = u(slices, "present");
     std::string eta;
-    if (expected && expected->is_uint() && in_rate > 0 && present > 0 && expected->as_uint() > present) {
+    if (has_expected && in_rate > 0 && present > 0 && expected > present) {
       double per_slice = static_cast<double>(in) / present;
-      double secs = (expected->as_uint() - present) * per_slice / in_rate;
+      double secs = (expected - present) * per_slice / in_rate;
       eta = ", ETA " + std::to_string(static_cast<int>(secs)) + " s";
     }
     char line[512];
     std::snprintf(line, sizeof line,
                   "slices %llu%s | slabs %llu buffered, %llu flushed, %llu spooled | in %.1f MB/s, out %.1f MB/s | mem %s of %s | errors %llu%s",
                   static_cast<unsigned long long>(present),
-                  expected && expected->is_uint() ? (" of " + std::to_string(expected->as_uint())).c_str() : "",
+                  has_expected ? (" of " + std::to_string(expected)).c_str() : "",
                   static_cast<unsigned long long>(u(slabs, "buffered")),
                   static_cast<unsigned long long>(u(slabs, "flushed")),
                   static_cast<unsigned long long>(u(slabs, "spooled")), in_rate / 1e6, out_rate / 1e6,

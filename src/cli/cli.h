@@ -1,13 +1,16 @@
 // The brickfs command line. Each subcommand is a function that takes its
 // arguments and returns the process exit code, so tests can call it
 // in-process. Status -> exit code/message translation happens only here.
+// The arguments of each subcommand are parsed by CLI11 through ArgParser
+// (args.h: the help texts and usage messages, exit 2); RunCli picks the
+// subcommand (or mount.brickfs by argv[0], or the fstab form) by hand.
 //
 //   brickfs create STORE --shape Z,Y,X --dtype T [--block z,y,x] [--brick z,y,x] [--zstd-level N]
 //   brickfs mount  STORE MOUNT [-o opts] [-f]
-//   brickfs umount MOUNT
+//   brickfs umount MOUNT [--timeout S]
 //   brickfs info   STORE|MOUNT [--json]
 //   brickfs status MOUNT [--watch]
-//   brickfs fsck   STORE [--repair] [--json]   (cmd_fsck.cc)
+//   brickfs fsck   STORE [--repair] [--deep] [--json]   (cmd_fsck.cc)
 //   brickfs compact STORE [--dry-run]          (cmd_compact.cc)
 //   brickfs cache info | clear [URL]           (cmd_cache.cc)
 //   mount.brickfs  STORE MOUNT [-o opts]      (argv[0] dispatch, for mount -t)

@@ -4,6 +4,7 @@
 #include <boost/filesystem.hpp>
 #include <iostream>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/bytes.h"
 #include "volume/compact.h"
@@ -11,7 +12,6 @@
 namespace brickfs {
 namespace {
 
-constexpr int kExitUsage = 2;
 constexpr int kExitSomeLeft = 4;
 constexpr int kExitCouldNotRun = 8;
 
@@ -36,11 +36,6 @@ Examples:
   brickfs compact --dry-run vol.zarr
 )";
 
-int Usage(const std::string& msg) {
-  std::cerr << "brickfs: " << msg << "\n";
-  return kExitUsage;
-}
-
 std::string AbsolutePath(const std::string& p) {
   std::string s = boost::filesystem::absolute(p).lexically_normal().string();
   while (s.size() > 1 && s.back() == '/') s.pop_back();
@@ -50,23 +45,14 @@ std::string AbsolutePath(const std::string& p) {
 }  // namespace
 
 int CmdCompact(const std::vector<std::string>& args) {
+  ArgParser parser("compact", kCompactHelp);
+  CLI::App& app = parser.app();
   CompactOptions options;
   std::string store;
-  for (const auto& a : args) {
-    if (a == "-h" || a == "--help") {
-      std::cout << kCompactHelp;
-      return 0;
-    } else if (a == "--dry-run" || a == "-n") {
-      options.dry_run = true;
-    } else if (!a.empty() && a[0] == '-') {
-      return Usage("compact: unknown option " + a + " (see brickfs compact --help)");
-    } else if (store.empty()) {
-      store = a;
-    } else {
-      return Usage("compact: unexpected argument " + a);
-    }
-  }
-  if (store.empty()) return Usage("compact needs STORE (see brickfs compact --help)");
+  app.add_option("STORE", store);
+  app.add_flag("-n,--dry-run", options.dry_run);
+  if (auto rc = parser.Parse(args)) return *rc;
+  if (store.empty()) return ArgParser::Usage("compact needs STORE (see brickfs compact --help)");
   store = AbsolutePath(store);
   auto rep = Compact(store, options);
   if (!rep.ok()) {

@@ -4,6 +4,7 @@
 #include <boost/filesystem.hpp>
 #include <iostream>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/bytes.h"
 #include "format/json.h"
@@ -11,8 +12,6 @@
 
 namespace brickfs {
 namespace {
-
-constexpr int kExitUsage = 2;
 
 const char* kFsckHelp = R"(Usage: brickfs fsck STORE [--repair] [--deep] [--json]
 
@@ -66,83 +65,66 @@ Examples:
   brickfs fsck --json vol.zarr > report.json
 )";
 
-int Usage(const std::string& msg) {
-  std::cerr << "brickfs: " << msg << "\n";
-  return kExitUsage;
-}
-
 std::string AbsolutePath(const std::string& p) {
   std::string s = boost::filesystem::absolute(p).lexically_normal().string();
   while (s.size() > 1 && s.back() == '/') s.pop_back();
   return s;
 }
 
-Json ShapeJson(const Shape3& s) { return Json(Json::Array{Json(s[0]), Json(s[1]), Json(s[2])}); }
-
-Json RangesJson(const ZRanges& r) {
-  Json a = Json::MakeArray();
-  for (const auto& [lo, hi] : r) a.Push(Json(Json::Array{Json(lo), Json(hi)}));
-  return a;
-}
-
 Json ReportJson(const FsckReport& rep, int code) {
-  Json doc = Json::MakeObject();
-  doc.Set("store", rep.store);
-  doc.Set("repair", rep.repair);
-  doc.Set("deep", rep.deep);
+  Json doc = Json::object();
+  doc["store"] = rep.store;
+  doc["repair"] = rep.repair;
+  doc["deep"] = rep.deep;
   if (rep.geometry) {
-    doc.Set("shape", ShapeJson(rep.geometry->shape));
-    doc.Set("dtype", std::string(DTypeName(rep.geometry->dtype)));
-    doc.Set("block", ShapeJson(rep.geometry->block));
-    doc.Set("brick", ShapeJson(rep.geometry->brick));
+    doc["shape"] = rep.geometry->shape;
+    doc["dtype"] = std::string(DTypeName(rep.geometry->dtype));
+    doc["block"] = rep.geometry->block;
+    doc["brick"] = rep.geometry->brick;
   }
-  doc.Set("finalized", rep.finalized);
-  doc.Set("shard_files", rep.shard_files);
-  doc.Set("shard_bytes", rep.shard_bytes);
-  doc.Set("blocks_checked", rep.blocks_checked);
-  doc.Set("num_levels", rep.num_levels);
-  Json levels = Json::MakeArray();
+  doc["finalized"] = rep.finalized;
+  doc["shard_files"] = rep.shard_files;
+  doc["shard_bytes"] = rep.shard_bytes;
+  doc["blocks_checked"] = rep.blocks_checked;
+  doc["num_levels"] = rep.num_levels;
+  Json levels = Json::array();
   for (const auto& c : rep.levels) {
-    levels.Push(Json::MakeObject()
-                    .Set("level", c.level)
-                    .Set("shard_files", c.shard_files)
-                    .Set("shard_bytes", c.shard_bytes)
-                    .Set("blocks_checked", c.blocks_checked));
+    levels.push_back(Json{{"level", c.level},
+                          {"shard_files", c.shard_files},
+                          {"shard_bytes", c.shard_bytes},
+                          {"blocks_checked", c.blocks_checked}});
   }
-  doc.Set("levels", std::move(levels));
-  if (rep.deep) doc.Set("deep_blocks_compared", rep.deep_blocks_compared);
-  doc.Set("journal", Json::MakeObject()
-                         .Set("present", rep.journal_present)
-                         .Set("records", rep.journal_frames)
-                         .Set("torn_bytes", rep.journal_torn_bytes));
-  Json problems = Json::MakeArray();
+  doc["levels"] = std::move(levels);
+  if (rep.deep) doc["deep_blocks_compared"] = rep.deep_blocks_compared;
+  doc["journal"] = Json{{"present", rep.journal_present},
+                        {"records", rep.journal_frames},
+                        {"torn_bytes", rep.journal_torn_bytes}};
+  Json problems = Json::array();
   for (const auto& p : rep.problems) {
-    Json j = Json::MakeObject();
-    j.Set("kind", p.kind);
-    j.Set("level", p.level);
-    j.Set("path", p.path);
-    j.Set("brick", p.brick ? ShapeJson(*p.brick) : Json());
-    j.Set("block", p.block ? Json(*p.block) : Json());
-    j.Set("block_zyx", p.block_zyx ? ShapeJson(*p.block_zyx) : Json());
-    j.Set("message", p.message);
-    j.Set("repaired", p.repaired);
-    j.Set("data_lost", p.data_lost);
-    j.Set("action", p.action);
-    j.Set("lost_z", RangesJson(p.lost_z));
-    j.Set("check_z", RangesJson(p.check_z));
-    j.Set("line", p.Line());
-    problems.Push(std::move(j));
+    Json j = Json::object();
+    j["kind"] = p.kind;
+    j["level"] = p.level;
+    j["path"] = p.path;
+    j["brick"] = p.brick ? Json(*p.brick) : Json();
+    j["block"] = p.block ? Json(*p.block) : Json();
+    j["block_zyx"] = p.block_zyx ? Json(*p.block_zyx) : Json();
+    j["message"] = p.message;
+    j["repaired"] = p.repaired;
+    j["data_lost"] = p.data_lost;
+    j["action"] = p.action;
+    j["lost_z"] = p.lost_z;
+    j["check_z"] = p.check_z;
+    j["line"] = p.Line();
+    problems.push_back(std::move(j));
   }
-  doc.Set("problems", std::move(problems));
-  doc.Set("repaired", rep.repaired());
-  doc.Set("left", rep.left());
-  doc.Set("blocks_lost", rep.blocks_lost());
-  doc.Set("lost_z", RangesJson(rep.lost_z()));
-  doc.Set("check_z", RangesJson(rep.check_z()));
-  Json notes = Json::MakeArray();
-  for (const auto& n : rep.notes) notes.Push(Json(n));
-  doc.Set("notes", std::move(notes));
-  doc.Set("exit_code", code);
+  doc["problems"] = std::move(problems);
+  doc["repaired"] = rep.repaired();
+  doc["left"] = rep.left();
+  doc["blocks_lost"] = rep.blocks_lost();
+  doc["lost_z"] = rep.lost_z();
+  doc["check_z"] = rep.check_z();
+  doc["notes"] = rep.notes;
+  doc["exit_code"] = code;
   return doc;
 }
 
@@ -212,45 +194,34 @@ void PrintText(const FsckReport& rep, int code) {
 }  // namespace
 
 int CmdFsck(const std::vector<std::string>& args) {
+  ArgParser parser("fsck", kFsckHelp);
+  CLI::App& app = parser.app();
   FsckOptions options;
   bool json = false;
   std::string store;
-  for (const auto& a : args) {
-    if (a == "-h" || a == "--help") {
-      std::cout << kFsckHelp;
-      return 0;
-    } else if (a == "--repair" || a == "-r") {
-      options.repair = true;
-    } else if (a == "--deep") {
-      options.deep = true;
-    } else if (a == "--json") {
-      json = true;
-    } else if (!a.empty() && a[0] == '-') {
-      return Usage("fsck: unknown option " + a + " (see brickfs fsck --help)");
-    } else if (store.empty()) {
-      store = a;
-    } else {
-      return Usage("fsck: unexpected argument " + a);
-    }
-  }
-  if (store.empty()) return Usage("fsck needs STORE (see brickfs fsck --help)");
+  app.add_option("STORE", store);
+  app.add_flag("-r,--repair", options.repair);
+  app.add_flag("--deep", options.deep);
+  app.add_flag("--json", json);
+  if (auto rc = parser.Parse(args)) return *rc;
+  if (store.empty()) return ArgParser::Usage("fsck needs STORE (see brickfs fsck --help)");
   store = AbsolutePath(store);
   auto report = Fsck(store, options);
   if (!report.ok()) {
     const Status& s = report.status();
     if (json) {
-      Json doc = Json::MakeObject();
-      doc.Set("store", store);
-      doc.Set("error", s.ToString());
-      doc.Set("exit_code", kFsckCouldNotRun);
-      std::cout << doc.Dump(2) << "\n";
+      Json doc = Json::object();
+      doc["store"] = store;
+      doc["error"] = s.ToString();
+      doc["exit_code"] = kFsckCouldNotRun;
+      std::cout << DumpJson(doc, 2) << "\n";
     }
     std::cerr << "brickfs fsck: cannot check " << store << ": " << s.message() << "\n";
     return kFsckCouldNotRun;
   }
   const int code = report->ExitCode();
   if (json) {
-    std::cout << ReportJson(*report, code).Dump(2) << "\n";
+    std::cout << DumpJson(ReportJson(*report, code), 2) << "\n";
   } else {
     PrintText(*report, code);
   }

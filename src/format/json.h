@@ -1,93 +1,75 @@
-// A small JSON value, parser and writer for zarr.json and status files.
+// JSON for zarr.json, the status document and the reports: nlohmann-json's
+// ordered_json (objects keep insertion order, so the documents brickfs writes
+// are stable and read in the order they were built), with brickfs's rules for
+// reading untrusted documents and its layout for writing them.
 //
-// Numbers keep their integer value exactly when they are integers that fit
-// int64/uint64 (shapes and byte counts), else they are doubles. Objects keep
-// insertion order so the files we write are stable and readable.
-// The parser is strict (RFC 8259), limits nesting depth to 64 and input size
-// to what the caller passes. Thread-safety: values; no shared state.
+//   ParseJson  strict RFC 8259 (nlohmann's parser: no comments, no trailing
+//              commas, no NaN, well-formed UTF-8 only, numbers too large for a
+//              double refused), at most `max_bytes` of input and containers
+//              nested at most kMaxJsonDepth deep (counted in the parser's
+//              callback, which stops the parse at the first level too deep;
+//              the parser keeps its own stack, so a hostile file never
+//              recurses). Integers stay exact: 0..2^64-1 are unsigned,
+//              -2^63..-1 signed, larger ones doubles (JsonIsUint is false for
+//              them, so a shape or count field refuses them). A key repeated
+//              in one object: the first one counts, later ones are dropped.
+//              Errors are Corruption naming `what` and where the parse
+//              stopped.
+//   DumpJson   nlohmann's escaping and shortest round-trip doubles in the
+//              layout brickfs always wrote: `indent` < 0 compact, else pretty
+//              with arrays of scalars on one line ("shape": [64, 64, 64]);
+//              a double with an integral value without ".0" (1.0 is "1");
+//              non-finite doubles as null; bytes of a string that are not
+//              well-formed UTF-8 as U+FFFD (one per bad sequence).
+//   JsonField, JsonIsUint, JsonUint, JsonString
+//              field access for validated reads, with messages naming the
+//              document and the field.
+//
+// JSON_USE_IMPLICIT_CONVERSIONS is 0 for every brickfs target (see
+// CMakeLists.txt): values leave a Json only through get<T>() after a type
+// check, because get<T>() of the wrong type throws.
+// Thread-safety: pure functions of values; no shared state.
 #ifndef BRICKFS_FORMAT_JSON_H_
 #define BRICKFS_FORMAT_JSON_H_
 
+#include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
-#include <utility>
-#include <variant>
-#include <vector>
+#include <string_view>
 
 #include "brickfs/status.h"
 
 namespace brickfs {
 
-class Json {
- public:
-  enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
-  using Array = std::vector<Json>;
-  using Object = std::vector<std::pair<std::string, Json>>;
+using Json = nlohmann::ordered_json;
 
-  Json() = default;  // null
-  Json(std::nullptr_t) {}  // NOLINT
-  Json(bool b) : type_(Type::kBool), bool_(b) {}  // NOLINT
-  Json(int v) : Json(static_cast<int64_t>(v)) {}  // NOLINT
-  Json(int64_t v) : type_(Type::kNumber), is_int_(true), int_(v), dbl_(static_cast<double>(v)) {}  // NOLINT
-  Json(uint64_t v);  // NOLINT
-  Json(double v) : type_(Type::kNumber), dbl_(v) {}  // NOLINT
-  Json(const char* s) : type_(Type::kString), str_(s) {}  // NOLINT
-  Json(std::string s) : type_(Type::kString), str_(std::move(s)) {}  // NOLINT
-  Json(Array a) : type_(Type::kArray), arr_(std::move(a)) {}  // NOLINT
-  Json(Object o) : type_(Type::kObject), obj_(std::move(o)) {}  // NOLINT
+// Deepest nesting of arrays and objects ParseJson accepts: brickfs's own
+// documents nest 8 deep at most.
+inline constexpr int kMaxJsonDepth = 64;
+// Default input limit of ParseJson (the largest status document of a volume
+// with millions of missing ranges stays far below it).
+inline constexpr size_t kMaxJsonBytes = size_t{16} << 20;
 
-  static Json MakeObject() { return Json(Object{}); }
-  static Json MakeArray() { return Json(Array{}); }
+// Parses one JSON document (see the file comment). `what` names it in
+// messages ("STORE/0/zarr.json"). Corruption when it is too large, too
+// deep or not JSON.
+Result<Json> ParseJson(std::string_view text, const std::string& what = "JSON",
+                       size_t max_bytes = kMaxJsonBytes);
 
-  Type type() const { return type_; }
-  bool is_null() const { return type_ == Type::kNull; }
-  bool is_bool() const { return type_ == Type::kBool; }
-  bool is_number() const { return type_ == Type::kNumber; }
-  bool is_string() const { return type_ == Type::kString; }
-  bool is_array() const { return type_ == Type::kArray; }
-  bool is_object() const { return type_ == Type::kObject; }
-  // True for numbers that are exact non-negative integers below 2^64.
-  bool is_uint() const;
+// Writes `value` (see the file comment); no trailing newline.
+std::string DumpJson(const Json& value, int indent = -1);
 
-  bool as_bool() const { return bool_; }
-  double as_double() const { return dbl_; }
-  int64_t as_int() const { return is_int_ ? int_ : static_cast<int64_t>(dbl_); }
-  uint64_t as_uint() const;
-  const std::string& as_string() const { return str_; }
-  const Array& as_array() const { return arr_; }
-  Array& as_array() { return arr_; }
-  const Object& as_object() const { return obj_; }
+// The member `key` of `obj`; nullptr when `obj` is not an object or has no
+// such member.
+const Json* JsonField(const Json& obj, const std::string& key);
 
-  // Object access. Get returns nullptr when absent or not an object.
-  const Json* Get(const std::string& key) const;
-  // Sets (replacing an existing key in place) and returns *this.
-  Json& Set(const std::string& key, Json value);
-  void Push(Json value) { arr_.push_back(std::move(value)); }
+// True for integers in [0, 2^64 - 1] (whether stored signed or unsigned);
+// false for doubles, even integral ones.
+bool JsonIsUint(const Json& v);
 
-  // indent < 0: compact one line; else pretty with that many spaces.
-  std::string Dump(int indent = -1) const;
-
-  static Result<Json> Parse(const std::string& text);
-
- private:
-  void DumpTo(std::string* out, int indent, int depth) const;
-
-  Type type_ = Type::kNull;
-  bool bool_ = false;
-  bool is_int_ = false;   // int_ holds the exact value
-  bool is_uint_ = false;  // uint_ holds the exact value (>= 2^63)
-  int64_t int_ = 0;
-  uint64_t uint_ = 0;
-  double dbl_ = 0;
-  std::string str_;
-  Array arr_;
-  Object obj_;
-
-  friend class JsonParser;
-};
-
-// Helpers for reading validated fields; the message names `what`.
+// Field readers: the value of obj[key] when it is a non-negative integer
+// (a string); else Corruption "<what>: \"<key>\" missing or not ...".
 Result<uint64_t> JsonUint(const Json& obj, const std::string& key, const std::string& what);
 Result<std::string> JsonString(const Json& obj, const std::string& key, const std::string& what);
 

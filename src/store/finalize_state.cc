@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <optional>
 #include <cstring>
 
 #include "common/file_util.h"
@@ -12,20 +15,20 @@
 namespace brickfs {
 
 std::string FinalizeStateJson(const FinalizeState& s) {
-  Json doc = Json::MakeObject();
-  doc.Set("pid", s.pid);
-  doc.Set("state", s.state);
+  Json doc = Json::object();
+  doc["pid"] = s.pid;
+  doc["state"] = s.state;
   if (s.state != "mounted") {
-    doc.Set("error", s.error);
-    doc.Set("errno", s.err);
+    doc["error"] = s.error;
+    doc["errno"] = s.err;
     const char* name = s.err ? ::strerrorname_np(s.err) : nullptr;
-    doc.Set("errno_name", name ? Json(name) : Json());
-    doc.Set("strerror", s.err ? Json(std::strerror(s.err)) : Json());
-    doc.Set("attempts", s.attempts);
-    doc.Set("retry_seconds", s.retry_seconds);
-    doc.Set("since", s.since);
+    doc["errno_name"] = name ? Json(name) : Json();
+    doc["strerror"] = s.err ? Json(std::strerror(s.err)) : Json();
+    doc["attempts"] = s.attempts;
+    doc["retry_seconds"] = s.retry_seconds;
+    doc["since"] = s.since;
   }
-  return doc.Dump();
+  return DumpJson(doc);
 }
 
 FinalizeStateFile::~FinalizeStateFile() {
@@ -67,21 +70,28 @@ Status FinalizeStateFile::Remove() {
 std::optional<FinalizeState> ReadFinalizeState(const std::string& store) {
   auto text = ReadStoreFileToString(FinalizeStateFile::PathFor(store), 1 << 20);
   if (!text.ok()) return std::nullopt;
-  auto doc = Json::Parse(*text);
+  auto doc = ParseJson(*text, FinalizeStateFile::PathFor(store));
   if (!doc.ok() || !doc->is_object()) return std::nullopt;
   FinalizeState s;
-  const Json* pid = doc->Get("pid");
-  const Json* state = doc->Get("state");
-  if (!pid || !pid->is_number() || !state || !state->is_string()) return std::nullopt;
-  s.pid = pid->as_int();
-  s.state = state->as_string();
-  if (const Json* e = doc->Get("error"); e && e->is_string()) s.error = e->as_string();
-  if (const Json* e = doc->Get("errno"); e && e->is_number()) s.err = static_cast<int>(e->as_int());
-  if (const Json* a = doc->Get("attempts"); a && a->is_uint()) s.attempts = a->as_uint();
-  if (const Json* r = doc->Get("retry_seconds"); r && r->is_number()) {
-    s.retry_seconds = static_cast<int>(r->as_int());
-  }
-  if (const Json* t = doc->Get("since"); t && t->is_number()) s.since = t->as_int();
+  // An integer field that fits T, or nullopt.
+  auto integer = [&doc](const char* key, int64_t lo, int64_t hi) -> std::optional<int64_t> {
+    const Json* v = JsonField(*doc, key);
+    if (!v || !v->is_number_integer() || (v->is_number_unsigned() && v->get<uint64_t>() > INT64_MAX)) {
+      return std::nullopt;
+    }
+    const int64_t i = v->get<int64_t>();
+    return i >= lo && i <= hi ? std::optional<int64_t>(i) : std::nullopt;
+  };
+  const auto pid = integer("pid", INT64_MIN, INT64_MAX);
+  const Json* state = JsonField(*doc, "state");
+  if (!pid || !state || !state->is_string()) return std::nullopt;
+  s.pid = *pid;
+  s.state = state->get<std::string>();
+  if (const Json* e = JsonField(*doc, "error"); e && e->is_string()) s.error = e->get<std::string>();
+  if (auto e = integer("errno", INT_MIN, INT_MAX)) s.err = static_cast<int>(*e);
+  if (const Json* a = JsonField(*doc, "attempts"); a && JsonIsUint(*a)) s.attempts = a->get<uint64_t>();
+  if (auto r = integer("retry_seconds", INT_MIN, INT_MAX)) s.retry_seconds = static_cast<int>(*r);
+  if (auto t = integer("since", INT64_MIN, INT64_MAX)) s.since = *t;
   return s;
 }
 

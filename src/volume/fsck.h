@@ -39,7 +39,7 @@
 //   torn append (journal)   the shard is cut to its recovered length.
 //   torn/corrupt tail       the shard is cut to the end of the last valid
 //                           index found by scanning backwards (see
-//                           FindLastValidIndex in fsck.cc for the cost);
+//                           FindLastValidIndex in fsck_brick.cc for the cost);
 //                           level 0: blocks after it LOST; a level: its
 //                           blocks rebuilt.
 //   no valid index at all   the shard is renamed into lost+found; level 0:

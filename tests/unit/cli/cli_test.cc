@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <tiffio.h>
 
 #include <array>
@@ -250,19 +251,19 @@ TEST_F(CliTest, InfoCountsTheShardsOfEveryLevel) {
   const uint64_t bytes0 = LevelBytes(0, &files0), bytes1 = LevelBytes(1, &files1);
   ASSERT_EQ(files0, 8u);
   ASSERT_EQ(files1, 1u);
-  auto doc = Json::Parse(Info(true));
+  auto doc = ParseJson(Info(true));
   ASSERT_TRUE(doc.ok()) << doc.status().ToString();
-  EXPECT_EQ(doc->Get("shard_files")->as_uint(), files0 + files1);
-  EXPECT_EQ(doc->Get("bytes_stored")->as_uint(), bytes0 + bytes1);
-  const Json* levels = doc->Get("levels_stored");
+  EXPECT_EQ(doc->at("shard_files").get<uint64_t>(), files0 + files1);
+  EXPECT_EQ(doc->at("bytes_stored").get<uint64_t>(), bytes0 + bytes1);
+  const Json* levels = JsonField(*doc, "levels_stored");
   ASSERT_NE(levels, nullptr);
   ASSERT_TRUE(levels->is_array());
-  ASSERT_EQ(levels->as_array().size(), 2u);
-  EXPECT_EQ(levels->as_array()[0].Get("level")->as_uint(), 0u);
-  EXPECT_EQ(levels->as_array()[0].Get("bytes_stored")->as_uint(), bytes0);
-  EXPECT_EQ(levels->as_array()[0].Get("shard_files")->as_uint(), files0);
-  EXPECT_EQ(levels->as_array()[1].Get("bytes_stored")->as_uint(), bytes1);
-  EXPECT_EQ(levels->as_array()[1].Get("shard_files")->as_uint(), files1);
+  ASSERT_EQ((*levels).size(), 2u);
+  EXPECT_EQ((*levels)[0].at("level").get<uint64_t>(), 0u);
+  EXPECT_EQ((*levels)[0].at("bytes_stored").get<uint64_t>(), bytes0);
+  EXPECT_EQ((*levels)[0].at("shard_files").get<uint64_t>(), files0);
+  EXPECT_EQ((*levels)[1].at("bytes_stored").get<uint64_t>(), bytes1);
+  EXPECT_EQ((*levels)[1].at("shard_files").get<uint64_t>(), files1);
   const std::string text = Info(false);
   EXPECT_NE(text.find("in 9 shard files"), std::string::npos) << text;
 }
@@ -286,11 +287,33 @@ TEST_F(CliTest, InfoOfAMountPointPrintsTheSummaryOfItsStoreAndJsonOnlyWhenAsked)
     const std::string line = summary.substr(at, next - at);
     EXPECT_NE(text.find(line + "\n"), std::string::npos) << "missing: " << line << "\n" << text;
   }
-  auto doc = Json::Parse(Info(mnt, true));
+  auto doc = ParseJson(Info(mnt, true));
   ASSERT_TRUE(doc.ok()) << doc.status().ToString();
-  EXPECT_EQ(doc->Get("store")->as_string(), store_);
-  ASSERT_NE(doc->Get("bytes_stored"), nullptr);
-  EXPECT_EQ(doc->Get("mountpoint")->as_string(), mnt);
+  EXPECT_EQ(doc->at("store").get<std::string>(), store_);
+  ASSERT_NE(JsonField(*doc, "bytes_stored"), nullptr);
+  EXPECT_EQ(doc->at("mountpoint").get<std::string>(), mnt);
+}
+
+// fsck and compact of a store a daemon holds: refused (exit 8) with one
+// message naming the daemon's pid and saying once to unmount it.
+TEST_F(CliTest, FsckAndCompactOfAStoreInUseSayUnmountItFirstOnce) {
+  ASSERT_EQ(Create({}), 0) << err_;
+  StoreOpenOptions daemon_options;  // a read-write open holds the lock, as the daemon's does
+  auto daemon = Store::Open(store_, daemon_options);
+  ASSERT_TRUE(daemon.ok()) << daemon.status().ToString();
+  const std::string pid = "(pid " + std::to_string(::getpid()) + ")";
+  for (auto cmd : {&CmdFsck, &CmdCompact}) {
+    ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(cmd({store_}), 8);
+    ::testing::internal::GetCapturedStdout();
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find("in use by a brickfs daemon " + pid), std::string::npos) << err;
+    const size_t first = err.find("unmount it first");
+    ASSERT_NE(first, std::string::npos) << err;
+    EXPECT_EQ(err.find("unmount it first", first + 1), std::string::npos) << "said twice: " << err;
+    EXPECT_EQ(err.find("in use", err.find("in use") + 1), std::string::npos) << "said twice: " << err;
+  }
 }
 
 }  // namespace

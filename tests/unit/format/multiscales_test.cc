@@ -48,29 +48,29 @@ class OmeValidator {
   // OME-Zarr 0.5 image.
   std::vector<std::string> Check(const Json& doc) {
     problems_.clear();
-    const Json* fmt = doc.Get("zarr_format");
-    if (!fmt || !fmt->is_uint() || fmt->as_uint() != 3) Bad("zarr_format is not 3");
-    const Json* node = doc.Get("node_type");
-    if (!node || !node->is_string() || node->as_string() != "group") Bad("node_type is not group");
-    const Json* attrs = doc.Get("attributes");
-    const Json* ome = attrs ? attrs->Get("ome") : nullptr;
+    const Json* fmt = JsonField(doc, "zarr_format");
+    if (!fmt || !JsonIsUint(*fmt) || fmt->get<uint64_t>() != 3) Bad("zarr_format is not 3");
+    const Json* node = JsonField(doc, "node_type");
+    if (!node || !node->is_string() || node->get<std::string>() != "group") Bad("node_type is not group");
+    const Json* attrs = JsonField(doc, "attributes");
+    const Json* ome = attrs ? JsonField(*attrs, "ome") : nullptr;
     if (!ome || !ome->is_object()) {
       Bad("attributes.ome is not an object");
       return problems_;
     }
-    const Json* version = ome->Get("version");
-    if (!version || !version->is_string() || version->as_string() != "0.5") {
+    const Json* version = JsonField(*ome, "version");
+    if (!version || !version->is_string() || version->get<std::string>() != "0.5") {
       Bad("attributes.ome.version is not the string \"0.5\"");
     }
-    const Json* ms = ome->Get("multiscales");
-    if (!ms || !ms->is_array() || ms->as_array().empty()) {
+    const Json* ms = JsonField(*ome, "multiscales");
+    if (!ms || !ms->is_array() || (*ms).empty()) {
       Bad("attributes.ome.multiscales is not a non-empty array");
       return problems_;
     }
     std::set<std::string> seen;
-    for (size_t i = 0; i < ms->as_array().size(); ++i) {
-      const Json& m = ms->as_array()[i];
-      if (!seen.insert(m.Dump()).second) Bad("multiscales items are not unique");
+    for (size_t i = 0; i < (*ms).size(); ++i) {
+      const Json& m = (*ms)[i];
+      if (!seen.insert(DumpJson(m)).second) Bad("multiscales items are not unique");
       CheckMultiscale(m, "multiscales[" + std::to_string(i) + "]");
     }
     return problems_;
@@ -85,39 +85,39 @@ class OmeValidator {
       return;
     }
     // 0.5 keeps the version in attributes.ome only (0.4 had it here).
-    if (m.Get("version")) Bad(at + ".version is 0.4 style; 0.5 has ome.version");
-    if (const Json* n = m.Get("name"); n ? !n->is_string() : strict_)
+    if (JsonField(m, "version")) Bad(at + ".version is 0.4 style; 0.5 has ome.version");
+    if (const Json* n = JsonField(m, "name"); n ? !n->is_string() : strict_)
       Bad(at + ".name is not a string");
-    if (const Json* t = m.Get("type"); t ? !t->is_string() : strict_)
+    if (const Json* t = JsonField(m, "type"); t ? !t->is_string() : strict_)
       Bad(at + ".type is not a string");
-    if (const Json* md = m.Get("metadata"); md ? !md->is_object() : strict_) {
+    if (const Json* md = JsonField(m, "metadata"); md ? !md->is_object() : strict_) {
       Bad(at + ".metadata is not an object");
     }
-    const size_t naxes = CheckAxes(m.Get("axes"), at + ".axes");
-    const Json* ds = m.Get("datasets");
-    if (!ds || !ds->is_array() || ds->as_array().empty()) {
+    const size_t naxes = CheckAxes(JsonField(m, "axes"), at + ".axes");
+    const Json* ds = JsonField(m, "datasets");
+    if (!ds || !ds->is_array() || (*ds).empty()) {
       Bad(at + ".datasets is not a non-empty array");
       return;
     }
     std::set<std::string> paths;
     std::vector<std::vector<double>> scales;
-    for (size_t i = 0; i < ds->as_array().size(); ++i) {
-      const Json& d = ds->as_array()[i];
+    for (size_t i = 0; i < (*ds).size(); ++i) {
+      const Json& d = (*ds)[i];
       const std::string dat = at + ".datasets[" + std::to_string(i) + "]";
       if (!d.is_object()) {
         Bad(dat + " is not an object");
         continue;
       }
-      const Json* p = d.Get("path");
-      if (!p || !p->is_string() || p->as_string().empty()) {
+      const Json* p = JsonField(d, "path");
+      if (!p || !p->is_string() || p->get<std::string>().empty()) {
         Bad(dat + ".path is not a non-empty string");
-      } else if (!paths.insert(p->as_string()).second) {
+      } else if (!paths.insert(p->get<std::string>()).second) {
         Bad(dat + ".path is repeated");
       }
-      scales.push_back(CheckTransforms(d.Get("coordinateTransformations"), naxes,
+      scales.push_back(CheckTransforms(JsonField(d, "coordinateTransformations"), naxes,
                                        dat + ".coordinateTransformations"));
     }
-    if (const Json* ct = m.Get("coordinateTransformations")) {
+    if (const Json* ct = JsonField(m, "coordinateTransformations")) {
       CheckTransforms(ct, naxes, at + ".coordinateTransformations");
     }
     // "ordered from largest (i.e. highest resolution) to smallest": voxels
@@ -140,7 +140,7 @@ class OmeValidator {
       Bad(at + " is not an array");
       return 0;
     }
-    const auto& a = axes->as_array();
+    const auto& a = (*axes);
     if (a.size() < 2 || a.size() > 5)
       Bad(at + " has " + std::to_string(a.size()) + " entries, not 2 to 5");
     std::set<std::string> names;
@@ -152,15 +152,15 @@ class OmeValidator {
         Bad(ax + " is not an object");
         continue;
       }
-      const Json* name = a[i].Get("name");
+      const Json* name = JsonField(a[i], "name");
       if (!name || !name->is_string()) {
         Bad(ax + ".name is not a string");
-      } else if (!names.insert(name->as_string()).second) {
-        Bad(ax + ".name \"" + name->as_string() + "\" is not unique");
+      } else if (!names.insert(name->get<std::string>()).second) {
+        Bad(ax + ".name \"" + name->get<std::string>() + "\" is not unique");
       }
-      const Json* type = a[i].Get("type");
+      const Json* type = JsonField(a[i], "type");
       if (type && !type->is_string()) Bad(ax + ".type is not a string");
-      const std::string t = type && type->is_string() ? type->as_string() : "";
+      const std::string t = type && type->is_string() ? type->get<std::string>() : "";
       int rank = 1;
       if (t == "space") {
         ++space;
@@ -173,13 +173,13 @@ class OmeValidator {
       }
       if (rank < rank_before) Bad(ax + " (" + t + ") comes after an axis that must follow it");
       rank_before = std::max(rank_before, rank);
-      if (const Json* u = a[i].Get("unit")) {
+      if (const Json* u = JsonField(a[i], "unit")) {
         if (!u->is_string()) {
           Bad(ax + ".unit is not a string");
-        } else if (t == "space" && !kSpaceUnits.count(u->as_string())) {
-          Bad(ax + ".unit \"" + u->as_string() + "\" is not a UDUNITS-2 length unit");
-        } else if (t == "time" && !kTimeUnits.count(u->as_string())) {
-          Bad(ax + ".unit \"" + u->as_string() + "\" is not a UDUNITS-2 time unit");
+        } else if (t == "space" && !kSpaceUnits.count(u->get<std::string>())) {
+          Bad(ax + ".unit \"" + u->get<std::string>() + "\" is not a UDUNITS-2 length unit");
+        } else if (t == "time" && !kTimeUnits.count(u->get<std::string>())) {
+          Bad(ax + ".unit \"" + u->get<std::string>() + "\" is not a UDUNITS-2 time unit");
         }
       }
     }
@@ -193,20 +193,20 @@ class OmeValidator {
   // Returns the scale vector ({} when unusable).
   std::vector<double> CheckTransforms(const Json* ct, size_t naxes, const std::string& at) {
     std::vector<double> scale;
-    if (!ct || !ct->is_array() || ct->as_array().empty()) {
+    if (!ct || !ct->is_array() || (*ct).empty()) {
       Bad(at + " is not a non-empty array");
       return scale;
     }
     int nscale = 0, ntranslation = 0;
-    for (size_t i = 0; i < ct->as_array().size(); ++i) {
-      const Json& t = ct->as_array()[i];
+    for (size_t i = 0; i < (*ct).size(); ++i) {
+      const Json& t = (*ct)[i];
       const std::string tat = at + "[" + std::to_string(i) + "]";
-      const Json* type = t.is_object() ? t.Get("type") : nullptr;
+      const Json* type = t.is_object() ? JsonField(t, "type") : nullptr;
       if (!type || !type->is_string()) {
         Bad(tat + ".type is not a string");
         continue;
       }
-      const std::string& kind = type->as_string();
+      const std::string& kind = type->get<std::string>();
       if (kind != "scale" && kind != "translation") {
         Bad(tat + ".type \"" + kind + "\" is not scale or translation");
         continue;
@@ -218,19 +218,19 @@ class OmeValidator {
         ++ntranslation;
         if (nscale == 0) Bad(tat + ": translation before the scale");
       }
-      const Json* v = t.Get(kind);
+      const Json* v = JsonField(t, kind);
       if (!v || !v->is_array()) {
         Bad(tat + "." + kind + " is not an array (a \"path\" is not what brickfs writes)");
         continue;
       }
-      if (v->as_array().size() < 2 || v->as_array().size() != naxes) {
-        Bad(tat + "." + kind + " has " + std::to_string(v->as_array().size()) + " numbers for " +
+      if ((*v).size() < 2 || (*v).size() != naxes) {
+        Bad(tat + "." + kind + " has " + std::to_string((*v).size()) + " numbers for " +
             std::to_string(naxes) + " axes");
       }
       std::vector<double> nums;
-      for (const Json& e : v->as_array()) {
+      for (const Json& e : (*v)) {
         if (!e.is_number()) Bad(tat + "." + kind + " holds a non-number");
-        nums.push_back(e.is_number() ? e.as_double() : 0);
+        nums.push_back(e.is_number() ? e.get<double>() : 0);
       }
       if (kind == "scale") scale = nums;
     }
@@ -250,8 +250,8 @@ std::string Join(const std::vector<std::string>& v) {
   return s;
 }
 
-Json ParseJson(const std::string& text) {
-  auto r = Json::Parse(text);
+Json MustParse(const std::string& text) {
+  auto r = ParseJson(text);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   return r.ok() ? *r : Json();
 }
@@ -278,12 +278,12 @@ VolumeMeta Pyramid(int levels) {
 }
 
 const Json& Multiscale(const Json& group) {
-  return group.Get("attributes")->Get("ome")->Get("multiscales")->as_array()[0];
+  return (group.at("attributes").at("ome").at("multiscales"))[0];
 }
 
 std::vector<double> Numbers(const Json& arr) {
   std::vector<double> v;
-  for (const Json& e : arr.as_array()) v.push_back(e.as_double());
+  for (const Json& e : arr) v.push_back(e.get<double>());
   return v;
 }
 
@@ -291,8 +291,8 @@ std::vector<double> Numbers(const Json& arr) {
 
 TEST(MultiscalesTest, DefaultGroupIsValidAndExactlyTheSingleLevelDocument) {
   const std::string text = SampleMeta().GroupJson("brain");
-  EXPECT_TRUE(OmeValidator(false).Check(ParseJson(text)).empty())
-      << Join(OmeValidator(false).Check(ParseJson(text)));
+  EXPECT_TRUE(OmeValidator(false).Check(MustParse(text)).empty())
+      << Join(OmeValidator(false).Check(MustParse(text)));
   // The document brickfs wrote before pyramids existed, byte for byte.
   EXPECT_EQ(text, R"({
   "zarr_format": 3,
@@ -338,52 +338,52 @@ TEST(MultiscalesTest, DefaultGroupIsValidAndExactlyTheSingleLevelDocument) {
 
 TEST(MultiscalesTest, OneLevelWithVoxelSizeAndUnitIsValid) {
   VolumeMeta m = Pyramid(1);
-  const Json doc = ParseJson(m.GroupJson("brain"));
+  const Json doc = MustParse(m.GroupJson("brain"));
   const auto problems = OmeValidator(false).Check(doc);
   EXPECT_TRUE(problems.empty()) << Join(problems);
   const Json& ms = Multiscale(doc);
-  for (const Json& axis : ms.Get("axes")->as_array()) {
-    EXPECT_EQ(axis.Get("unit")->as_string(), "micrometer");
-    EXPECT_EQ(axis.Get("type")->as_string(), "space");
+  for (const Json& axis : (ms.at("axes"))) {
+    EXPECT_EQ(axis.at("unit").get<std::string>(), "micrometer");
+    EXPECT_EQ(axis.at("type").get<std::string>(), "space");
   }
-  const auto& ds = ms.Get("datasets")->as_array();
+  const auto& ds = ms.at("datasets");
   ASSERT_EQ(ds.size(), 1u);
-  const auto& ct = ds[0].Get("coordinateTransformations")->as_array();
+  const auto& ct = (ds[0].at("coordinateTransformations"));
   ASSERT_EQ(ct.size(), 1u);  // no translation at level 0
-  EXPECT_EQ(Numbers(*ct[0].Get("scale")), (std::vector<double>{2.0, 0.5, 0.25}));
-  EXPECT_EQ(ms.Get("type"), nullptr);  // nothing was downsampled
+  EXPECT_EQ(Numbers(ct[0].at("scale")), (std::vector<double>{2.0, 0.5, 0.25}));
+  EXPECT_EQ(JsonField(ms, "type"), nullptr);  // nothing was downsampled
 }
 
 TEST(MultiscalesTest, FourLevelsAreStrictlyValidWithScaleAndVoxelCentreTranslation) {
-  const Json doc = ParseJson(Pyramid(4).GroupJson("brain"));
+  const Json doc = MustParse(Pyramid(4).GroupJson("brain"));
   const auto problems = OmeValidator(true).Check(doc);
   EXPECT_TRUE(problems.empty()) << Join(problems);
   const Json& ms = Multiscale(doc);
-  EXPECT_EQ(ms.Get("name")->as_string(), "brain");
-  EXPECT_EQ(ms.Get("type")->as_string(), "mean");
-  ASSERT_TRUE(ms.Get("metadata")->is_object());
-  EXPECT_EQ(ms.Get("metadata")->Get("method")->as_string(), "brickfs");
-  const auto& ds = ms.Get("datasets")->as_array();
+  EXPECT_EQ(ms.at("name").get<std::string>(), "brain");
+  EXPECT_EQ(ms.at("type").get<std::string>(), "mean");
+  ASSERT_TRUE(ms.at("metadata").is_object());
+  EXPECT_EQ(ms.at("metadata").at("method").get<std::string>(), "brickfs");
+  const auto& ds = ms.at("datasets");
   ASSERT_EQ(ds.size(), 4u);
   const std::vector<double> v = {2.0, 0.5, 0.25};
   for (int l = 0; l < 4; ++l) {
-    EXPECT_EQ(ds[l].Get("path")->as_string(), std::to_string(l));
-    const auto& ct = ds[l].Get("coordinateTransformations")->as_array();
+    EXPECT_EQ(ds[l].at("path").get<std::string>(), std::to_string(l));
+    const auto& ct = (ds[l].at("coordinateTransformations"));
     ASSERT_EQ(ct.size(), l == 0 ? 1u : 2u) << "level " << l;
-    EXPECT_EQ(ct[0].Get("type")->as_string(), "scale");
+    EXPECT_EQ(ct[0].at("type").get<std::string>(), "scale");
     const double f = 1 << l;
-    EXPECT_EQ(Numbers(*ct[0].Get("scale")), (std::vector<double>{v[0] * f, v[1] * f, v[2] * f}));
+    EXPECT_EQ(Numbers(ct[0].at("scale")), (std::vector<double>{v[0] * f, v[1] * f, v[2] * f}));
     if (l > 0) {
       // Level-l voxel 0 covers level-0 voxels 0..2^l-1; its centre is at (2^l-1)/2.
-      EXPECT_EQ(ct[1].Get("type")->as_string(), "translation");
-      EXPECT_EQ(Numbers(*ct[1].Get("translation")),
+      EXPECT_EQ(ct[1].at("type").get<std::string>(), "translation");
+      EXPECT_EQ(Numbers(ct[1].at("translation")),
                 (std::vector<double>{v[0] * (f - 1) / 2, v[1] * (f - 1) / 2, v[2] * (f - 1) / 2}));
     }
   }
   // Spelled out for level 3: scale 8 voxels, centre 3.5 voxels.
-  EXPECT_EQ(Numbers(*ds[3].Get("coordinateTransformations")->as_array()[0].Get("scale")),
+  EXPECT_EQ(Numbers((ds[3].at("coordinateTransformations"))[0].at("scale")),
             (std::vector<double>{16.0, 4.0, 2.0}));
-  EXPECT_EQ(Numbers(*ds[3].Get("coordinateTransformations")->as_array()[1].Get("translation")),
+  EXPECT_EQ(Numbers((ds[3].at("coordinateTransformations"))[1].at("translation")),
             (std::vector<double>{7.0, 1.75, 0.875}));
   EXPECT_TRUE(CheckGroupJson(Pyramid(4).GroupJson("brain"), "g").ok());
 }
@@ -391,35 +391,35 @@ TEST(MultiscalesTest, FourLevelsAreStrictlyValidWithScaleAndVoxelCentreTranslati
 TEST(MultiscalesTest, ModePyramidNamesItsDownsamplingType) {
   VolumeMeta m = Pyramid(3);
   m.downsample_method = "mode";
-  const Json doc = ParseJson(m.GroupJson("labels"));
+  const Json doc = MustParse(m.GroupJson("labels"));
   EXPECT_TRUE(OmeValidator(true).Check(doc).empty()) << Join(OmeValidator(true).Check(doc));
-  EXPECT_EQ(Multiscale(doc).Get("type")->as_string(), "mode");
+  EXPECT_EQ(Multiscale(doc).at("type").get<std::string>(), "mode");
 }
 
 TEST(MultiscalesTest, ManyLevelsWithoutUnitStayValid) {
   VolumeMeta m = SampleMeta();
   m.num_levels = kMaxLevels;
-  const Json doc = ParseJson(m.GroupJson("big"));
+  const Json doc = MustParse(m.GroupJson("big"));
   EXPECT_TRUE(OmeValidator(true).Check(doc).empty()) << Join(OmeValidator(true).Check(doc));
-  EXPECT_EQ(Multiscale(doc).Get("datasets")->as_array().size(), size_t{kMaxLevels});
-  EXPECT_EQ(Multiscale(doc).Get("axes")->as_array()[0].Get("unit"), nullptr);
+  EXPECT_EQ((Multiscale(doc).at("datasets")).size(), size_t{kMaxLevels});
+  EXPECT_EQ(JsonField((Multiscale(doc).at("axes"))[0], "unit"), nullptr);
 }
 
 // The arrays the group lists: dimension_names match the axes, shapes halve.
 TEST(MultiscalesTest, LevelArraysMatchTheGroup) {
   const VolumeMeta m = Pyramid(4);
-  const Json group = ParseJson(m.GroupJson("brain"));
+  const Json group = MustParse(m.GroupJson("brain"));
   const Json& ms = Multiscale(group);
   std::vector<std::string> axis_names;
-  for (const Json& a : ms.Get("axes")->as_array()) axis_names.push_back(a.Get("name")->as_string());
-  for (const Json& d : ms.Get("datasets")->as_array()) {
-    const int l = std::stoi(d.Get("path")->as_string());
-    const Json arr = ParseJson(m.LevelMeta(l).ArrayJson());
+  for (const Json& a : (ms.at("axes"))) axis_names.push_back(a.at("name").get<std::string>());
+  for (const Json& d : (ms.at("datasets"))) {
+    const int l = std::stoi(d.at("path").get<std::string>());
+    const Json arr = MustParse(m.LevelMeta(l).ArrayJson());
     std::vector<std::string> dims;
-    for (const Json& n : arr.Get("dimension_names")->as_array()) dims.push_back(n.as_string());
+    for (const Json& n : (arr.at("dimension_names"))) dims.push_back(n.get<std::string>());
     EXPECT_EQ(dims, axis_names) << "level " << l;
     Shape3 shape;
-    for (int a = 0; a < 3; ++a) shape[a] = arr.Get("shape")->as_array()[a].as_uint();
+    for (int a = 0; a < 3; ++a) shape[a] = (arr.at("shape"))[a].get<uint64_t>();
     EXPECT_EQ(shape, LevelShape(m.geo.shape, l)) << "level " << l;
   }
 }
@@ -429,93 +429,93 @@ TEST(MultiscalesTest, LevelArraysMatchTheGroup) {
 // Applies `edit` to multiscales[0] of a valid 4-level document.
 template <typename F>
 std::vector<std::string> ProblemsAfter(F edit, bool strict = false) {
-  Json doc = ParseJson(Pyramid(4).GroupJson("brain"));
-  Json attrs = *doc.Get("attributes");
-  Json ome = *attrs.Get("ome");
-  Json ms = *ome.Get("multiscales");
-  edit(ms.as_array()[0], ome);
-  ome.Set("multiscales", ms);
-  attrs.Set("ome", ome);
-  doc.Set("attributes", attrs);
+  Json doc = MustParse(Pyramid(4).GroupJson("brain"));
+  Json attrs = doc.at("attributes");
+  Json ome = attrs.at("ome");
+  Json ms = ome.at("multiscales");
+  edit(ms[0], ome);
+  ome["multiscales"] = ms;
+  attrs["ome"] = ome;
+  doc["attributes"] = attrs;
   return OmeValidator(strict).Check(doc);
 }
 
 Json Transforms(Json& m, int level) {
-  Json ds = *m.Get("datasets");
-  return *ds.as_array()[level].Get("coordinateTransformations");
+  Json ds = m.at("datasets");
+  return ds[level].at("coordinateTransformations");
 }
 void SetTransforms(Json& m, int level, Json ct) {
-  Json ds = *m.Get("datasets");
-  ds.as_array()[level].Set("coordinateTransformations", std::move(ct));
-  m.Set("datasets", ds);
+  Json ds = m.at("datasets");
+  ds[level]["coordinateTransformations"] = std::move(ct);
+  m["datasets"] = ds;
 }
 
 TEST(MultiscalesTest, ValidatorRejectsBrokenDocuments) {
   auto expect_bad = [](const std::vector<std::string>& p, const char* what) {
     EXPECT_FALSE(p.empty()) << "accepted: " << what;
   };
-  expect_bad(ProblemsAfter([](Json&, Json& ome) { ome.Set("version", "0.4"); }), "version 0.4");
-  expect_bad(ProblemsAfter([](Json& m, Json&) { m.Set("version", "0.5"); }), "0.4-style version");
-  expect_bad(ProblemsAfter([](Json& m, Json&) { m.Set("datasets", Json::MakeArray()); }),
+  expect_bad(ProblemsAfter([](Json&, Json& ome) { ome["version"] = "0.4"; }), "version 0.4");
+  expect_bad(ProblemsAfter([](Json& m, Json&) { m["version"] = "0.5"; }), "0.4-style version");
+  expect_bad(ProblemsAfter([](Json& m, Json&) { m["datasets"] = Json::array(); }),
              "no datasets");
   expect_bad(ProblemsAfter([](Json& m, Json&) {
-               Json axes = *m.Get("axes");
-               axes.as_array()[1].Set("name", "z");
-               m.Set("axes", axes);
+               Json axes = m.at("axes");
+               axes[1]["name"] = "z";
+               m["axes"] = axes;
              }),
              "duplicate axis name");
   expect_bad(ProblemsAfter([](Json& m, Json&) {
-               Json axes = *m.Get("axes");
-               axes.as_array()[0] = Json::MakeObject().Set("name", "t").Set("type", "time");
-               axes.as_array()[2] = Json::MakeObject().Set("name", "c").Set("type", "channel");
-               m.Set("axes", axes);
+               Json axes = m.at("axes");
+               axes[0] = Json{{"name", "t"}, {"type", "time"}};
+               axes[2] = Json{{"name", "c"}, {"type", "channel"}};
+               m["axes"] = axes;
              }),
              "channel after space, one space axis");
   expect_bad(ProblemsAfter([](Json& m, Json&) {
-               Json axes = *m.Get("axes");
-               axes.as_array()[0].Set("unit", "microns");
-               m.Set("axes", axes);
+               Json axes = m.at("axes");
+               axes[0]["unit"] = "microns";
+               m["axes"] = axes;
              }),
              "unit not in UDUNITS-2");
   expect_bad(ProblemsAfter([](Json& m, Json&) {
                Json ct = Transforms(m, 1);
-               std::swap(ct.as_array()[0], ct.as_array()[1]);
+               std::swap(ct[0], ct[1]);
                SetTransforms(m, 1, ct);
              }),
              "translation before scale");
   expect_bad(ProblemsAfter([](Json& m, Json&) {
                Json ct = Transforms(m, 2);
-               ct.Push(ct.as_array()[0]);
+               ct.push_back(ct[0]);
                SetTransforms(m, 2, ct);
              }),
              "two scales");
   expect_bad(ProblemsAfter([](Json& m, Json&) {
                Json ct = Transforms(m, 2);
-               ct.as_array()[1].Set("translation", Json(Json::Array{Json(1.0), Json(2.0)}));
+               ct[1]["translation"] = Json::array({Json(1.0), Json(2.0)});
                SetTransforms(m, 2, ct);
              }),
              "translation of 2 numbers for 3 axes");
   expect_bad(ProblemsAfter([](Json& m, Json&) {
                Json ct = Transforms(m, 1);
-               ct.as_array()[1].Set("type", "rotation");
+               ct[1]["type"] = "rotation";
                SetTransforms(m, 1, ct);
              }),
              "rotation");
   expect_bad(ProblemsAfter([](Json& m, Json&) {
-               Json ds = *m.Get("datasets");
-               std::swap(ds.as_array()[0], ds.as_array()[3]);
-               m.Set("datasets", ds);
+               Json ds = m.at("datasets");
+               std::swap(ds[0], ds[3]);
+               m["datasets"] = ds;
              }),
              "levels from low to high resolution");
   expect_bad(ProblemsAfter([](Json& m, Json&) {
-               Json ds = *m.Get("datasets");
-               ds.as_array()[2].Set("path", "1");
-               m.Set("datasets", ds);
+               Json ds = m.at("datasets");
+               ds[2]["path"] = "1";
+               m["datasets"] = ds;
              }),
              "repeated path");
-  expect_bad(ProblemsAfter([](Json& m, Json&) { m.Set("metadata", "x"); }, true),
+  expect_bad(ProblemsAfter([](Json& m, Json&) { m["metadata"] = "x"; }, true),
              "metadata not an object");
-  expect_bad(ProblemsAfter([](Json& m, Json&) { m.Set("type", Json(3)); }), "type not a string");
+  expect_bad(ProblemsAfter([](Json& m, Json&) { m["type"] = Json(3); }), "type not a string");
   // And the untouched document passes both ways.
   EXPECT_TRUE(ProblemsAfter([](Json&, Json&) {}, true).empty());
 }
@@ -555,19 +555,19 @@ TEST(MultiscalesTest, LevelMetaHalvesTheShapeAndKeepsTheLayout) {
   EXPECT_EQ(l2.geo.dtype, m.geo.dtype);
   EXPECT_EQ(l2.zstd_level, m.zstd_level);
 
-  const Json doc = ParseJson(l2.ArrayJson());
-  const Json& b = *doc.Get("attributes")->Get("brickfs");
-  EXPECT_EQ(b.Get("level")->as_uint(), 2u);
+  const Json doc = MustParse(l2.ArrayJson());
+  const Json& b = doc.at("attributes").at("brickfs");
+  EXPECT_EQ(b.at("level").get<uint64_t>(), 2u);
   // The pyramid settings live in the level-0 array only.
   for (const char* k : {"num_levels", "voxel_size", "unit", "downsample_method"}) {
-    EXPECT_EQ(b.Get(k), nullptr) << k;
+    EXPECT_EQ(JsonField(b, k), nullptr) << k;
   }
   // Same codecs as level 0: only the shape and attributes.brickfs differ.
-  Json level0 = ParseJson(m.ArrayJson());
+  Json level0 = MustParse(m.ArrayJson());
   Json same = doc;
-  same.Set("shape", *level0.Get("shape"));
-  same.Set("attributes", *level0.Get("attributes"));
-  EXPECT_EQ(same.Dump(), level0.Dump());
+  same["shape"] = level0.at("shape");
+  same["attributes"] = level0.at("attributes");
+  EXPECT_EQ(DumpJson(same), DumpJson(level0));
 
   auto back = VolumeMeta::FromArrayJson(l2.ArrayJson(), "STORE/2/zarr.json");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -619,9 +619,8 @@ TEST(MultiscalesTest, PyramidSettingsRoundTripThroughTheLevelZeroArray) {
 TEST(MultiscalesTest, DefaultSettingsAreNotWrittenAndAnyOtherWritesThemAll) {
   auto keys = [](const VolumeMeta& m) {
     std::vector<std::string> k;
-    const Json doc = ParseJson(m.ArrayJson());
-    for (const auto& [key, v] : doc.Get("attributes")->Get("brickfs")->as_object())
-      k.push_back(key);
+    const Json doc = MustParse(m.ArrayJson());
+    for (const auto& [key, v] : doc.at("attributes").at("brickfs").items()) k.push_back(key);
     return k;
   };
   const std::vector<std::string> base = {"format_version", "writer", "finalized", "fixed_shape",
@@ -647,13 +646,13 @@ TEST(MultiscalesTest, DefaultSettingsAreNotWrittenAndAnyOtherWritesThemAll) {
 }
 
 Result<VolumeMeta> WithBrickfsKey(const std::string& key, Json value) {
-  Json doc = ParseJson(Pyramid(4).ArrayJson());
-  Json attrs = *doc.Get("attributes");
-  Json b = *attrs.Get("brickfs");
-  b.Set(key, std::move(value));
-  attrs.Set("brickfs", b);
-  doc.Set("attributes", attrs);
-  return VolumeMeta::FromArrayJson(doc.Dump(2), "STORE/0/zarr.json");
+  Json doc = MustParse(Pyramid(4).ArrayJson());
+  Json attrs = doc.at("attributes");
+  Json b = attrs.at("brickfs");
+  b[key] = std::move(value);
+  attrs["brickfs"] = b;
+  doc["attributes"] = attrs;
+  return VolumeMeta::FromArrayJson(DumpJson(doc, 2), "STORE/0/zarr.json");
 }
 
 void ExpectRefused(const Result<VolumeMeta>& r, Status::Code code, const char* what) {
@@ -671,13 +670,13 @@ TEST(MultiscalesTest, RejectsBadPyramidSettings) {
   ExpectRefused(WithBrickfsKey("num_levels", Json(-1)), C::kCorruption, "num_levels -1");
   ExpectRefused(WithBrickfsKey("num_levels", Json("4")), C::kCorruption, "num_levels string");
   ExpectRefused(WithBrickfsKey("num_levels", Json(2.5)), C::kCorruption, "num_levels 2.5");
-  ExpectRefused(WithBrickfsKey("voxel_size", Json(Json::Array{Json(1.0), Json(2.0)})),
+  ExpectRefused(WithBrickfsKey("voxel_size", Json::array({Json(1.0), Json(2.0)})),
                 C::kCorruption, "voxel_size of 2");
-  ExpectRefused(WithBrickfsKey("voxel_size", Json(Json::Array{Json(1.0), Json(0.0), Json(1.0)})),
+  ExpectRefused(WithBrickfsKey("voxel_size", Json::array({Json(1.0), Json(0.0), Json(1.0)})),
                 C::kCorruption, "voxel_size 0");
-  ExpectRefused(WithBrickfsKey("voxel_size", Json(Json::Array{Json(1.0), Json(-1.0), Json(1.0)})),
+  ExpectRefused(WithBrickfsKey("voxel_size", Json::array({Json(1.0), Json(-1.0), Json(1.0)})),
                 C::kCorruption, "voxel_size negative");
-  ExpectRefused(WithBrickfsKey("voxel_size", Json(Json::Array{Json("1"), Json(1.0), Json(1.0)})),
+  ExpectRefused(WithBrickfsKey("voxel_size", Json::array({Json("1"), Json(1.0), Json(1.0)})),
                 C::kCorruption, "voxel_size string");
   ExpectRefused(WithBrickfsKey("voxel_size", Json(1.0)), C::kCorruption, "voxel_size scalar");
   ExpectRefused(WithBrickfsKey("unit", Json(5)), C::kCorruption, "unit number");

@@ -78,13 +78,13 @@ TEST_F(StoreTest, OpenWithCreateIfMissingMakesAnOmeZarrGroup) {
   EXPECT_TRUE(IsDir(path_ + "/.brickfs"));
   std::string group = ReadAll(path_ + "/zarr.json");
   EXPECT_TRUE(CheckGroupJson(group, "g").ok()) << group;
-  auto doc = Json::Parse(group);
+  auto doc = ParseJson(group);
   ASSERT_TRUE(doc.ok());
-  const Json* ome = doc->Get("attributes")->Get("ome");
+  const Json* ome = JsonField(doc->at("attributes"), "ome");
   ASSERT_NE(ome, nullptr);
-  EXPECT_EQ(ome->Get("version")->as_string(), "0.5");
+  EXPECT_EQ(ome->at("version").get<std::string>(), "0.5");
   // The group is named after the store without its .zarr suffix.
-  EXPECT_EQ(ome->Get("multiscales")->as_array()[0].Get("name")->as_string(), "brain");
+  EXPECT_EQ((ome->at("multiscales"))[0].at("name").get<std::string>(), "brain");
 }
 
 TEST_F(StoreTest, OpenMissingWithoutCreateIsNotFound) {

@@ -156,7 +156,7 @@ uint64_t Planes(const Source& s, Axis axis) {
 }
 
 Json ParseStatus(const Volume& v) {
-  auto j = Json::Parse(v.StatusJson());
+  auto j = ParseJson(v.StatusJson());
   EXPECT_TRUE(j.ok()) << j.status().ToString();
   return j.ok() ? *j : Json();
 }
@@ -265,14 +265,14 @@ TEST_F(VolumeTest, ShuffledIngestReadsBackAlongEveryAxisBeforeAndAfterFinalizeAn
     ASSERT_TRUE(v->Finalize().ok()) << "Finalize is idempotent";
 
     Json st = ParseStatus(*v);
-    EXPECT_TRUE(st.Get("finalized")->as_bool());
-    EXPECT_EQ(st.Get("slices")->Get("present")->as_uint(), kZ);
-    EXPECT_TRUE(st.Get("slices")->Get("missing")->as_array().empty());
-    EXPECT_EQ(st.Get("errors_total")->as_uint(), 0u);
-    EXPECT_EQ(st.Get("slabs")->Get("flushed")->as_uint(), 4u);
-    EXPECT_EQ(st.Get("slabs")->Get("spooled_total")->as_uint(), 0u);
-    EXPECT_EQ(st.Get("shape")->Dump(), "[13,19,23]");
-    EXPECT_EQ(st.Get("dtype")->as_string(), "uint16");
+    EXPECT_TRUE(st.at("finalized").get<bool>());
+    EXPECT_EQ(st.at("slices").at("present").get<uint64_t>(), kZ);
+    EXPECT_TRUE((st.at("slices").at("missing")).empty());
+    EXPECT_EQ(st.at("errors_total").get<uint64_t>(), 0u);
+    EXPECT_EQ(st.at("slabs").at("flushed").get<uint64_t>(), 4u);
+    EXPECT_EQ(st.at("slabs").at("spooled_total").get<uint64_t>(), 0u);
+    EXPECT_EQ(DumpJson(st.at("shape")), "[13,19,23]");
+    EXPECT_EQ(st.at("dtype").get<std::string>(), "uint16");
   }
 
   // Store metadata: finalized, every slice present.
@@ -327,12 +327,12 @@ TEST_F(VolumeTest, BytesWrittenEqualBytesOnDiskAndShardsAreValid) {
   for (uint64_t z : Shuffled(kZ, 2)) Ingest(v.get(), src, z);
   ASSERT_TRUE(v->Finalize().ok());
   Json st = ParseStatus(*v);
-  const uint64_t written = st.Get("bytes")->Get("written")->as_uint();
-  const uint64_t compressed = st.Get("bytes")->Get("compressed")->as_uint();
+  const uint64_t written = st.at("bytes").at("written").get<uint64_t>();
+  const uint64_t compressed = st.at("bytes").at("compressed").get<uint64_t>();
   EXPECT_GT(compressed, 0u);
   EXPECT_GE(written, compressed);
-  EXPECT_EQ(st.Get("blocks")->Get("written")->as_uint(), 36u);
-  EXPECT_EQ(st.Get("bytes")->Get("raw_flushed")->as_uint(), 36u * 512);
+  EXPECT_EQ(st.at("blocks").at("written").get<uint64_t>(), 36u);
+  EXPECT_EQ(st.at("bytes").at("raw_flushed").get<uint64_t>(), 36u * 512);
 
   ShardStore shards(store_path_ + "/0", *v->geometry(), true);
   auto usage = shards.ScanUsage(v->geometry()->brick_grid());
@@ -519,10 +519,10 @@ TEST_F(VolumeTest, BadTiffIsInvalidArgumentAndNothingStoredChanges) {
   ExpectVolumeEquals(v.get(), expect, "after bad slices");
 
   Json st = ParseStatus(*v);
-  EXPECT_GE(st.Get("errors_total")->as_uint(), 10u);  // 1 + 2 + 2*3 + 1
-  const auto& errors = st.Get("errors")->as_array();
+  EXPECT_GE(st.at("errors_total").get<uint64_t>(), 10u);  // 1 + 2 + 2*3 + 1
+  const auto& errors = st.at("errors");
   ASSERT_FALSE(errors.empty());
-  EXPECT_EQ(errors.front().Get("file")->as_string(), "img_0002.tif");
+  EXPECT_EQ(errors.front().at("file").get<std::string>(), "img_0002.tif");
 }
 
 TEST_F(VolumeTest, FailedDecodeOverCommittedSliceDoesNotRewriteItsSlab) {
@@ -541,7 +541,7 @@ TEST_F(VolumeTest, FailedDecodeOverCommittedSliceDoesNotRewriteItsSlab) {
   Status s = v->IngestSlice(SliceName(1), 1, garbled.data(), garbled.size());
   ASSERT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
   Json st = ParseStatus(*v);
-  EXPECT_EQ(st.Get("slabs")->Get("buffered")->as_uint(), 0u)
+  EXPECT_EQ(st.at("slabs").at("buffered").get<uint64_t>(), 0u)
       << "the committed slab stayed loaded after a failed slice";
   ASSERT_TRUE(v->Finalize().ok());
   EXPECT_EQ(ReadFileBytes(shard).size(), before.size())
@@ -606,8 +606,8 @@ TEST_F(VolumeTest, RewritingASliceOfACommittedSlabReplacesOnlyThatSlice) {
     ASSERT_TRUE(v->Finalize().ok());
     ExpectVolumeEquals(v.get(), src, "second rewrite");
     Json st = ParseStatus(*v);
-    EXPECT_EQ(st.Get("slices")->Get("present")->as_uint(), 8u);
-    EXPECT_EQ(st.Get("errors_total")->as_uint(), 0u);
+    EXPECT_EQ(st.at("slices").at("present").get<uint64_t>(), 8u);
+    EXPECT_EQ(st.at("errors_total").get<uint64_t>(), 0u);
   }
   auto v = Open(Options());
   ASSERT_NE(v, nullptr);
@@ -679,13 +679,13 @@ TEST_F(VolumeTest, OneSlabBudgetWithRoundRobinSlicesSpoolsAndStaysCorrect) {
       }
       ExpectVolumeEquals(v.get(), partial, "while spooled");
       Json st = ParseStatus(*v);
-      EXPECT_GE(st.Get("slabs")->Get("spooled")->as_uint(), 1u);
-      EXPECT_LE(st.Get("memory")->Get("used")->as_uint(), kSlabBytes);
+      EXPECT_GE(st.at("slabs").at("spooled").get<uint64_t>(), 1u);
+      EXPECT_LE(st.at("memory").at("used").get<uint64_t>(), kSlabBytes);
     }
   }
   Json st = ParseStatus(*v);
-  EXPECT_GT(st.Get("slabs")->Get("spooled_total")->as_uint(), 0u);
-  EXPECT_LE(st.Get("memory")->Get("peak")->as_uint(), kSlabBytes);
+  EXPECT_GT(st.at("slabs").at("spooled_total").get<uint64_t>(), 0u);
+  EXPECT_LE(st.at("memory").at("peak").get<uint64_t>(), kSlabBytes);
   ExpectVolumeEquals(v.get(), src, "after spooling");
   ASSERT_TRUE(v->Finalize().ok());
   ExpectVolumeEquals(v.get(), src, "after finalize");
@@ -709,15 +709,15 @@ TEST_F(VolumeTest, RecordErrorKeepsTheStatusValidUtf8WithNamesSpelledOut) {
   const std::string text = v->StatusJson();
   EXPECT_TRUE(IsValidUtf8(text)) << text;
   Json st = ParseStatus(*v);
-  const auto& errors = st.Get("errors")->as_array();
+  const auto& errors = st.at("errors");
   ASSERT_EQ(errors.size(), 2u);
-  EXPECT_EQ(errors[0].Get("file")->as_string(), "scan_\\xff\\xfe\\n_3.tif");
-  EXPECT_EQ(errors[0].Get("message")->as_string(),
+  EXPECT_EQ(errors[0].at("file").get<std::string>(), "scan_\\xff\\xfe\\n_3.tif");
+  EXPECT_EQ(errors[0].at("message").get<std::string>(),
             "\"scan_\\xff\\xfe\\n_3.tif\" is not a TIFF \\x1b[31m");
-  EXPECT_EQ(errors[1].Get("file")->as_string(), "bad\\nname\\x1b_\\xc3_4.tif");
+  EXPECT_EQ(errors[1].at("file").get<std::string>(), "bad\\nname\\x1b_\\xc3_4.tif");
   for (const auto& e : errors) {
     for (const char* k : {"file", "message"}) {
-      for (unsigned char c : e.Get(k)->as_string()) EXPECT_GE(c, 0x20) << k;
+      for (unsigned char c : e.at(k).get<std::string>()) EXPECT_GE(c, 0x20) << k;
     }
   }
 }
@@ -793,8 +793,8 @@ TEST_F(VolumeTest, MissingSlicesReadAsFillAndAreReported) {
     }
     ASSERT_TRUE(v->Finalize().ok());
     Json st = ParseStatus(*v);
-    EXPECT_EQ(st.Get("slices")->Get("missing")->Dump(), "[[5,6]]");
-    EXPECT_EQ(st.Get("slices")->Get("present")->as_uint(), kZ - 2);
+    EXPECT_EQ(DumpJson(st.at("slices").at("missing")), "[[5,6]]");
+    EXPECT_EQ(st.at("slices").at("present").get<uint64_t>(), kZ - 2);
   }
   std::fill(src.slices[5].begin(), src.slices[5].end(), 0);
   std::fill(src.slices[6].begin(), src.slices[6].end(), 0);
@@ -838,10 +838,10 @@ TEST_F(VolumeTest, FixedShapeVolumeFlushesItsShortLastSlabWithoutFinalize) {
   do {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     st = ParseStatus(*v);
-  } while (st.Get("slabs")->Get("flushed")->as_uint() < 4 &&
+  } while (st.at("slabs").at("flushed").get<uint64_t>() < 4 &&
            std::chrono::steady_clock::now() < deadline);
-  EXPECT_EQ(st.Get("slabs")->Get("flushed")->as_uint(), 4u);
-  EXPECT_EQ(st.Get("slices")->Get("expected")->as_uint(), kZ);
+  EXPECT_EQ(st.at("slabs").at("flushed").get<uint64_t>(), 4u);
+  EXPECT_EQ(st.at("slices").at("expected").get<uint64_t>(), kZ);
   ExpectVolumeEquals(v.get(), src, "fixed shape");
   ASSERT_TRUE(v->Finalize().ok());
 }
@@ -948,7 +948,7 @@ TEST_F(VolumeTest, YzReadsCacheDecodedBlocksNaturalAndTransposeThemOnTheirSecond
   }
   auto v = Open(Options(), /*read_only=*/true);
   ASSERT_NE(v, nullptr);
-  auto cache_used = [&] { return ParseStatus(*v).Get("memory")->Get("cache_used")->as_uint(); };
+  auto cache_used = [&] { return ParseStatus(*v).at("memory").at("cache_used").get<uint64_t>(); };
   auto read_x = [&](uint64_t x) {
     const Bytes want = ExpectedPlane(src, Axis::kX, x);
     Bytes got(want.size(), 0xEE);
@@ -1234,7 +1234,7 @@ TEST_F(VolumeTest, ALevelRemovedAtFinalizeIsBuiltAgainWhenTheVolumeGrows) {
   for (uint64_t z = 8; z < 16; ++z) Ingest(v.get(), src, z);  // two bricks: level 1 again
   Status s = v->Finalize();
   EXPECT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(ParseStatus(*v).Get("errors_total")->as_uint(), 0u) << v->StatusJson();
+  EXPECT_EQ(ParseStatus(*v).at("errors_total").get<uint64_t>(), 0u) << v->StatusJson();
   EXPECT_TRUE(Exists(store_path_ + "/1/c/0/0/0"));
 }
 
