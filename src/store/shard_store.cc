@@ -1,10 +1,5 @@
 #include "store/shard_store.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -13,25 +8,48 @@
 #include "codec/block_codec.h"
 #include "common/bytes.h"
 #include "common/crc32c.h"
-#include "common/file_util.h"
-#include "common/scope_guard.h"
+#include "store/local_storage.h"
 
 namespace brickfs {
 
-ShardStore::ShardStore(std::string dir, const Geometry& geo, bool read_only)
-    : dir_(std::move(dir)),
+ShardStore::ShardStore(std::shared_ptr<Storage> storage, std::string array_key,
+                       const Geometry& geo, bool read_only)
+    : storage_(std::move(storage)),
+      array_key_(std::move(array_key)),
       geo_(geo),
-      read_only_(read_only),
+      read_only_(read_only || storage_->read_only()),
       max_block_nbytes_(BlockCodec::MaxEncodedSize(geo.block_bytes())) {}
 
-std::string ShardStore::BrickPath(const Shape3& b) const { return dir_ + "/" + BrickRel(b); }
+ShardStore::ShardStore(std::string dir, const Geometry& geo, bool read_only)
+    : ShardStore(std::make_shared<LocalStorage>(std::move(dir), read_only), "", geo, read_only) {}
 
-std::string ShardStore::BrickDirRel(const Shape3& b) {
-  return "c/" + std::to_string(b[0]) + "/" + std::to_string(b[1]);
+std::string ShardStore::BrickKey(const Shape3& b) const {
+  return JoinKey(array_key_, "c/" + std::to_string(b[0]) + "/" + std::to_string(b[1]) + "/" +
+                                 std::to_string(b[2]));
 }
 
-std::string ShardStore::BrickRel(const Shape3& b) {
-  return BrickDirRel(b) + "/" + std::to_string(b[2]);
+std::string ShardStore::BrickPath(const Shape3& b) const { return storage_->Locate(BrickKey(b)); }
+
+Status ShardStore::CutTo(const Shape3& brick, uint64_t length) {
+  if (read_only_) return Status::Unsupported("store is mounted read-only");
+  if (length == 0) return storage_->Remove(BrickKey(brick));
+  return storage_->Truncate(BrickKey(brick), length);
+}
+
+Status ShardStore::RemoveLeftover(const Shape3& brick) {
+  if (read_only_) return Status::Unsupported("store is mounted read-only");
+  return storage_->Remove(BrickKey(brick) + ".tmp");
+}
+
+Result<std::optional<uint64_t>> ShardStore::StoredSize(const Shape3& brick) const {
+  BRICKFS_ASSIGN_OR_RETURN(const uint64_t identity, storage_->Identity(BrickKey(brick)));
+  if (identity == 0) return std::optional<uint64_t>();
+  auto size = storage_->Size(BrickKey(brick));
+  if (!size.ok() && size.status().code() == Status::Code::kNotFound) {
+    return std::optional<uint64_t>();
+  }
+  BRICKFS_RETURN_IF_ERROR(size.status());
+  return std::optional<uint64_t>(*size);
 }
 
 ShardStore::BrickState* ShardStore::State(const Shape3& brick) {
@@ -53,20 +71,15 @@ Result<ShardIndex> ShardStore::ReadIndex(const Shape3& brick, std::optional<uint
                                          uint64_t* file_size) const {
   const uint64_t n = geo_.blocks_in_brick();
   *file_size = 0;
-  std::string path = BrickPath(brick);
-  auto opened = OpenFileBeneath(dir_, BrickRel(brick), O_RDONLY);
-  if (!opened.ok()) {
+  const std::string path = BrickPath(brick);
+  const uint64_t index_size = ShardIndex::EncodedSize(n);
+  auto tail = storage_->ReadTail(BrickKey(brick), index_size, length ? *length : UINT64_MAX);
+  if (!tail.ok()) {
     // No file (or no directory yet, or no array directory): no block written.
-    if (opened.status().err() == ENOENT) return ShardIndex(n);
-    return opened.status();
+    if (tail.status().code() == Status::Code::kNotFound) return ShardIndex(n);
+    return tail.status();
   }
-  const int fd = *opened;
-  ScopeGuard close_fd([fd] { ::close(fd); });
-  struct stat sb;
-  if (::fstat(fd, &sb) != 0) return Status::IOError("stat " + path, errno);
-  uint64_t size = static_cast<uint64_t>(sb.st_size);
-  if (length && *length < size) size = *length;
-  uint64_t index_size = ShardIndex::EncodedSize(n);
+  const uint64_t size = tail->size;
   // Size 0: created by an append that never happened (a crash): holds no
   // block. Recovery and fsck --repair remove such files.
   if (size == 0) return ShardIndex(n);
@@ -75,30 +88,13 @@ Result<ShardIndex> ShardStore::ReadIndex(const Shape3& brick, std::optional<uint
                               " bytes, smaller than its " + std::to_string(index_size) +
                               "-byte index");
   }
-  std::string buf(index_size, '\0');
-  BRICKFS_RETURN_IF_ERROR(PreadAll(fd, buf.data(), index_size, size - index_size, path));
+  const std::string& buf = tail->bytes;
   BRICKFS_ASSIGN_OR_RETURN(
       ShardIndex index,
       ShardIndex::Decode(reinterpret_cast<const uint8_t*>(buf.data()), index_size, n,
                          size - index_size, max_block_nbytes_, path));
   *file_size = size;
   return index;
-}
-
-Status ShardStore::MakeBrickDir(const Shape3& brick) {
-  const std::string parent = dir_ + "/" + BrickDirRel(brick);
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    if (made_dirs_.count(parent)) return Status::Ok();
-  }
-  // The array directory itself (STORE/L) may not exist yet; below it no
-  // directory is created or entered through a symlink.
-  BRICKFS_RETURN_IF_ERROR(MakeDirs(dir_));
-  BRICKFS_RETURN_IF_ERROR(MakeDirsBeneath(dir_, BrickDirRel(brick)));
-  std::lock_guard<std::mutex> g(mu_);
-  made_dirs_.insert(parent);
-  unsynced_dirs_.insert(parent);
-  return Status::Ok();
 }
 
 Result<std::shared_ptr<const ShardIndex>> ShardStore::GetIndex(const Shape3& brick) {
@@ -115,9 +111,6 @@ Status ShardStore::Append(const Shape3& brick, const std::vector<EncodedBlock>& 
   std::lock_guard<std::mutex> lock(st->mu);
   BRICKFS_RETURN_IF_ERROR(LoadLocked(brick, st));
 
-  std::string path = BrickPath(brick);
-  BRICKFS_RETURN_IF_ERROR(MakeBrickDir(brick));
-
   auto index = std::make_shared<ShardIndex>(*st->index);
   std::string buf;
   size_t total = ShardIndex::EncodedSize(index->size());
@@ -133,18 +126,9 @@ Status ShardStore::Append(const Shape3& brick, const std::vector<EncodedBlock>& 
   uint64_t block_bytes = buf.size();
   index->EncodeTo(&buf);
 
-  BRICKFS_ASSIGN_OR_RETURN(const int fd,
-                           OpenFileBeneath(dir_, BrickRel(brick), O_WRONLY | O_CREAT));
-  Status s = PwriteAll(fd, buf.data(), buf.size(), offset, path);
-  if (!s.ok()) {
-    // Leave the file as it was: a valid shard ending with the old index.
-    if (::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
-      s = s.WithContext("and truncating back failed too");
-    }
-    ::close(fd);
-    return s;
-  }
-  ::close(fd);
+  // On failure the file is cut back to `offset`: a valid shard ending with
+  // the old index.
+  BRICKFS_RETURN_IF_ERROR(storage_->WriteAt(BrickKey(brick), offset, buf));
   st->file_size = offset + buf.size();
   st->index = std::move(index);
   if (stats) {
@@ -163,9 +147,9 @@ std::optional<uint64_t> ShardStore::RecoveredLength(const BrickId& id,
   const std::optional<uint64_t> len = js.RecoveredLength(id);
   auto r = js.replaced.find(id);
   if (!len || r == js.replaced.end()) return len;
-  const std::string path = BrickPath(id.brick);
-  struct stat sb;
-  const bool exists = ::lstat(path.c_str(), &sb) == 0 && S_ISREG(sb.st_mode);
+  auto identity = storage_->Identity(BrickKey(id.brick));
+  const uint64_t ino = identity.ok() ? *identity : 0;
+  const bool exists = ino != 0;
   bool is_new;
   if (r->second.length == 0) {
     is_new = !exists;  // replaced by nothing: the unlink happened
@@ -178,7 +162,7 @@ std::optional<uint64_t> ShardStore::RecoveredLength(const BrickId& id,
     // the path holds it only if the rename happened. (Content cannot tell:
     // a shard is a chain of crc32c-terminated parts, whose crc32c, and any
     // crc of it, is the same for every such file of those lengths.)
-    is_new = static_cast<uint64_t>(sb.st_ino) == *r->second.inode;
+    is_new = ino == *r->second.inode;
   }
   if (is_new) return len;
   return r->second.before;
@@ -196,28 +180,11 @@ Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>&
   BrickState* st = State(brick);
   std::lock_guard<std::mutex> lock(st->mu);
   BRICKFS_RETURN_IF_ERROR(LoadLocked(brick, st));
-  const std::string path = BrickPath(brick);
-  const std::string name = std::to_string(brick[2]), tmp_name = name + ".tmp";
   auto index = std::make_shared<ShardIndex>(geo_.blocks_in_brick());
-  // Everything below happens in the brick's directory, opened without
-  // following links: a link planted in the store sends nothing elsewhere.
-  if (!blocks.empty()) BRICKFS_RETURN_IF_ERROR(MakeBrickDir(brick));
-  auto opened_dir = OpenDirBeneath(dir_, BrickDirRel(brick));
-  if (!opened_dir.ok() && !(blocks.empty() && opened_dir.status().err() == ENOENT)) {
-    return opened_dir.status();
-  }
-  const int dir_fd = opened_dir.ok() ? *opened_dir : -1;
-  ScopeGuard close_dir([dir_fd] {
-    if (dir_fd >= 0) ::close(dir_fd);
-  });
+  const std::string key = BrickKey(brick);
   if (blocks.empty()) {
     BRICKFS_RETURN_IF_ERROR(before_rename(0, 0));  // removal: no new file
-    if (dir_fd >= 0 && ::unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
-      return Status::IOError("remove " + path, errno);
-    }
-    if (dir_fd >= 0 && st->file_size > 0 && ::fsync(dir_fd) != 0) {
-      return Status::IOError("fsync the directory of " + path, errno);
-    }
+    BRICKFS_RETURN_IF_ERROR(storage_->Remove(key));
     st->file_size = 0;
     st->index = std::move(index);
     return Status::Ok();
@@ -229,32 +196,8 @@ Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>&
   }
   const uint64_t block_bytes = buf.size();
   index->EncodeTo(&buf);
-  const std::string tmp = path + ".tmp";
-  // A temporary file left by a crash, or planted: remove the name, create
-  // afresh (O_EXCL).
-  if (::unlinkat(dir_fd, tmp_name.c_str(), 0) != 0 && errno != ENOENT) {
-    return Status::IOError("remove " + tmp, errno);
-  }
-  BRICKFS_ASSIGN_OR_RETURN(const int fd,
-                           OpenFileAt(dir_fd, tmp_name, tmp, O_WRONLY | O_CREAT | O_EXCL));
-  Status s = PwriteAll(fd, buf.data(), buf.size(), 0, tmp);
-  if (s.ok() && ::fsync(fd) != 0) s = Status::IOError("fsync " + tmp, errno);
-  // The new file's inode, for the journal: a replacement whose rename never
-  // happened is told apart by it.
-  uint64_t tmp_ino = 0;
-  struct stat tmp_st;
-  if (s.ok() && ::fstat(fd, &tmp_st) != 0) s = Status::IOError("stat " + tmp, errno);
-  if (s.ok()) tmp_ino = static_cast<uint64_t>(tmp_st.st_ino);
-  ::close(fd);
-  if (s.ok()) s = before_rename(buf.size(), tmp_ino);
-  if (s.ok() && ::renameat(dir_fd, tmp_name.c_str(), dir_fd, name.c_str()) != 0) {
-    s = Status::IOError("rename " + tmp, errno);
-  }
-  if (!s.ok()) {
-    ::unlinkat(dir_fd, tmp_name.c_str(), 0);
-    return s;
-  }
-  if (::fsync(dir_fd) != 0) return Status::IOError("fsync the directory of " + path, errno);
+  BRICKFS_RETURN_IF_ERROR(storage_->Replace(
+      key, buf, [&](uint64_t identity) { return before_rename(buf.size(), identity); }));
   st->file_size = buf.size();
   st->index = std::move(index);
   {
@@ -317,14 +260,10 @@ Status ShardStore::PlanReads(const Shape3& brick, const std::vector<uint64_t>& i
 void ShardStore::Prefetch(const Shape3& brick, const std::vector<uint64_t>& indices) {
   ReadPlan plan;
   if (!PlanReads(brick, indices, &plan).ok() || plan.runs.empty()) return;
-  auto opened = OpenFileBeneath(dir_, BrickRel(brick), O_RDONLY);
-  if (!opened.ok()) return;
-  const int fd = *opened;
-  for (const auto& run : plan.runs) {
-    ::posix_fadvise(fd, static_cast<off_t>(run.begin), static_cast<off_t>(run.end - run.begin),
-                    POSIX_FADV_WILLNEED);
-  }
-  ::close(fd);
+  std::vector<Storage::Range> ranges;
+  ranges.reserve(plan.runs.size());
+  for (const auto& run : plan.runs) ranges.push_back({run.begin, run.end - run.begin});
+  storage_->Prefetch(BrickKey(brick), ranges);
 }
 
 Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& indices,
@@ -332,29 +271,25 @@ Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& 
   ReadPlan plan;
   BRICKFS_RETURN_IF_ERROR(PlanReads(brick, indices, &plan));
   if (plan.runs.empty()) return Status::Ok();
-  std::string path = BrickPath(brick);
-  BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenFileBeneath(dir_, BrickRel(brick), O_RDONLY));
-  ScopeGuard close_fd([fd] { ::close(fd); });
-  // Exactly the runs asked for: the kernel's readahead (up to the device's
-  // read_ahead_kb past each) would read neighbouring blocks nobody wants.
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
-  // Reused by this thread's reads: a fresh buffer per run would fault in
-  // fresh pages every time.
-  thread_local std::string bytes;
-  ScopeGuard trim([] {
-    if (bytes.capacity() > (8u << 20)) std::string().swap(bytes);
-  });
-  for (const auto& run : plan.runs) {
-    bytes.resize(run.end - run.begin);
-    BRICKFS_RETURN_IF_ERROR(PreadAll(fd, bytes.data(), bytes.size(), run.begin, path));
-    for (size_t k = run.first; k < run.last; ++k) {
-      const size_t i = plan.order[k];
-      const BlockLocation& loc = plan.index->at(indices[i]);
-      BRICKFS_RETURN_IF_ERROR(
-          visit(i, std::string_view(bytes).substr(loc.offset - run.begin, loc.nbytes)));
-    }
+  std::vector<Storage::Range> ranges;
+  ranges.reserve(plan.runs.size());
+  for (const auto& run : plan.runs) ranges.push_back({run.begin, run.end - run.begin});
+  Status s = storage_->ReadRanges(
+      BrickKey(brick), ranges, [&](size_t r, std::string_view bytes) -> Status {
+        const auto& run = plan.runs[r];
+        for (size_t k = run.first; k < run.last; ++k) {
+          const size_t i = plan.order[k];
+          const BlockLocation& loc = plan.index->at(indices[i]);
+          BRICKFS_RETURN_IF_ERROR(visit(i, bytes.substr(loc.offset - run.begin, loc.nbytes)));
+        }
+        return Status::Ok();
+      });
+  // The index said these blocks exist: a file gone meanwhile is damage.
+  if (s.code() == Status::Code::kNotFound) {
+    return Status::Corruption(BrickPath(brick) + ": the shard disappeared while its blocks " +
+                              "were being read");
   }
-  return Status::Ok();
+  return s;
 }
 
 Status ShardStore::ReadBlocks(const Shape3& brick, const std::vector<uint64_t>& indices,
@@ -374,43 +309,10 @@ Result<uint64_t> ShardStore::FileSize(const Shape3& brick) {
 }
 
 Status ShardStore::SyncBricks(const std::vector<Shape3>& bricks, ThreadPool* io) {
-  std::set<std::string> dirs;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    dirs.swap(unsynced_dirs_);
-  }
-  std::vector<Status> errs(bricks.size());
-  auto sync_one = [&](size_t i) {
-    auto opened = OpenFileBeneath(dir_, BrickRel(bricks[i]), O_RDONLY);
-    if (!opened.ok()) {
-      errs[i] = opened.status();
-      return;
-    }
-    const int fd = *opened;
-    const std::string path = BrickPath(bricks[i]);
-    int rc = ::fdatasync(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) errs[i] = Status::IOError("fsync " + path, err);
-  };
-  if (io && bricks.size() > 1) {
-    io->ParallelFor(bricks.size(), sync_one);
-  } else {
-    for (size_t i = 0; i < bricks.size(); ++i) sync_one(i);
-  }
-  for (const Status& s : errs) BRICKFS_RETURN_IF_ERROR(s);
-  // New directories: each and its parents up to the array directory.
-  std::set<std::string> all;
-  for (std::string d : dirs) {
-    while (d.size() > dir_.size()) {
-      all.insert(d);
-      d = d.substr(0, d.find_last_of('/'));
-    }
-    all.insert(dir_);
-    all.insert(dir_.substr(0, dir_.find_last_of('/')));
-  }
-  for (const auto& d : all) BRICKFS_RETURN_IF_ERROR(SyncDir(d));
-  return Status::Ok();
+  std::vector<std::string> keys;
+  keys.reserve(bricks.size());
+  for (const Shape3& b : bricks) keys.push_back(BrickKey(b));
+  return storage_->Sync(keys, io);
 }
 
 Status ShardStore::SyncDirty() {
@@ -426,18 +328,16 @@ Status ShardStore::SyncDirty() {
 namespace {
 
 // The decimal entries of a directory (shard key components), sorted.
-std::vector<uint64_t> NumberedEntries(const std::string& dir) {
+std::vector<uint64_t> NumberedEntries(Storage& storage, const std::string& prefix) {
   std::vector<uint64_t> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* e = ::readdir(d)) {
-    const char* n = e->d_name;
-    if (!*n || std::strlen(n) > 19) continue;
+  auto names = storage.List(prefix);
+  if (!names.ok()) return out;
+  for (const std::string& n : *names) {
+    if (n.empty() || n.size() > 19) continue;
     bool digits = true;
-    for (const char* c = n; *c; ++c) digits = digits && *c >= '0' && *c <= '9';
-    if (digits) out.push_back(std::strtoull(n, nullptr, 10));
+    for (char c : n) digits = digits && c >= '0' && c <= '9';
+    if (digits) out.push_back(std::strtoull(n.c_str(), nullptr, 10));
   }
-  ::closedir(d);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -446,13 +346,13 @@ std::vector<uint64_t> NumberedEntries(const std::string& dir) {
 
 std::vector<Shape3> ShardStore::StoredBricks(const Shape3& brick_grid) const {
   std::vector<Shape3> out;
-  const std::string c = dir_ + "/c";
-  for (uint64_t z : NumberedEntries(c)) {
+  const std::string c = JoinKey(array_key_, "c");
+  for (uint64_t z : NumberedEntries(*storage_, c)) {
     if (z >= brick_grid[0]) continue;
     const std::string dz = c + "/" + std::to_string(z);
-    for (uint64_t y : NumberedEntries(dz)) {
+    for (uint64_t y : NumberedEntries(*storage_, dz)) {
       if (y >= brick_grid[1]) continue;
-      for (uint64_t x : NumberedEntries(dz + "/" + std::to_string(y))) {
+      for (uint64_t x : NumberedEntries(*storage_, dz + "/" + std::to_string(y))) {
         if (x < brick_grid[2]) out.push_back({z, y, x});
       }
     }

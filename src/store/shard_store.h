@@ -1,4 +1,6 @@
-// Shard files of one Zarr array (one pyramid level): STORE/L/c/KZ/KY/KX.
+// Shard files of one Zarr array (one pyramid level): STORE/L/c/KZ/KY/KX,
+// reached through a Storage (store/storage.h): local files, or a remote
+// store read over HTTP.
 //
 // Implements the append protocol (DESIGN.md §4): an append writes, at the
 // current end of the brick's file, the brick's new encoded blocks followed by
@@ -10,10 +12,12 @@
 // Indexes read from disk are validated (checksum, every entry inside the
 // file) before use.
 //
-// Shard files are opened below the array directory without following links
-// (OpenFileBeneath, common/file_util.h): a brick, or a directory of the
-// array, that someone replaced by a symlink is refused (InvalidArgument
-// naming it), never read or written through.
+// The bytes go through the storage only: reads of one brick are one batch
+// of ranges (ReadRanges, which a remote storage fetches in parallel), the
+// append is one positional write (WriteAt), a brick rewritten whole is a
+// Replace, durability is Sync. A LocalStorage opens shard files below the
+// store without following links: a brick, or a directory of the array,
+// that someone replaced by a symlink is refused, never used.
 //
 // Thread-safety: all methods are thread-safe. Appends to one brick are
 // serialized by that brick's mutex; appends to different bricks and reads run
@@ -38,6 +42,7 @@
 #include "common/thread_pool.h"
 #include "format/journal.h"
 #include "format/shard_index.h"
+#include "store/storage.h"
 
 namespace brickfs {
 
@@ -54,8 +59,13 @@ struct AppendStats {
 
 class ShardStore {
  public:
-  // `dir` is the array directory (STORE/0). The geometry's block/brick/dtype
-  // must not change for the life of the object; shape may grow.
+  // The array whose key prefix in `storage` is `array_key` ("0" for level
+  // 0 of a store; "" when the storage's root is the array directory). The
+  // geometry's block/brick/dtype must not change for the life of the
+  // object; shape may grow. Read-only when `read_only` or the storage is.
+  ShardStore(std::shared_ptr<Storage> storage, std::string array_key, const Geometry& geo,
+             bool read_only);
+  // The array in the local directory `dir` (STORE/L), through a LocalStorage.
   ShardStore(std::string dir, const Geometry& geo, bool read_only);
 
   // Appends `blocks` (distinct index positions) to brick `brick` and writes
@@ -141,6 +151,16 @@ class ShardStore {
   // nullopt: leave the file as it is.
   std::optional<uint64_t> RecoveredLength(const BrickId& id, const JournalState& js) const;
 
+  // Recovery (REQUIRES: !read_only): the brick's file cut to `length`
+  // (removed when 0), and a replacement's temporary file left by a crash
+  // (BRICK.tmp) removed. These bypass the cached index: call them before
+  // anything reads the brick through this object.
+  Status CutTo(const Shape3& brick, uint64_t length);
+  Status RemoveLeftover(const Shape3& brick);
+  // The brick's file size on disk (uncached); nullopt when it has no file
+  // (or something other than a regular file is there).
+  Result<std::optional<uint64_t>> StoredSize(const Shape3& brick) const;
+
   std::string BrickPath(const Shape3& brick) const;
   uint64_t max_block_nbytes() const { return max_block_nbytes_; }
 
@@ -152,11 +172,8 @@ class ShardStore {
     std::shared_ptr<const ShardIndex> index;
   };
   BrickState* State(const Shape3& brick);
-  // "c/KZ/KY" and "c/KZ/KY/KX": the brick's directory and file below dir_.
-  static std::string BrickDirRel(const Shape3& brick);
-  static std::string BrickRel(const Shape3& brick);
-  // Makes (once) the brick's directory, without following links.
-  Status MakeBrickDir(const Shape3& brick);
+  // The key of the brick's shard: ARRAY/c/KZ/KY/KX.
+  std::string BrickKey(const Shape3& brick) const;
   // The preads that read blocks `indices` of a brick: `order` holds the
   // positions in `indices` of the stored blocks, by file offset; a run reads
   // file bytes [begin, end) holding blocks order[first..last).
@@ -173,7 +190,8 @@ class ShardStore {
   // REQUIRES: st->mu held.
   Status LoadLocked(const Shape3& brick, BrickState* st);
 
-  const std::string dir_;
+  const std::shared_ptr<Storage> storage_;
+  const std::string array_key_;
   const Geometry geo_;
   const bool read_only_;
   const uint64_t max_block_nbytes_;
@@ -182,8 +200,6 @@ class ShardStore {
   std::map<Shape3, std::unique_ptr<BrickState>> bricks_;  // guarded by mu_
   std::set<Shape3> dirty_;                                // guarded by mu_
   std::set<Shape3> touched_;                              // guarded by mu_
-  std::set<std::string> made_dirs_;                       // guarded by mu_
-  std::set<std::string> unsynced_dirs_;                   // guarded by mu_
 };
 
 }  // namespace brickfs

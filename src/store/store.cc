@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "common/file_util.h"
+#include "store/local_storage.h"
 
 namespace brickfs {
 namespace {
@@ -73,44 +74,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path,
     return Status::InvalidArgument(path + " is not a directory");
   }
 
-  // The group: what makes a directory a brickfs store. When it is missing
-  // or not brickfs's but array 0 is intact, another tool rewrote (or lost)
-  // it, and fsck can rebuild it from the arrays' metadata.
-  std::string group_problem;  // "": a brickfs group
-  Status not_a_store;         // the error when there is no array 0 either
-  auto group = ReadFileToString(path + "/zarr.json", 1 << 20);
-  if (!group.ok()) {
-    if (group.status().code() != Status::Code::kNotFound) return group.status();
-    group_problem = "is missing";
-    not_a_store = Status::InvalidArgument(path + " is not a Zarr store (no zarr.json)");
-  } else {
-    Status zarr = CheckGroupJson(*group, path + "/zarr.json");
-    group_problem = BrickfsGroupProblem(*group);
-    if (!zarr.ok()) {
-      not_a_store = zarr;
-    } else if (!group_problem.empty()) {
-      not_a_store = Status::InvalidArgument(path + " is a Zarr group but not a brickfs store: its zarr.json " +
-                                            group_problem + " and it has no array 0/zarr.json");
-    }
-  }
-
-  auto array = ReadFileToString(path + "/0/zarr.json", 1 << 20);
-  if (array.ok()) {
-    auto meta = VolumeMeta::FromArrayJson(*array, path + "/0/zarr.json");
-    if (!meta.ok()) return group_problem.empty() ? meta.status() : not_a_store;
-    store->meta_ = std::move(*meta);
-  } else if (array.status().code() != Status::Code::kNotFound) {
-    return array.status();
-  }
-  if (!group_problem.empty()) {
-    if (!store->meta_) return not_a_store;
-    if (!options.allow_bad_group) {
-      return Status::Corruption(path + "/zarr.json " + group_problem + ", but " + path +
-                                "/0/zarr.json is a brickfs array: another tool rewrote (or removed) the "
-                                "group document; run `brickfs fsck --repair " + path +
-                                "` to rebuild it from the arrays' metadata");
-    }
-  }
+  store->storage_ = std::make_shared<LocalStorage>(path, options.read_only);
+  BRICKFS_RETURN_IF_ERROR(store->ReadMetadata(options));
 
   if (options.take_lock) {
     std::string dir = path + "/.brickfs";
@@ -154,6 +119,63 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path,
       store->lock_fd_ = fd;
     }
   }
+  return store;
+}
+
+Status Store::ReadMetadata(const StoreOpenOptions& options) {
+  // The group: what makes a directory a brickfs store. When it is missing
+  // or not brickfs's but array 0 is intact, another tool rewrote (or lost)
+  // it, and fsck can rebuild it from the arrays' metadata.
+  Storage& storage = *storage_;
+  const std::string path = path_, group_path = storage.Locate("zarr.json");
+  const std::string array_path = storage.Locate("0/zarr.json");
+  std::string group_problem;  // "": a brickfs group
+  Status not_a_store;         // the error when there is no array 0 either
+  auto group = storage.Get("zarr.json", 1 << 20);
+  if (!group.ok()) {
+    if (group.status().code() != Status::Code::kNotFound) return group.status();
+    group_problem = "is missing";
+    not_a_store = Status::InvalidArgument(path + " is not a Zarr store (no zarr.json)");
+  } else {
+    Status zarr = CheckGroupJson(*group, group_path);
+    group_problem = BrickfsGroupProblem(*group);
+    if (!zarr.ok()) {
+      not_a_store = zarr;
+    } else if (!group_problem.empty()) {
+      not_a_store = Status::InvalidArgument(path + " is a Zarr group but not a brickfs store: its zarr.json " +
+                                            group_problem + " and it has no array 0/zarr.json");
+    }
+  }
+
+  auto array = storage.Get("0/zarr.json", 1 << 20);
+  if (array.ok()) {
+    auto meta = VolumeMeta::FromArrayJson(*array, array_path);
+    if (!meta.ok()) return group_problem.empty() ? meta.status() : not_a_store;
+    meta_ = std::move(*meta);
+  } else if (array.status().code() != Status::Code::kNotFound) {
+    return array.status();
+  }
+  if (!group_problem.empty()) {
+    if (!meta_) return not_a_store;
+    if (!options.allow_bad_group) {
+      return Status::Corruption(group_path + " " + group_problem + ", but " + array_path +
+                                " is a brickfs array: another tool rewrote (or removed) the "
+                                "group document; run `brickfs fsck --repair " + path +
+                                "` to rebuild it from the arrays' metadata");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Store>> Store::OpenReadOnly(std::shared_ptr<Storage> storage) {
+  std::unique_ptr<Store> store(new Store());
+  store->path_ = storage->Locate("");
+  store->read_only_ = true;
+  store->local_ = false;
+  store->storage_ = std::move(storage);
+  StoreOpenOptions options;
+  options.read_only = true;
+  BRICKFS_RETURN_IF_ERROR(store->ReadMetadata(options));
   return store;
 }
 

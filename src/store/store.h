@@ -1,5 +1,7 @@
-// A brickfs store on disk: the Zarr v3 group directory, its metadata files,
-// and the private state directory STORE/.brickfs/ (lock file).
+// A brickfs store: the Zarr v3 group, its metadata files, and (for a local
+// store) the private state directory STORE/.brickfs/ (lock file). Its bytes
+// are reached through storage(): a LocalStorage for a directory, or any
+// Storage (a remote store) opened read-only by OpenReadOnly.
 //
 // Opening for writing takes an exclusive flock on STORE/.brickfs/lock (a
 // read-only open takes a shared one), so two daemons never write one store.
@@ -23,6 +25,7 @@
 
 #include "brickfs/status.h"
 #include "format/volume_meta.h"
+#include "store/storage.h"
 
 namespace brickfs {
 
@@ -52,6 +55,10 @@ class Store {
   static Result<std::unique_ptr<Store>> Open(const std::string& path,
                                              const StoreOpenOptions& options);
 
+  // Opens a store brickfs wrote, read-only, through any storage (a remote
+  // one: no lock, no private state). Errors as Open.
+  static Result<std::unique_ptr<Store>> OpenReadOnly(std::shared_ptr<Storage> storage);
+
   // Creates a new store with the given metadata (fixed shape).
   // InvalidArgument if `path` already exists.
   static Status Create(const std::string& path, const VolumeMeta& meta);
@@ -61,7 +68,13 @@ class Store {
   // The level-0 metadata read at open; nullopt for a new store whose first
   // slice has not arrived.
   const std::optional<VolumeMeta>& meta() const { return meta_; }
+  // Local stores only (maintenance tools): the directory of array `level`.
   std::string ArrayDir(int level) const { return path_ + "/" + std::to_string(level); }
+  // The store's bytes: array `level` is below key std::to_string(level).
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+  // True for a store in a local directory (with private state: journal,
+  // lock, names); false for one opened by OpenReadOnly over another storage.
+  bool local() const { return local_; }
 
   // Opens a store for an offline tool (fsck, compact) with its lock taken
   // (shared when read_only, else exclusive); a mounted store is Busy with a
@@ -76,7 +89,12 @@ class Store {
 
  private:
   Store() = default;
-  std::string path_;
+  // Reads and checks the group and array-0 documents into meta_.
+  Status ReadMetadata(const StoreOpenOptions& options);
+
+  std::string path_;  // the directory, or the URL of a remote store
+  std::shared_ptr<Storage> storage_;
+  bool local_ = true;
   bool read_only_ = false;
   int lock_fd_ = -1;
   std::optional<VolumeMeta> meta_;

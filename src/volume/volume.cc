@@ -179,8 +179,14 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
   const std::string& path = v->store_->path();
   // Replayed even under -o nojournal: a crashed journaled session must be
   // recovered before anything is appended.
-  BRICKFS_ASSIGN_OR_RETURN(JournalState js, ReadJournal(path));
-  BRICKFS_RETURN_IF_ERROR(CheckJournalBelongs(path, v->store_->meta(), js));
+  // A store without private state (a remote one, read-only) has no journal
+  // and no writers' names: it is served as its metadata says.
+  const bool local = v->store_->local();
+  JournalState js;
+  if (local) {
+    BRICKFS_ASSIGN_OR_RETURN(js, ReadJournal(path));
+    BRICKFS_RETURN_IF_ERROR(CheckJournalBelongs(path, v->store_->meta(), js));
+  }
   if (js.frames > 0) {
     if (v->read_only()) {
       return Status::Unsupported(path +
@@ -197,7 +203,7 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
     v->geo_ = m.geo;
     v->received_ = SetFromRanges(m.present);
     v->committed_ = v->received_;
-    v->shards_ = std::make_unique<ShardStore>(v->store_->ArrayDir(0), m.geo, v->read_only());
+    v->shards_ = std::make_unique<ShardStore>(v->store_->storage(), "0", m.geo, v->read_only());
     v->block_pool_ = BlockPool::Create(m.geo.block_bytes());
     // A slab larger than mem= only stops slice writes (IngestSlice says so);
     // reads and brick writes of a huge volume need no slab.
@@ -209,7 +215,7 @@ Result<std::unique_ptr<Volume>> Volume::Open(std::unique_ptr<Store> store,
   } else {
     v->meta_.zstd_level = opts.zstd_level;
   }
-  BRICKFS_RETURN_IF_ERROR(v->LoadNames(v->recovery_.needed ? &js : nullptr));
+  if (local) BRICKFS_RETURN_IF_ERROR(v->LoadNames(v->recovery_.needed ? &js : nullptr));
   // Levels over every level-0 brick the crashed session touched are rebuilt
   // from level 0 once the volume starts (RebuildPyramid).
   std::set<Shape3> rebuild;
@@ -386,11 +392,12 @@ Status Volume::Recover(const JournalState& js) {
   for (const auto& [id, len] : js.committed) ids.insert(id);
   for (const BrickId& id : ids) {
     uint64_t len = *js.RecoveredLength(id);
-    const ShardStore shards(store_->ArrayDir(id.level), *g, /*read_only=*/true);
+    ShardStore shards(store_->storage(), std::to_string(id.level), *g, /*read_only=*/false);
     const std::string path = shards.BrickPath(id.brick);
-    ::unlink((path + ".tmp").c_str());  // a replacement that never got renamed
-    struct stat sb;
-    const bool exists = ::lstat(path.c_str(), &sb) == 0 && S_ISREG(sb.st_mode);
+    // A replacement that never got renamed.
+    BRICKFS_RETURN_IF_ERROR(shards.RemoveLeftover(id.brick).WithContext("recovery"));
+    BRICKFS_ASSIGN_OR_RETURN(const std::optional<uint64_t> file_size, shards.StoredSize(id.brick));
+    const bool exists = file_size.has_value();
     const std::optional<uint64_t> target = shards.RecoveredLength(id, js);
     if (auto r = js.replaced.find(id); r != js.replaced.end() && target != len) {
       LogWarning("recovery: " + path + " was being replaced (new length " +
@@ -400,7 +407,7 @@ Status Volume::Recover(const JournalState& js) {
     if (!target) continue;  // replaced, but the rename never happened: as it was
     len = *target;
     if (!exists) continue;
-    uint64_t size = static_cast<uint64_t>(sb.st_size);
+    const uint64_t size = *file_size;
     uint64_t valid_len = 0;
     if (size > len && len > 0 && !shards.ReadIndex(id.brick, len, &valid_len).ok()) {
       // Not a length this brick's file ever had (a replacement recorded but
@@ -410,8 +417,7 @@ Status Volume::Recover(const JournalState& js) {
       continue;
     }
     if (size > len || len == 0) {  // a brick first created this session: remove
-      int rc = len == 0 ? ::unlink(path.c_str()) : ::truncate(path.c_str(), static_cast<off_t>(len));
-      if (rc != 0) return Status::IOError("recovery: truncate " + path, errno);
+      BRICKFS_RETURN_IF_ERROR(shards.CutTo(id.brick, len).WithContext("recovery"));
       ++recovery_.shards_truncated;
       recovery_.bytes_truncated += size - len;
     } else if (size < len) {
@@ -611,7 +617,7 @@ Status Volume::DefineGeometryLocked(uint64_t width, uint64_t height, DType dtype
   geo_ = g;
   meta_.geo = g;
   InitPyramidLocked(/*new_volume=*/true);
-  shards_ = std::make_unique<ShardStore>(store_->ArrayDir(0), g, read_only());
+  shards_ = std::make_unique<ShardStore>(store_->storage(), "0", g, read_only());
   block_pool_ = BlockPool::Create(g.block_bytes());
   slab_pool_ = std::make_unique<SlabPool>(g.slab_bytes(), budget_.get());
   budget_->set_reserve(g.slab_bytes());  // <= mem_budget, checked above

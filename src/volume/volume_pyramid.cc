@@ -84,7 +84,7 @@ Volume::Level& Volume::LevelLocked(int level) {
   g.shape = LevelShape(g.shape, level);
   if (!lv) {
     lv = std::make_unique<Level>();
-    lv->shards = std::make_shared<ShardStore>(store_->ArrayDir(level), g, read_only());
+    lv->shards = std::make_shared<ShardStore>(store_->storage(), std::to_string(level), g, read_only());
   }
   lv->geo = g;
   return *lv;

@@ -21,8 +21,8 @@
 #include <fstream>
 #include <iterator>
 #include <random>
-#include <string>
 #include <future>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -30,6 +30,7 @@
 #include "common/text.h"
 #include "format/json.h"
 #include "format/shard_index.h"
+#include "store/local_storage.h"
 #include "store/shard_store.h"
 #include "tiff/tiff_decode.h"
 
@@ -1140,6 +1141,76 @@ TEST_F(VolumeTest, BrickWriteBeforeAnySliceIsInvalidArgumentNotADeadlock) {
   const Status s = result.get();
   EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << s.ToString();
   EXPECT_NE(v->StatusJson().find("no shape yet"), std::string::npos);
+}
+
+// A storage that serves another directory's files under another name: a
+// volume opened through it can reach its bytes only through the interface.
+class RenamedStorage : public Storage {
+ public:
+  explicit RenamedStorage(const std::string& dir) : local_(dir, /*read_only=*/true) {}
+  std::string Locate(std::string_view key) const override {
+    return "test://volume/" + std::string(key);
+  }
+  bool read_only() const override { return true; }
+  Result<std::string> Get(std::string_view key, uint64_t max_bytes) override {
+    ++calls;
+    return local_.Get(key, max_bytes);
+  }
+  Result<uint64_t> Size(std::string_view key) override { return local_.Size(key); }
+  Result<Tail> ReadTail(std::string_view key, uint64_t n, uint64_t cut_at) override {
+    ++calls;
+    return local_.ReadTail(key, n, cut_at);
+  }
+  Status ReadRanges(std::string_view key, const std::vector<Range>& ranges,
+                    const RangeVisitor& visit) override {
+    ++calls;
+    return local_.ReadRanges(key, ranges, visit);
+  }
+  void Prefetch(std::string_view key, const std::vector<Range>& ranges) override {
+    local_.Prefetch(key, ranges);
+  }
+  Result<std::vector<std::string>> List(std::string_view) override {
+    return Status::Unsupported("no listing over this storage");
+  }
+  Result<uint64_t> Identity(std::string_view) override { return uint64_t{0}; }
+  Status WriteAt(std::string_view, uint64_t, std::string_view) override { return Refused(); }
+  Status Truncate(std::string_view, uint64_t) override { return Refused(); }
+  Status Replace(std::string_view, std::string_view, const BeforeVisible&) override {
+    return Refused();
+  }
+  Status Remove(std::string_view) override { return Refused(); }
+  Status Sync(const std::vector<std::string>&, ThreadPool*) override { return Refused(); }
+  std::atomic<uint64_t> calls{0};
+
+ private:
+  static Status Refused() { return Status::Unsupported("read-only storage"); }
+  LocalStorage local_;
+};
+
+TEST_F(VolumeTest, AStoreOpenedThroughAnotherStorageReadsEveryPlaneThroughIt) {
+  const Source src = MakeSource(kZ, kY, kX);
+  {
+    auto v = Open(Options());
+    ASSERT_NE(v, nullptr);
+    for (uint64_t z = 0; z < kZ; ++z) Ingest(v.get(), src, z);
+    ASSERT_TRUE(v->Finalize().ok());
+  }
+  // Moved away: nothing can reach the files by the store's path.
+  const std::string moved = root_ + "/moved.zarr";
+  ASSERT_EQ(::rename(store_path_.c_str(), moved.c_str()), 0);
+  auto storage = std::make_shared<RenamedStorage>(moved);
+  auto store = Store::OpenReadOnly(storage);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ((*store)->path(), "test://volume/");
+  EXPECT_FALSE((*store)->local());
+  auto v = Volume::Open(std::move(*store), Options());
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  (*v)->Start();
+  EXPECT_TRUE((*v)->read_only());
+  ExpectVolumeEquals(v->get(), src, "through another storage");
+  EXPECT_GT(storage->calls.load(), 2u);
+  EXPECT_NE((*v)->StatusJson().find("test://volume/"), std::string::npos);
+  EXPECT_TRUE((*v)->Finalize().ok());
 }
 
 }  // namespace
