@@ -13,6 +13,7 @@
 #include "common/crc32c.h"
 #include "common/thread_pool.h"
 #include "foreign/foreign_image.h"
+#include "foreign/foreign_view.h"
 #include "memory_storage.h"
 
 namespace brickfs {
@@ -241,6 +242,99 @@ TEST(ForeignArrayTest, ShardIndexEntryOutsideTheShardIsCorruption) {
   EXPECT_EQ(st.code(), Status::Code::kCorruption) << st.ToString();
   EXPECT_NE(st.message().find("mem://s/a/c/0/0/0"), std::string::npos) << st.ToString();
   EXPECT_NE(st.message().find("entry 0"), std::string::npos) << st.ToString();
+}
+
+// A 5D uint16 array (t=2, c=3, z=5, y=6, x=7) in chunks (1, 2, 2, 4, 3) that
+// span two channels: every (t, c) view reads its own voxels, through the
+// block reader, along every axis; a 2D (c, y, x) array likewise.
+TEST(ForeignViewTest, EveryViewOfA5DArrayMatches) {
+  MemoryStorage s;
+  const std::vector<uint64_t> shape{2, 3, 5, 6, 7}, ch{1, 2, 2, 4, 3};
+  auto value = [](const std::vector<uint64_t>& p) {
+    return static_cast<uint16_t>(p[0] * 10000 + p[1] * 1000 + p[2] * 100 + p[3] * 10 + p[4]);
+  };
+  s.Put("a/.zarray", R"({"zarr_format": 2, "shape": [2, 3, 5, 6, 7], "chunks": [1, 2, 2, 4, 3],
+    "dtype": "<u2", "order": "C", "fill_value": 9, "filters": null, "compressor": {"id": "zlib"}})");
+  std::vector<uint64_t> g(5);
+  for (size_t i = 0; i < 5; ++i) g[i] = (shape[i] + ch[i] - 1) / ch[i];
+  std::vector<uint64_t> c(5, 0);
+  for (bool done = false; !done;) {
+    std::string raw;
+    std::vector<uint64_t> p(5);
+    for (p[0] = 0; p[0] < ch[0]; ++p[0])
+      for (p[1] = 0; p[1] < ch[1]; ++p[1])
+        for (p[2] = 0; p[2] < ch[2]; ++p[2])
+          for (p[3] = 0; p[3] < ch[3]; ++p[3])
+            for (p[4] = 0; p[4] < ch[4]; ++p[4]) {
+              std::vector<uint64_t> q(5);
+              bool in = true;
+              for (size_t i = 0; i < 5; ++i) {
+                q[i] = c[i] * ch[i] + p[i];
+                in = in && q[i] < shape[i];
+              }
+              uint16_t v = in ? value(q) : 0xEEEE;
+              raw.append(reinterpret_cast<const char*>(&v), 2);
+            }
+    std::string key = "a/";
+    for (size_t i = 0; i < 5; ++i) key += (i ? "." : "") + std::to_string(c[i]);
+    if (!(c[2] == 1 && c[3] == 0 && c[4] == 1)) s.Put(key, Zlib(raw));  // some missing
+    done = true;
+    for (size_t i = 5; i-- > 0;) {
+      if (++c[i] < g[i]) {
+        done = false;
+        break;
+      }
+      c[i] = 0;
+    }
+  }
+  auto a = ForeignArray::Open(&s, "a");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ThreadPool pool(2);
+  BlockCache cache(1 << 20);
+  uint32_t id = 0;
+  for (uint64_t t = 0; t < 2; ++t)
+    for (uint64_t ci = 0; ci < 3; ++ci) {
+      auto v = ForeignView::Create(a->get(), 3, {t, ci}, "view");
+      ASSERT_TRUE(v.ok()) << v.status().ToString();
+      EXPECT_EQ((*v)->info().shape, (Shape3{5, 6, 7}));
+      EXPECT_EQ((*v)->info().block, (Shape3{2, 4, 3}));
+      BlockReader r(v->get(), id++, &cache, nullptr, &pool, nullptr);
+      std::vector<uint16_t> box(5 * 6 * 7);
+      ASSERT_TRUE(r.ReadBox({0, 0, 0}, {5, 6, 7}, reinterpret_cast<uint8_t*>(box.data())).ok());
+      for (uint64_t z = 0; z < 5; ++z)
+        for (uint64_t y = 0; y < 6; ++y)
+          for (uint64_t x = 0; x < 7; ++x) {
+            bool missing = z / 2 == 1 && y / 4 == 0 && x / 3 == 1;
+            ASSERT_EQ(box[(z * 6 + y) * 7 + x], missing ? 9 : value({t, ci, z, y, x}))
+                << t << " " << ci << " " << z << " " << y << " " << x;
+          }
+      std::vector<uint16_t> plane(5 * 6);
+      ASSERT_TRUE(r.ReadPlaneRows(Axis::kX, 4, 0, 5, reinterpret_cast<uint8_t*>(plane.data())).ok());
+      EXPECT_EQ(plane[2 * 6 + 5], value({t, ci, 2, 5, 4}));
+    }
+  EXPECT_FALSE(ForeignView::Create(a->get(), 3, {2, 0}, "v").ok());
+  EXPECT_FALSE(ForeignView::Create(a->get(), 3, {0}, "v").ok());
+  // 2D: (c, y, x) as z of size 1.
+  s.Put("b/.zarray", R"({"zarr_format": 2, "shape": [2, 3, 4], "chunks": [2, 2, 2],
+    "dtype": "|u1", "order": "C", "fill_value": 0, "filters": null, "compressor": null})");
+  for (uint64_t i = 0; i < 2; ++i)
+    for (uint64_t j = 0; j < 2; ++j) {
+      std::string raw;
+      for (uint64_t cc = 0; cc < 2; ++cc)
+        for (uint64_t y = 0; y < 2; ++y)
+          for (uint64_t x = 0; x < 2; ++x) raw += static_cast<char>(cc * 100 + (2 * i + y) * 10 + 2 * j + x);
+      s.Put("b/0." + std::to_string(i) + "." + std::to_string(j), raw);
+    }
+  auto b = ForeignArray::Open(&s, "b");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  auto v = ForeignView::Create(b->get(), 2, {1}, "2d");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ((*v)->info().shape, (Shape3{1, 3, 4}));
+  BlockReader r(v->get(), 99, &cache, nullptr, nullptr, nullptr);
+  std::vector<uint8_t> img(12);
+  ASSERT_TRUE(r.ReadPlaneRows(Axis::kZ, 0, 0, 3, img.data()).ok());
+  for (uint64_t y = 0; y < 3; ++y)
+    for (uint64_t x = 0; x < 4; ++x) EXPECT_EQ(img[y * 4 + x], 100 + y * 10 + x);
 }
 
 TEST(ForeignImageTest, Ome04With5DAxesAndTwoLevels) {
