@@ -36,6 +36,7 @@
 #include "brickfs/dtype.h"
 #include "brickfs/geometry.h"
 #include "brickfs/status.h"
+#include "tiff/virtual_tiff.h"
 #include "volume/block_cache.h"
 #include "volume/volume.h"
 
@@ -111,6 +112,13 @@ class BlockReader {
   // Reads voxels [c0, c1) of row `row` of that plane into out.
   Status ReadPlaneSpan(Axis axis, uint64_t index, uint64_t row, uint64_t c0, uint64_t c1,
                        uint8_t* out);
+
+  // Reads [offset, offset + len) of the virtual TIFF file `layout` (made
+  // for this plane's dims and the source's dtype) of plane `index` along
+  // `axis`: header bytes from the layout, pixels from the blocks. Returns
+  // the bytes read: len, or fewer at the end of the file.
+  Result<size_t> ReadVirtualFile(const VirtualTiffLayout& layout, Axis axis, uint64_t index,
+                                 uint64_t offset, size_t len, uint8_t* out);
 
   // Blocks that ReadBlocks delivered to this reader (decoded or fill), for
   // tests: a box read must not read blocks it does not touch, nor a cached

@@ -230,3 +230,41 @@ TEST(BlockSourceTest, LargeReadsAreBatchedAndPlaneReadsHintTheRowsAhead) {
 
 }  // namespace
 }  // namespace brickfs
+
+namespace brickfs {
+namespace {
+
+TEST(BlockSourceTest, VirtualFileIsHeaderThenPlaneRowsReadInAnyPieces) {
+  const Shape3 shape{9, 70, 33}, block{4, 16, 8};
+  FakeSource src(shape, block, kFill);
+  BlockCache cache(1 << 20);
+  BlockReader r(&src, 0, &cache, nullptr, nullptr, nullptr);
+  for (Axis axis : {Axis::kZ, Axis::kY, Axis::kX}) {
+    const PlaneDims d = PlaneDimsOf(shape, axis);
+    VirtualTiffParams p;
+    p.width = d.width;
+    p.height = d.height;
+    p.dtype = DType::kUint16;
+    VirtualTiffLayout layout(p);
+    std::vector<uint8_t> want(layout.header());
+    std::vector<uint8_t> pixels(d.width * d.height * 2);
+    ASSERT_TRUE(r.ReadPlaneRows(axis, 2, 0, d.height, pixels.data()).ok());
+    want.insert(want.end(), pixels.begin(), pixels.end());
+    ASSERT_EQ(want.size(), layout.file_size());
+    for (size_t piece : {size_t{1}, size_t{37}, size_t{4096}, size_t{100000}}) {
+      std::vector<uint8_t> got;
+      std::vector<uint8_t> buf(piece);
+      for (uint64_t off = 0;;) {
+        auto n = r.ReadVirtualFile(layout, axis, 2, off, piece, buf.data());
+        ASSERT_TRUE(n.ok()) << n.status().ToString();
+        if (*n == 0) break;
+        got.insert(got.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(*n));
+        off += *n;
+      }
+      ASSERT_EQ(got, want) << AxisName(axis) << " piece " << piece;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace brickfs
