@@ -30,6 +30,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "mount/brick_fs.h"
+#include "mount/foreign_fs.h"
 #include "mount/namespace.h"
 #include "mount/pyramid_options.h"
 #include "store/finalize_state.h"
@@ -538,6 +539,8 @@ Status CheckMountPoint(const std::string& mountpoint, bool nonempty) {
 }
 
 int RunMount(const MountConfig& config) {
+  // A store brickfs did not write (OME-Zarr 0.4/0.5): read-only, its own path.
+  if (IsForeignStore(config.store)) return RunForeignMount(config);
   if (config.verbose) SetLogLevel(LogLevel::kInfo);
   // Decoded blocks come and go by the thousand: keep freed heap memory in the
   // process instead of returning it to the kernel, since faulting fresh pages
