@@ -15,7 +15,7 @@ what=${1:-test}
 debs=(build-essential cmake ninja-build pkg-config dpkg-dev man-db groff-base
       libfuse3-dev fuse3 libtiff-dev libtiff-tools libzstd-dev libboost-filesystem-dev
       libgtest-dev python3-numpy python3-tifffile python3-pil python3-zstandard python3-jsonschema
-      rsync nodejs npm)
+      rsync nodejs npm libblosc-dev zlib1g-dev nlohmann-json3-dev python3-zarr python3-numcodecs)
 
 install_missing() {
   local missing=()
