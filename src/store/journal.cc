@@ -44,8 +44,7 @@ Status Journal::Reset() {
 Status Journal::Restart(const std::string& frames) {
   std::lock_guard<std::mutex> lock(mu_);
   BRICKFS_RETURN_IF_ERROR(WriteFileAtomic(path_, frames));
-  int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return Status::IOError("open journal " + path_, errno);
+  BRICKFS_ASSIGN_OR_RETURN(int fd, OpenOwnedFile(path_, O_WRONLY));
   ::close(fd_);
   fd_ = fd;
   size_ = frames.size();

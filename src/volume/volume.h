@@ -15,6 +15,16 @@
 // decoded-block cache, else from the store (blocks of one read are decoded in
 // parallel on the pool).
 //
+// Where the code lives (one room per job; this class is the facade mount/
+// calls): volume.cc opens a volume (journal sessions, recovery, slice names);
+// volume_ingest.cc takes slices into slabs (the memory budget, spooling);
+// slab.{h,cc} own slab memory; volume_flush.cc turns full slabs into brick
+// appends, runs the committer and Finalize; volume_read.cc is the read path
+// above; volume_bricks.cc reads and writes whole brick files;
+// volume_pyramid.cc keeps the levels; volume_status.cc writes the status
+// document. Bytes reach the store only through ShardStore over a Storage
+// (src/store/storage.h), so the read path does not know where they live.
+//
 // Thread-safety: all public methods are thread-safe. Lock order: mu_, then
 // ShardStore's locks, then BlockCache's. mu_ is never held while decoding a
 // TIFF, compressing, or reading blocks from disk (spooling excepted: it is a

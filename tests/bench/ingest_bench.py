@@ -19,6 +19,9 @@ for uint8, ~1.55 for 12-bit uint16), then, alternating ROUNDS times:
              its own slabs, os.sync() at the end
   ceiling    build/tests/encode_ceiling: brickfs's block encoder compressing
              the same slabs on all cores, nothing else running
+  fuse sink  cp of the stack into tests/bench/sinkfs.c, a FUSE file system
+             that discards what is written, answering with brickfs's FUSE
+             settings: what the FUSE round trips alone cost the writer
 
 and on the finished store (a -o ro mount, caches dropped before each):
 
@@ -141,6 +144,36 @@ def run_peer(work, files, block):
     return t
 
 
+def build_sinkfs(work):
+    exe = os.path.join(work, "sinkfs")
+    cflags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], check=True,
+                            capture_output=True, text=True).stdout.split()
+    sh([os.environ.get("CC", "cc"), "-O2", "-o", exe, os.path.join(HERE, "sinkfs.c")] + cflags
+       + ["-lpthread"])
+    return exe
+
+
+def run_sink(work, exe, files):
+    mnt = os.path.join(work, "sinkmnt")
+    os.makedirs(mnt, exist_ok=True)
+    p = subprocess.Popen([exe, mnt, "-f", "-o", "max_threads=16"])
+    try:
+        for _ in range(100):
+            if os.path.ismount(mnt):
+                break
+            time.sleep(0.05)
+        drop_caches()
+        return timed(lambda: sh(["cp"] + files + [mnt + "/z/"]))
+    finally:
+        subprocess.run(["fusermount3", "-u", mnt])
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            subprocess.run(["umount", "-l", mnt])
+
+
 def run_ceiling(stack, block):
     exe = os.path.join(REPO, "build", "tests", "encode_ceiling")
     r = subprocess.run([exe, stack, "--block", ",".join(map(str, block)), "--repeat", "2"],
@@ -200,10 +233,12 @@ def main():
     for dtype in (["uint8", "uint16"] if a.dtype == "both" else [a.dtype]):
         stack, files = stack_for(a.work, shape, dtype)
         gb = sum(os.path.getsize(f) for f in files) / 1e9
-        times = {"plain": [], "brickfs": [], "peer": []}
+        times = {"plain": [], "brickfs": [], "peer": [], "sink": []}
         extra = {}
+        sinkfs = build_sinkfs(a.work)
         for r in range(a.rounds):
             times["plain"].append(run_plain(a.work, files))
+            times["sink"].append(run_sink(a.work, sinkfs, files))
             t, t_cp, hwm, st = run_brickfs(a.work, a.brickfs, files,
                                            [o for o in a.mount_opts.split(",") if o])
             times["brickfs"].append(t)
@@ -213,8 +248,8 @@ def main():
             extra["ratio"] = st["bytes"]["compression_ratio"]
             if not a.skip_peer:
                 times["peer"].append(run_peer(a.work, files, block))
-            print("  round %d: plain %.2f s, brickfs %.2f s (cp %.2f s)%s" % (
-                r, times["plain"][-1], t, t_cp,
+            print("  round %d: plain %.2f s, fuse sink %.2f s, brickfs %.2f s (cp %.2f s)%s" % (
+                r, times["plain"][-1], times["sink"][-1], t, t_cp,
                 ", peer %.2f s" % times["peer"][-1] if times["peer"] else ""), flush=True)
         ceiling = run_ceiling(stack, block)
         best = {k: min(v) for k, v in times.items() if v}
@@ -227,6 +262,10 @@ def main():
         if "peer" in best:
             print("  zarr-python slab writer  %6.2f s" % best["peer"])
         print("  encoder ceiling          %6.2f s  (all cores, nothing else)" % ceiling)
+        print("  cp into the FUSE sink    %6.2f s  (FUSE round trips alone; brickfs cp / sink %.2f)"
+              % (best["sink"], min(extra["cp"]) / best["sink"]))
+        print("  floor max(sink, ceiling) %6.2f s  brickfs / floor %.2f"
+              % (max(best["sink"], ceiling), best["brickfs"] / max(best["sink"], ceiling)))
         if "peer" in best:
             print("  peer / brickfs           %6.2f   (target >= 1.5)" % (best["peer"] / best["brickfs"]))
         print("  brickfs / ceiling        %6.2f   (target <= 1.3 at steady state)"

@@ -550,6 +550,39 @@ class Symlinks(UserFixture):
                     msgs = " ".join(e["message"] for e in st["errors"])
                     self.assertIn("symbolic link", msgs, json.dumps(st["errors"], indent=1))
 
+    def test_fsck_repair_and_compact_never_follow_a_symlinked_shard(self):
+        """Root runs the maintenance tools on a store whose shard was replaced
+        by a link to a root-owned file: nothing may be read through the link
+        into the store (an information leak) or written through it."""
+        for tool in ("fsck", "fsck_repair", "compact"):
+            with self.subTest(tool):
+                store, vol, files = self.root_store("maint_" + tool)
+                mnt = self.tmp.sub("maint_mnt_" + tool)
+                with T.Mount(store, mnt) as m:
+                    T.cp([files[z] for z in range(16)], os.path.join(mnt, "z") + "/")
+                    m.umount()
+                c000 = os.path.join(store, "0", "c", "0", "0", "0")
+                with open(c000, "rb") as f:
+                    shard = f.read()
+                # the victim holds the shard's bytes and a torn tail, so a
+                # repair would want to cut it and compact would want to copy it
+                with open(self.victim, "wb") as f:
+                    f.write(shard + b"\x5a" * 100)
+                self.victim_before = file_state(self.victim)
+                self.plant(c000, self.victim)
+                args = {"fsck": ["fsck"], "fsck_repair": ["fsck", "--repair"],
+                        "compact": ["compact"]}[tool]
+                r = T.brickfs(*args, store, timeout=120)
+                # fsck names the link as a problem (--repair moves the link
+                # itself to lost+found); compact refuses the store
+                self.assertFalse(r.ok, r.describe())
+                self.assertRegex(r.stdout + r.stderr, "symbolic link|not a regular file",
+                                 r.describe())
+                self.assert_victim_intact(tool)
+                lost = os.path.join(store, ".brickfs", "lost+found", "0_c_0_0_0")
+                self.assertTrue(os.path.islink(lost if tool == "fsck_repair" else c000),
+                                "%s: the link itself was replaced" % tool)
+
 
 # ========================================================================= names
 
