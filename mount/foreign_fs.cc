@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <fuse3/fuse.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -175,10 +176,7 @@ class ForeignFs {
         image_(std::move(image)),
         config_(config),
         mount_time_(::time(nullptr)),
-        cache_(config.volume.cache_budget),
-        pool_(config.volume.threads ? config.volume.threads
-                                    : std::max(1u, std::thread::hardware_concurrency())),
-        readahead_(1) {
+        cache_(config.volume.cache_budget) {
     for (size_t a : image_->other_axes()) {
       shape_.other_names.push_back(image_->axes()[a].name);
       shape_.other_sizes.push_back(image_->level_array(0)->shape()[a]);
@@ -216,6 +214,27 @@ class ForeignFs {
       }
     }
     return Status::Ok();
+  }
+
+  // Starts the decode and readahead threads: after fuse_daemonize (threads
+  // do not survive its fork), before the first request.
+  void Start() {
+    const size_t n = config_.volume.threads ? config_.volume.threads
+                                            : std::max(1u, std::thread::hardware_concurrency());
+    pool_ = std::make_unique<ThreadPool>(n);
+    readahead_ = std::make_unique<ThreadPool>(1);
+    // Fresh memory faults in slowly (DESIGN §11): as brickfs's read-only
+    // mounts do, fault in up to 64 MiB of level 0's block buffers in the
+    // background, so that the first planes read find them ready.
+    const uint64_t bb = BlockSourceInfo{{1, 1, 1}, Level0Block(), image_->level_array(0)->dtype(), ""}
+                            .block_bytes();
+    std::shared_ptr<BlockPool> buffers;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      buffers = buffers_[bb] = BlockPool::Create(bb);
+    }
+    const uint64_t reserve = std::min<uint64_t>(config_.volume.cache_budget, uint64_t{64} << 20);
+    readahead_->Submit([buffers, reserve] { buffers->Reserve(reserve); });
   }
 
   int GetAttr(const char* path, struct stat* st) {
@@ -426,6 +445,13 @@ class ForeignFs {
     return std::make_shared<VirtualTiffLayout>(p);
   }
 
+  // The block of level 0's views (its chunk along the spatial axes).
+  Shape3 Level0Block() const {
+    const std::vector<uint64_t>& c = image_->level_array(0)->chunk();
+    const size_t r = c.size();
+    return {shape_.spatial == 3 ? c[r - 3] : 1, c[r - 2], c[r - 1]};
+  }
+
   const VirtualTiffLayout& Layout(const ForeignPath& p) const {
     return *layouts_[static_cast<size_t>(p.level)][static_cast<int>(p.axis)];
   }
@@ -448,7 +474,7 @@ class ForeignFs {
     if (!buffers) buffers = BlockPool::Create(bb);
     ViewReader vr;
     vr.reader = std::make_unique<BlockReader>(view.get(), next_cache_id_++, &cache_, buffers,
-                                              &pool_, &readahead_);
+                                              pool_.get(), readahead_.get());
     vr.view = std::move(view);
     BlockReader* r = vr.reader.get();
     readers_.emplace(std::move(key), std::move(vr));
@@ -468,14 +494,14 @@ class ForeignFs {
   ForeignShape shape_;
   std::vector<std::array<std::shared_ptr<const VirtualTiffLayout>, 3>> layouts_;  // per level
   BlockCache cache_;
-  ThreadPool pool_;
+  std::unique_ptr<ThreadPool> pool_;  // set by Start
   std::mutex mu_;
   std::map<std::pair<int, std::vector<uint64_t>>, ViewReader> readers_;  // guarded by mu_
   std::map<uint64_t, std::shared_ptr<BlockPool>> buffers_;               // guarded by mu_
   uint32_t next_cache_id_ = 0;                                           // guarded by mu_
   std::vector<std::string> errors_;                                      // guarded by mu_
   // Last: destroyed first, so that no prefetch runs on a destroyed view.
-  ThreadPool readahead_;
+  std::unique_ptr<ThreadPool> readahead_;  // set by Start
 };
 
 ForeignFs* Ffs() { return static_cast<ForeignFs*>(fuse_get_context()->private_data); }
@@ -544,6 +570,10 @@ int RunForeignMount(const MountConfig& given) {
   MountConfig config = given;
   config.read_only = true;
   if (config.verbose) SetLogLevel(LogLevel::kInfo);
+  // Decoded chunks come and go by the thousand: keep freed heap memory in the
+  // process (as RunMount does; DESIGN §11).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc accepts
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   Status s = CheckNotSelfMount(config);
   if (s.ok()) s = CheckMountPoint(config.mountpoint, config.nonempty);
   if (!s.ok()) {
@@ -596,6 +626,7 @@ int RunForeignMount(const MountConfig& given) {
     fuse_opt_free_args(&args);
     return 2;
   }
+  fs.Start();
   LogAlways(line);
   for (const std::string& n : fs.image().notes()) LogAlways("note: " + n);
   fuse_session* se = fuse_get_session(f);

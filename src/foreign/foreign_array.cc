@@ -316,11 +316,14 @@ Status ForeignArray::ReadChunks(const std::vector<ChunkCoord>& chunks, const Chu
   // Fetch: the stored bytes of every chunk (nullopt: fill).
   std::vector<std::optional<std::string>> stored(chunks.size());
   const uint64_t max_stored = MaxStored();
-  for (auto& [key, members] : by_key) {
+  using Members = std::vector<std::pair<size_t, uint64_t>>;
+  // Fetches one object's chunks into `stored` (each slot is written by one
+  // object only, so objects may be fetched in parallel).
+  auto fetch = [&](const std::string& key, const Members& members) -> Status {
     if (!meta_.sharding) {
       Result<std::string> bytes = storage_->Get(key, max_stored);
       if (!bytes.ok()) {
-        if (bytes.status().code() == Status::Code::kNotFound) continue;
+        if (bytes.status().code() == Status::Code::kNotFound) return Status::Ok();
         if (bytes.status().code() == Status::Code::kInvalidArgument) {  // too large
           return Status::Corruption(bytes.status().message() + " (chunk " +
                                     CoordText(chunks[members[0].first]) + " of " +
@@ -330,10 +333,10 @@ Status ForeignArray::ReadChunks(const std::vector<ChunkCoord>& chunks, const Chu
       }
       stored[members[0].first] = std::move(*bytes);
       for (size_t m = 1; m < members.size(); ++m) stored[members[m].first] = stored[members[0].first];
-      continue;
+      return Status::Ok();
     }
     BRICKFS_ASSIGN_OR_RETURN(std::shared_ptr<const ShardIndex> index, Index(key));
-    if (!index->present) continue;
+    if (!index->present) return Status::Ok();
     std::vector<Storage::Range> ranges;
     std::vector<size_t> range_chunk;
     for (const auto& [i, slot] : members) {
@@ -341,7 +344,7 @@ Status ForeignArray::ReadChunks(const std::vector<ChunkCoord>& chunks, const Chu
       ranges.push_back({index->offset[slot], index->nbytes[slot]});
       range_chunk.push_back(i);
     }
-    if (ranges.empty()) continue;
+    if (ranges.empty()) return Status::Ok();
     Status st = storage_->ReadRanges(key, ranges, [&](size_t r, std::string_view b) {
       stored[range_chunk[r]] = std::string(b);
       return Status::Ok();
@@ -353,6 +356,18 @@ Status ForeignArray::ReadChunks(const std::vector<ChunkCoord>& chunks, const Chu
       }
       return st;
     }
+    return Status::Ok();
+  };
+  if (pool && by_key.size() > 1) {
+    std::vector<const std::pair<const std::string, Members>*> objects;
+    for (const auto& kv : by_key) objects.push_back(&kv);
+    std::vector<Status> fetched(objects.size());
+    pool->ParallelFor(objects.size(), [&](size_t o) {
+      fetched[o] = fetch(objects[o]->first, objects[o]->second);
+    });
+    for (const Status& st : fetched) BRICKFS_RETURN_IF_ERROR(st);
+  } else {
+    for (const auto& [key, members] : by_key) BRICKFS_RETURN_IF_ERROR(fetch(key, members));
   }
   auto context = [&](size_t i) {
     ChunkPlace p = Place(chunks[i]);
@@ -362,28 +377,37 @@ Status ForeignArray::ReadChunks(const std::vector<ChunkCoord>& chunks, const Chu
   };
   // Decode and visit.
   if (pool && chunks.size() > 1) {
-    std::vector<std::vector<uint8_t>> decoded(chunks.size());
-    std::vector<Status> status(chunks.size());
-    pool->ParallelFor(chunks.size(), [&](size_t i) {
-      if (!stored[i]) return;
-      decoded[i].resize(chunk_bytes_);
-      status[i] = DecodeChunk(*stored[i], decoded[i].data());
-    });
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      if (!status[i].ok()) return status[i].WithContext(context(i));
-      BRICKFS_RETURN_IF_ERROR(visit(i, stored[i] ? decoded[i].data() : nullptr));
+    // Decoded in waves of a few chunks per thread into buffers reused from
+    // wave to wave: fresh memory faults in slowly (DESIGN §11), and a batch
+    // may hold far more chunks than threads. Not zeroed: DecodeChunk writes
+    // every byte or fails.
+    const size_t wave = std::min(chunks.size(), 2 * (pool->size() + 1));
+    std::vector<std::unique_ptr<uint8_t[]>> bufs(wave);
+    std::vector<Status> status(wave);
+    for (size_t w0 = 0; w0 < chunks.size(); w0 += wave) {
+      const size_t n = std::min(wave, chunks.size() - w0);
+      pool->ParallelFor(n, [&](size_t k) {
+        status[k] = Status::Ok();
+        if (!stored[w0 + k]) return;
+        if (!bufs[k]) bufs[k].reset(new uint8_t[chunk_bytes_]);
+        status[k] = DecodeChunk(*stored[w0 + k], bufs[k].get());
+      });
+      for (size_t k = 0; k < n; ++k) {
+        if (!status[k].ok()) return status[k].WithContext(context(w0 + k));
+        BRICKFS_RETURN_IF_ERROR(visit(w0 + k, stored[w0 + k] ? bufs[k].get() : nullptr));
+      }
     }
     return Status::Ok();
   }
-  std::vector<uint8_t> buf(chunk_bytes_);
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[chunk_bytes_]);  // not zeroed, as above
   for (size_t i = 0; i < chunks.size(); ++i) {
     if (!stored[i]) {
       BRICKFS_RETURN_IF_ERROR(visit(i, nullptr));
       continue;
     }
-    Status st = DecodeChunk(*stored[i], buf.data());
+    Status st = DecodeChunk(*stored[i], buf.get());
     if (!st.ok()) return st.WithContext(context(i));
-    BRICKFS_RETURN_IF_ERROR(visit(i, buf.data()));
+    BRICKFS_RETURN_IF_ERROR(visit(i, buf.get()));
   }
   return Status::Ok();
 }

@@ -70,8 +70,8 @@ class ForeignArray {
   // visit(i, data) once for each chunks[i], in order of i, from the calling
   // thread: data is the decoded chunk (chunk_bytes(), valid only during the
   // call) or nullptr when the chunk is entirely fill value (not stored).
-  // With a pool, chunks of the batch are decoded in parallel (all of the
-  // batch's decoded chunks are then held at once). The first error (the
+  // With a pool, the batch's objects are fetched in parallel and its chunks
+  // decoded in parallel, a few per thread at a time. The first error (the
   // visit's or a read's) stops the batch and is returned.
   using ChunkVisitor = std::function<Status(size_t i, const uint8_t* data)>;
   Status ReadChunks(const std::vector<ChunkCoord>& chunks, const ChunkVisitor& visit,
