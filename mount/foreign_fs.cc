@@ -265,49 +265,60 @@ class ForeignFs {
     }
   }
 
-  int ReadDir(const char* path, void* buf, fuse_fill_dir_t filler) {
+  int ReadDir(const char* path, void* buf, fuse_fill_dir_t filler, off_t off) {
     ForeignPath p = ParseForeignPath(shape_, path);
-    auto add = [&](const std::string& name) {
-      return filler(buf, name.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0)) != 0;
+    // Entries are numbered; each carries the number of the next one as its
+    // offset, so a huge directory (t/ of a long time series, z/ of a deep
+    // image) is listed in pieces, never held whole in memory (as BrickFs).
+    const uint64_t next = static_cast<uint64_t>(std::max<off_t>(off, 0));
+    uint64_t index = 0;
+    bool full = false;
+    auto emit = [&](const std::string& name) {
+      if (full || index++ < next) return;
+      full = filler(buf, name.c_str(), nullptr, static_cast<off_t>(index),
+                    static_cast<fuse_fill_dir_flags>(0)) != 0;
     };
-    add(".");
-    add("..");
+    // Skips up to n numbered entries that come before `next`; returns how many.
+    auto skip_to = [&](uint64_t n) -> uint64_t {
+      const uint64_t skipped = next > index ? std::min(n, next - index) : 0;
+      index += skipped;
+      return skipped;
+    };
+    if (p.kind == ForeignPath::Kind::kNotFound) return -ENOENT;
+    if (p.kind == ForeignPath::Kind::kPlane || p.kind == ForeignPath::Kind::kStatus) return -ENOTDIR;
+    emit(".");
+    emit("..");
     switch (p.kind) {
       case ForeignPath::Kind::kIndexDir: {
         const size_t d = p.fixed.size();
-        for (uint64_t i = 0; i < shape_.other_sizes[d]; ++i) {
-          if (add(shape_.other_names[d] + std::to_string(i))) break;
-        }
-        if (d == 0) add(".brickfs");
+        if (d == 0) emit(".brickfs");
+        const uint64_t n = shape_.other_sizes[d];
+        for (uint64_t i = skip_to(n); i < n && !full; ++i) emit(shape_.other_names[d] + std::to_string(i));
         return 0;
       }
       case ForeignPath::Kind::kViewDir:
       case ForeignPath::Kind::kLevelDir:
-        add("z");
+        if (p.kind == ForeignPath::Kind::kViewDir && shape_.other_names.empty()) emit(".brickfs");
+        emit("z");
         if (shape_.spatial == 3) {
-          add("y");
-          add("x");
+          emit("y");
+          emit("x");
         }
-        if (p.kind == ForeignPath::Kind::kViewDir) {
-          add("levels");
-          if (shape_.other_names.empty()) add(".brickfs");
-        }
+        if (p.kind == ForeignPath::Kind::kViewDir) emit("levels");
         return 0;
       case ForeignPath::Kind::kLevelsDir:
-        for (size_t l = 0; l < shape_.level_shapes.size(); ++l) add(std::to_string(l));
+        for (size_t l = 0; l < shape_.level_shapes.size(); ++l) emit(std::to_string(l));
         return 0;
       case ForeignPath::Kind::kAxisDir: {
         const uint64_t n = shape_.level_shapes[static_cast<size_t>(p.level)][static_cast<int>(p.axis)];
-        for (uint64_t i = 0; i < n; ++i) {
-          if (add(CanonicalSliceName(i, n))) break;
-        }
+        for (uint64_t i = skip_to(n); i < n && !full; ++i) emit(CanonicalSliceName(i, n));
         return 0;
       }
       case ForeignPath::Kind::kStateDir:
-        add("status");
+        emit("status");
         return 0;
       default:
-        return p.kind == ForeignPath::Kind::kNotFound ? -ENOENT : -ENOTDIR;
+        return 0;
     }
   }
 
@@ -531,9 +542,9 @@ const fuse_operations kForeignOps = [] {
   ops.getattr = [](const char* p, struct stat* st, fuse_file_info*) {
     return Guard("getattr", [&] { return Ffs()->GetAttr(p, st); });
   };
-  ops.readdir = [](const char* p, void* buf, fuse_fill_dir_t filler, off_t, fuse_file_info*,
+  ops.readdir = [](const char* p, void* buf, fuse_fill_dir_t filler, off_t off, fuse_file_info*,
                    fuse_readdir_flags) {
-    return Guard("readdir", [&] { return Ffs()->ReadDir(p, buf, filler); });
+    return Guard("readdir", [&] { return Ffs()->ReadDir(p, buf, filler, off); });
   };
   ops.open = [](const char* p, fuse_file_info* fi) {
     return Guard("open", [&] { return Ffs()->Open(p, fi); });

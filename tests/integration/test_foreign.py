@@ -296,6 +296,22 @@ class ForeignTest(unittest.TestCase):
         self.check_image(store, write_ome04(store, [c], "cyx", (1, 16, 16), numcodecs.Zstd()),
                          others=("c",))
 
+    def test_long_time_series_lists_in_pieces(self):
+        # 3000 t directories and 1200 z planes: listed over many readdir calls
+        a = data((3000, 1200, 2, 2), "uint8", 23)
+        store = self.root.join("long.zarr")
+        write_ome04(store, [a], "tzyx", (1000, 600, 2, 2), numcodecs.Zlib())
+        mnt = self.root.join("mnt")
+        with T.Mount(store, mnt) as m:
+            names = os.listdir(mnt)
+            self.assertEqual(len(names), 3001)
+            self.assertEqual(set(names), {".brickfs"} | {"t%d" % i for i in range(3000)})
+            planes = os.listdir(os.path.join(mnt, "t2345", "z"))
+            self.assertEqual(sorted(planes), ["%05d.tif" % i for i in range(1200)])
+            got = tifffile.imread(os.path.join(mnt, "t2345", "x", "00001.tif"))
+            np.testing.assert_array_equal(got, a[2345, :, :, 1])
+            m.umount_checked(self)
+
     # -------------------------------------------------------------- Zarr v3 ----
 
     def test_zarrita_v3_unsharded(self):
