@@ -9,7 +9,7 @@ random bytes or all zeros. --noise gauss gives the older, smoother data
 
 usage: make_stack.py OUTDIR --shape Z,Y,X [--dtype uint8|uint16] [--prefix scan_]
                      [--first 0] [--compression none|zlib] [--seed 1]
-                     [--noise poisson|gauss]
+                     [--noise poisson|gauss] [--workers N]
 Writes OUTDIR/<prefix><z+first>.tif and, with --npy, the volume as OUTDIR.npy.
 """
 import argparse
@@ -46,6 +46,13 @@ def slice_at(z, shape, dtype, rng, noise="poisson"):
     return np.clip(img, info.min, info.max).astype(dtype)
 
 
+def write_one(job):
+    z, shape, dtype, a = job
+    img = slice_at(z, shape, dtype, np.random.default_rng((a.seed, z)), a.noise)
+    tifffile.imwrite(os.path.join(a.outdir, f"{a.prefix}{z + a.first}.tif"), img,
+                     compression=None if a.compression == "none" else "zlib")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("outdir")
@@ -57,6 +64,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--npy", action="store_true", help="also save the volume as OUTDIR.npy")
     ap.add_argument("--noise", default="poisson", choices=["poisson", "gauss"])
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes writing slices in parallel (each slice then has a "
+                         "generator seeded by (seed, z); 1 keeps the sequential stream)")
     a = ap.parse_args()
     shape = tuple(int(v) for v in a.shape.split(","))
     if len(shape) != 3 or min(shape) <= 0:
@@ -66,6 +76,15 @@ def main():
     rng = np.random.default_rng(a.seed)
     vol = np.empty(shape, dtype) if a.npy else None
     comp = None if a.compression == "none" else "zlib"
+    if a.workers > 1:
+        if a.npy:
+            sys.exit("make_stack.py: --npy needs --workers 1")
+        import multiprocessing
+        args = [(z, shape, dtype, a) for z in range(shape[0])]
+        with multiprocessing.Pool(a.workers) as pool:
+            for _ in pool.imap_unordered(write_one, args, chunksize=8):
+                pass
+        return
     for z in range(shape[0]):
         img = slice_at(z, shape, dtype, rng, a.noise)
         if vol is not None:

@@ -32,6 +32,7 @@ import os
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -373,6 +374,69 @@ class TempRoot:
             sys.stderr.write("brickfs_testlib: keeping %s\n" % self.path)
             return
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+
+# ------------------------------------------------------------ store bytes ----
+
+EMPTY = 2 ** 64 - 1  # an index entry of a block never stored
+
+
+def block_location(store, brick, block, array="0"):
+    """(path, offset, nbytes) of a block from the index at the end of its shard."""
+    meta = shard_reader.meta_of(store, array)
+    path = meta.shard_path(brick)
+    with open(path, "rb") as f:
+        data = f.read()
+    idx = data[len(data) - meta.index_bytes:]
+    off, nb = struct.unpack_from("<QQ", idx, 16 * block)
+    assert (off, nb) != (EMPTY, EMPTY), "block %d of brick %s is not stored" % (block, brick)
+    return path, off, nb
+
+
+def store_bytes(store):
+    """Bytes of every shard file of every level (STORE/L/c/...)."""
+    total = 0
+    for level in os.listdir(store):
+        if not level.isdigit():
+            continue
+        for root, _, files in os.walk(os.path.join(store, level, "c")):
+            total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total
+
+
+def vm_kib(pid, key):
+    """A /proc/PID/status field in KiB (VmHWM, VmRSS, ...); 0 when absent."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class ClassRootCase(unittest.TestCase):
+    """Base of mount tests sharing one TempRoot per class (self.tmp): skips
+    without /dev/fuse, fails clearly when the brickfs binary is missing."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_fuse()
+        brickfs_bin()
+        cls.tmp = TempRoot()
+        cls.addClassCleanup(cls.tmp.cleanup)
+
+
+class TestRootCase(unittest.TestCase):
+    """Base of mount tests with a fresh TempRoot per test (self.root)."""
+
+    @classmethod
+    def setUpClass(cls):
+        require_fuse()
+        brickfs_bin()
+
+    def setUp(self):
+        self.root = TempRoot()
+        self.addCleanup(self.root.cleanup)
 
 
 # -------------------------------------------------------------------- mount ----

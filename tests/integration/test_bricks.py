@@ -11,7 +11,6 @@ import errno
 import multiprocessing
 import os
 import sys
-import unittest
 
 import numpy as np
 
@@ -42,15 +41,7 @@ def write_brick(args):
     return name
 
 
-class BricksTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        T.require_fuse()
-
-    def setUp(self):
-        self.root = T.TempRoot()
-        self.addCleanup(self.root.cleanup)
-
+class BricksTest(T.TestRootCase):
     def read_brick(self, mnt, name, shape, dtype):
         return np.fromfile(os.path.join(mnt, "bricks", name), dtype=np.dtype(dtype).newbyteorder("<")).reshape(shape)
 

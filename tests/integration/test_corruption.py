@@ -30,9 +30,7 @@ import errno
 import json
 import os
 import signal
-import struct
 import sys
-import unittest
 
 import numpy as np
 
@@ -42,41 +40,15 @@ import brickfs_testlib as T  # noqa: E402
 SHAPE = (48, 96, 80)     # z, y, x (uint8)
 BLOCK = (16, 32, 32)
 BRICK = (32, 64, 64)     # 2 x 2 x 2 bricks of 2 x 2 x 2 blocks
-EMPTY = 2 ** 64 - 1
 
 
-def block_location(store, brick, block):
-    """(offset, nbytes) of a block from the index at the end of its shard."""
-    meta = T.shard_reader.meta_of(store)
-    path = meta.shard_path(brick)
-    with open(path, "rb") as f:
-        data = f.read()
-    idx = data[len(data) - meta.index_bytes:]
-    off, nb = struct.unpack_from("<QQ", idx, 16 * block)
-    assert (off, nb) != (EMPTY, EMPTY), "block %d of brick %s is not stored" % (block, brick)
-    return path, off, nb
 
 
-def store_bytes(store):
-    """Bytes of every shard file of every level (STORE/L/c/...)."""
-    total = 0
-    for level in os.listdir(store):
-        if not level.isdigit():
-            continue
-        for root, _, files in os.walk(os.path.join(store, level, "c")):
-            total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
-    return total
 
 
-class CorruptionCase(unittest.TestCase):
+class CorruptionCase(T.ClassRootCase):
     maxDiff = 4000
 
-    @classmethod
-    def setUpClass(cls):
-        T.require_fuse()
-        T.brickfs_bin()
-        cls.tmp = T.TempRoot()
-        cls.addClassCleanup(cls.tmp.cleanup)
 
     def ingest(self, label, vol):
         """brickfs create + mount + one cp of every slice + umount; returns the store."""
@@ -115,7 +87,7 @@ class TestFlippedBlock(CorruptionCase):
         self.fsck(store, expect=0)
 
         # Block 0 of brick 0/0/0 = block (0,0,0): voxels z 0-15, y 0-31, x 0-31.
-        path, off, nb = block_location(store, (0, 0, 0), 0)
+        path, off, nb = T.block_location(store, (0, 0, 0), 0)
         with open(path, "r+b") as f:
             f.seek(off + nb // 2)
             chunk = bytearray(f.read(16))
@@ -173,13 +145,13 @@ class TestFlippedBlock(CorruptionCase):
         self.fsck(store, expect=0)
         info = T.brickfs_info_json(store)
         self.assertGreater(info["bytes_dead"], 0, info)
-        before = store_bytes(store)
+        before = T.store_bytes(store)
         self.assertEqual(info["bytes_stored"], before)
 
         r = T.brickfs("compact", store, timeout=120)
         self.assertEqual(r.returncode, 0, r.describe())
         self.assertIn("reclaimed", r.stdout, r.describe())
-        after = store_bytes(store)
+        after = T.store_bytes(store)
         self.assertLess(after, before, r.describe())
         self.assertEqual(before - after, info["bytes_dead"], r.describe())
         info2 = T.brickfs_info_json(store)

@@ -38,7 +38,6 @@ import struct
 import subprocess
 import sys
 import time
-import unittest
 import zlib
 
 import numpy as np
@@ -146,15 +145,12 @@ def ename(e):
     return errno.errorcode.get(e, str(e))
 
 
-class HostileCase(unittest.TestCase):
+class HostileCase(T.ClassRootCase):
     maxDiff = 4000
 
     @classmethod
     def setUpClass(cls):
-        T.require_fuse()
-        T.brickfs_bin()
-        cls.tmp = T.TempRoot()
-        cls.addClassCleanup(cls.tmp.cleanup)
+        super().setUpClass()
         cls.vol = T.make_volume((Z, Y, X), "uint8", "random", seed=17)
         cls.store = cls.tmp.join("hostile.zarr")
         T.brickfs_create(cls.store, (Z, Y, X), "uint8", block=(8, 16, 16), brick=(16, 32, 32))

@@ -26,7 +26,6 @@ import json
 import os
 import sys
 import time
-import unittest
 
 import numpy as np
 
@@ -34,15 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brickfs_testlib as T  # noqa: E402
 
 
-class BrickfsCase(unittest.TestCase):
+class BrickfsCase(T.ClassRootCase):
     maxDiff = 4000
 
-    @classmethod
-    def setUpClass(cls):
-        T.require_fuse()
-        T.brickfs_bin()  # fails clearly when the binary is missing
-        cls.tmp = T.TempRoot()
-        cls.addClassCleanup(cls.tmp.cleanup)
 
     # ---------------------------------------------------------------- status
 

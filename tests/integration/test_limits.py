@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-import unittest
 
 import numpy as np
 import tifffile
@@ -24,24 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import brickfs_testlib as T  # noqa: E402
 
 
-def vm_kib(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
-class LimitsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        T.require_fuse()
-        T.brickfs_bin()
-
-    def setUp(self):
-        self.root = T.TempRoot()
-        self.addCleanup(self.root.cleanup)
-
+class LimitsTest(T.TestRootCase):
     def damaged_store(self, label, edit):
         store = self.root.join(label, "v.zarr")
         os.makedirs(os.path.dirname(store))
@@ -103,7 +87,7 @@ class LimitsTest(unittest.TestCase):
             n = sum(1 for _ in os.scandir(os.path.join(mnt, "z")))
             self.assertEqual(n, 100000)
             took = time.monotonic() - t0
-            hwm = vm_kib(m.pid, "VmHWM")
+            hwm = T.vm_kib(m.pid, "VmHWM")
             sys.stderr.write("[100000^3: listing took %.1f s, daemon VmHWM %d MiB] "
                              % (took, hwm >> 10))
             self.assertLess(hwm, 256 << 10, "daemon VmHWM %d KiB listing a huge volume" % hwm)

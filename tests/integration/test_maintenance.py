@@ -39,9 +39,7 @@ import errno
 import json
 import os
 import signal
-import struct
 import sys
-import unittest
 
 import numpy as np
 
@@ -53,19 +51,8 @@ SHAPE = (48, 96, 80)     # z, y, x (uint8)
 BLOCK = (16, 32, 32)
 BRICK = (32, 64, 64)
 GEOMETRY = ["block=%d,%d,%d" % BLOCK, "brick=%d,%d,%d" % BRICK]
-EMPTY = 2 ** 64 - 1
 
 
-def block_location(store, array, brick, block):
-    """(path, offset, nbytes) of a block from the index at the end of its shard."""
-    meta = T.shard_reader.meta_of(store, array)
-    path = meta.shard_path(brick)
-    with open(path, "rb") as f:
-        data = f.read()
-    idx = data[len(data) - meta.index_bytes:]
-    off, nb = struct.unpack_from("<QQ", idx, 16 * block)
-    assert (off, nb) != (EMPTY, EMPTY), "block %d of brick %s is not stored" % (block, brick)
-    return path, off, nb
 
 
 def shard_sizes(store):
@@ -104,15 +91,9 @@ def kill_mount(m):
             T.run(argv, timeout=30)
 
 
-class MaintenanceCase(unittest.TestCase):
+class MaintenanceCase(T.ClassRootCase):
     maxDiff = 4000
 
-    @classmethod
-    def setUpClass(cls):
-        T.require_fuse()
-        T.brickfs_bin()
-        cls.tmp = T.TempRoot()
-        cls.addClassCleanup(cls.tmp.cleanup)
 
     def stack(self, label, vol, zs=None):
         return T.write_stack(self.tmp.sub(label, "src"), vol, lambda z: "s_%03d.tif" % z,
@@ -160,7 +141,7 @@ class TestLevelBlock(MaintenanceCase):
         self.assertEqual(level1.shape, (24, 48, 40))
 
         # Block 0 of level 1's only brick: level-1 voxels z 0-15, y 0-31, x 0-31.
-        path, off, nb = block_location(store, "1", (0, 0, 0), 0)
+        path, off, nb = T.block_location(store, (0, 0, 0), 0, array="1")
         with open(path, "r+b") as f:
             f.seek(off + nb // 2)
             chunk = bytearray(f.read(8))

@@ -93,15 +93,7 @@ class DownsampleReferenceTest(unittest.TestCase):
         np.testing.assert_array_equal(downsample(b, "mode"), [[[3]]])
 
 
-class PyramidTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        T.require_fuse()
-
-    def setUp(self):
-        self.root = T.TempRoot()
-        self.addCleanup(self.root.cleanup)
-
+class PyramidTest(T.TestRootCase):
     def stack(self, vol, name="stack"):
         d = self.root.sub(name)
         T.write_stack(d, vol, lambda z: "img_%04d.tif" % z)

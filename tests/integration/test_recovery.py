@@ -45,7 +45,6 @@ import struct
 import subprocess
 import sys
 import time
-import unittest
 
 import numpy as np
 import tifffile
@@ -130,15 +129,12 @@ echo done >> "$log"
         return {z_of(p) for k, p in self.entries() if k == "ok"}
 
 
-class RecoveryCase(unittest.TestCase):
+class RecoveryCase(T.ClassRootCase):
     maxDiff = 4000
 
     @classmethod
     def setUpClass(cls):
-        T.require_fuse()
-        T.brickfs_bin()
-        cls.tmp = T.TempRoot()
-        cls.addClassCleanup(cls.tmp.cleanup)
+        super().setUpClass()
         cls.vol = T.make_volume(SHAPE, "uint8", "smooth", seed=41)
         src = cls.tmp.sub("src")
         cls.files = {}

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 
 import numpy as np
 import tifffile
@@ -68,12 +67,6 @@ def kill9(m):
     m.umount_result = T.Ran([], 0, "", "", 0)
 
 
-def vm_kib(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def missing(mnt):
@@ -83,17 +76,11 @@ def missing(mnt):
     return out
 
 
-class RedTeam(unittest.TestCase):
+class RedTeam(T.TestRootCase):
     maxDiff = 3000
 
-    @classmethod
-    def setUpClass(cls):
-        T.require_fuse()
-        T.brickfs_bin()
-
     def setUp(self):
-        self.root = T.TempRoot()
-        self.addCleanup(self.root.cleanup)
+        super().setUp()
         self._env = {}
 
     # -- the fault shim: env for the daemon of one Mount
@@ -420,7 +407,7 @@ class RedTeam(unittest.TestCase):
         T.brickfs_create(store, (2, 10240, 20480), "uint16")
         with T.Mount(store, mnt, options=["mem=32M"]) as m:
             T.run(["touch", mnt + "/z/00001.tif"], timeout=120)
-            hwm = vm_kib(m.pid, "VmHWM") // 1024
+            hwm = T.vm_kib(m.pid, "VmHWM") // 1024
             m.umount_checked(self)
         self.assertLess(hwm, 128, "daemon peak %d MiB with mem=32M after `touch`" % hwm)
 

@@ -88,15 +88,12 @@ def file_state(path):
         return (f.read(), st.st_size, st.st_mtime_ns, st.st_uid, st.st_mode)
 
 
-class SafetyBase(unittest.TestCase):
+class SafetyBase(T.ClassRootCase):
     maxDiff = 6000
 
     @classmethod
     def setUpClass(cls):
-        T.require_fuse()
-        T.brickfs_bin()
-        cls.tmp = T.TempRoot()
-        cls.addClassCleanup(cls.tmp.cleanup)
+        super().setUpClass()
         os.chmod(cls.tmp.path, 0o755)  # other users must reach the mount points
 
     def mount_refused(self, store, mnt, options=(), timeout=20):

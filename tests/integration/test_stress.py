@@ -30,7 +30,6 @@ import signal
 import sys
 import threading
 import time
-import unittest
 
 import numpy as np
 import tifffile
@@ -131,16 +130,7 @@ class Model:
         return bad
 
 
-class StressTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        T.require_fuse()
-        T.brickfs_bin()
-
-    def setUp(self):
-        self.root = T.TempRoot()
-        self.addCleanup(self.root.cleanup)
-
+class StressTest(T.TestRootCase):
     def test_random_writers_renames_bricks_and_kill9_match_the_model(self):
         seconds = float(os.environ.get("BRICKFS_STRESS_SECONDS", "50"))
         seed = int(os.environ.get("BRICKFS_STRESS_SEED", str(random.randrange(1 << 30))))

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 
 import numpy as np
 import tifffile
@@ -39,24 +38,8 @@ import brickfs_testlib as T  # noqa: E402
 from test_pyramid import downsample, pyramid  # noqa: E402  (the hand-checked reference)
 
 
-def vm_kib(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
-def store_bytes(store):
-    """Bytes of every shard file of every level."""
-    total = 0
-    for root, _, files in os.walk(store):
-        if "/.brickfs" in root:
-            continue
-        for fn in files:
-            if fn != "zarr.json":
-                total += os.path.getsize(os.path.join(root, fn))
-    return total
 
 
 def tiff_bytes(plane, **kw):
@@ -78,17 +61,9 @@ def kill9(testcase, m):
     m.umount_result = T.Ran([], 0, "", "", 0)  # nothing left for the teardown to unmount
 
 
-class WritersCase(unittest.TestCase):
+class WritersCase(T.TestRootCase):
     maxDiff = 4000
 
-    @classmethod
-    def setUpClass(cls):
-        T.require_fuse()
-        T.brickfs_bin()
-
-    def setUp(self):
-        self.root = T.TempRoot()
-        self.addCleanup(self.root.cleanup)
 
     def stack(self, vol, name="stack", fmt="scan_%04d.tif", zs=None):
         d = self.root.sub(name)
@@ -432,11 +407,11 @@ class TestRecopyBloat(WritersCase):
         with T.Mount(store, mnt) as m:
             self.assertTrue(T.cp(files, mnt + "/z/").ok)
             m.umount_checked(self)
-        fresh = store_bytes(store)
+        fresh = T.store_bytes(store)
         with T.Mount(store, mnt) as m:
             self.assertTrue(T.cp(files, mnt + "/z/", timeout=300).ok)
             m.umount_checked(self)
-        after = store_bytes(store)
+        after = T.store_bytes(store)
         sys.stderr.write("[fresh %.1f MiB, after a full re-copy %.1f MiB] "
                          % (fresh / 2**20, after / 2**20))
         self.assertLessEqual(after, 1.1 * fresh, "a full re-copy bloated the store "
@@ -449,7 +424,7 @@ class TestRecopyBloat(WritersCase):
                 self.assertTrue(T.cp([files[z]], mnt + "/z/").ok)
                 time.sleep(0.2)
             m.umount_checked(self)
-        after12 = store_bytes(store)
+        after12 = T.store_bytes(store)
         sys.stderr.write("[after 12 single-slice rewrites %.1f MiB] " % (after12 / 2**20))
         self.assertLessEqual(after12, 1.2 * fresh, "12 rewrites bloated the store %.2fx"
                              % (after12 / fresh))
@@ -461,7 +436,7 @@ class TestRecopyBloat(WritersCase):
 
 class TestMemoryCaps(WritersCase):
     def hwm(self, m):
-        return vm_kib(m.pid, "VmHWM") * 1024
+        return T.vm_kib(m.pid, "VmHWM") * 1024
 
     def test_writes_past_any_slice_size_fail_without_allocating(self):
         store, mnt = self.root.join("v.zarr"), self.root.join("mnt")
