@@ -353,6 +353,26 @@ class ForeignTest(unittest.TestCase):
                 self.assertEqual(problem, "", "the test's writer disagrees with zarrita:\n" + problem)
                 self.check_image(store, [want])
 
+    def test_corrupt_chunk_is_eio_for_its_planes_only(self):
+        a = data((16, 16, 16), "uint16", 60)
+        store = self.root.join("corrupt.zarr")
+        write_ome04(store, [a], "zyx", (8, 8, 8), numcodecs.Blosc("lz4", 5, shuffle=1))
+        bad = os.path.join(store, "0", "1.0.1")
+        with open(bad, "r+b") as f:  # a Blosc header that declares another size
+            f.seek(4)
+            f.write(struct.pack("<I", 12345))
+        mnt = self.root.join("mnt")
+        with T.Mount(store, mnt) as m:
+            with self.assertRaises(OSError) as cm:
+                tifffile.imread(os.path.join(mnt, "z", "00009.tif"))
+            self.assertEqual(cm.exception.errno, errno.EIO)
+            np.testing.assert_array_equal(tifffile.imread(os.path.join(mnt, "z", "00003.tif")), a[3])
+            np.testing.assert_array_equal(tifffile.imread(os.path.join(mnt, "x", "00002.tif")),
+                                          a[:, :, 2])
+            errors = T.read_status(mnt)["errors"]
+            self.assertTrue(any(bad in e for e in errors), errors)
+            m.umount_checked(self)
+
     # ---------------------------------------------------------- bad metadata ----
 
     def test_bad_metadata_is_refused_at_mount(self):
