@@ -190,11 +190,23 @@ Status LocalStorage::MakeParents(const std::string& key) {
   return Status::Ok();
 }
 
+void LocalStorage::ForgetDir(const std::string& dir) {
+  std::lock_guard<std::mutex> g(mu_);
+  made_dirs_.erase(dir);
+}
+
 Status LocalStorage::WriteAt(std::string_view key, uint64_t offset, std::string_view bytes) {
   BRICKFS_RETURN_IF_ERROR(CheckWritable(key));
   const std::string k(key);
   BRICKFS_RETURN_IF_ERROR(MakeParents(k));
-  BRICKFS_ASSIGN_OR_RETURN(const int fd, OpenFileBeneath(root_, k, O_WRONLY | O_CREAT));
+  auto opened = OpenFileBeneath(root_, k, O_WRONLY | O_CREAT);
+  if (!opened.ok() && opened.status().err() == ENOENT) {
+    // A directory it made was removed behind its back: make it again.
+    ForgetDir(Parent(k));
+    BRICKFS_RETURN_IF_ERROR(MakeParents(k));
+    opened = OpenFileBeneath(root_, k, O_WRONLY | O_CREAT);
+  }
+  BRICKFS_ASSIGN_OR_RETURN(const int fd, std::move(opened));
   const std::string path = Locate(key);
   Status s = PwriteAll(fd, bytes.data(), bytes.size(), offset, path);
   if (!s.ok() && ::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
@@ -214,6 +226,9 @@ Status LocalStorage::Truncate(std::string_view key, uint64_t length) {
   if (::ftruncate(fd, static_cast<off_t>(length)) != 0) {
     return Status::IOError("truncate " + Locate(key) + " to " + std::to_string(length), errno);
   }
+  // Durable before the caller forgets why it cut (recovery restarts the
+  // journal next).
+  if (::fdatasync(fd) != 0) return Status::IOError("fsync " + Locate(key), errno);
   return Status::Ok();
 }
 
@@ -225,7 +240,13 @@ Status LocalStorage::Replace(std::string_view key, std::string_view bytes,
   BRICKFS_RETURN_IF_ERROR(MakeParents(k));
   // Everything below happens in the object's directory, opened without
   // following links: a link planted in the store sends nothing elsewhere.
-  BRICKFS_ASSIGN_OR_RETURN(const int dir_fd, OpenDirBeneath(root_, Parent(k)));
+  auto opened_dir = OpenDirBeneath(root_, Parent(k));
+  if (!opened_dir.ok() && opened_dir.status().err() == ENOENT) {
+    ForgetDir(Parent(k));  // removed behind its back: make it again
+    BRICKFS_RETURN_IF_ERROR(MakeParents(k));
+    opened_dir = OpenDirBeneath(root_, Parent(k));
+  }
+  BRICKFS_ASSIGN_OR_RETURN(const int dir_fd, std::move(opened_dir));
   ScopeGuard close_dir([dir_fd] { ::close(dir_fd); });
   // A temporary file left by a crash, or planted: remove the name, create
   // afresh (O_EXCL).
@@ -243,6 +264,9 @@ Status LocalStorage::Replace(std::string_view key, std::string_view bytes,
   if (s.ok() && ::fstat(fd, &st) != 0) s = Status::IOError("stat " + tmp, errno);
   if (s.ok()) ino = static_cast<uint64_t>(st.st_ino);
   ::close(fd);
+  // Directories made for it are durable before anything (the journal)
+  // refers to the object.
+  if (s.ok()) s = SyncNewDirs();
   if (s.ok() && before_visible) s = before_visible(ino);
   if (s.ok() && ::renameat(dir_fd, tmp_name.c_str(), dir_fd, name.c_str()) != 0) {
     s = Status::IOError("rename " + tmp, errno);
@@ -251,7 +275,10 @@ Status LocalStorage::Replace(std::string_view key, std::string_view bytes,
     ::unlinkat(dir_fd, tmp_name.c_str(), 0);
     return s;
   }
-  if (::fsync(dir_fd) != 0) return Status::IOError("fsync the directory of " + path, errno);
+  if (::fsync(dir_fd) != 0) {
+    return Status::IOError("fsync the directory of " + path + " (the new object is in place)",
+                           errno);
+  }
   return Status::Ok();
 }
 
@@ -273,13 +300,12 @@ Status LocalStorage::Remove(std::string_view key) {
 }
 
 Status LocalStorage::Sync(const std::vector<std::string>& keys, ThreadPool* io) {
-  std::set<std::string> dirs;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    dirs.swap(unsynced_dirs_);
-  }
   std::vector<Status> errs(keys.size());
   auto sync_one = [&](size_t i) {
+    if (std::string why = KeyProblem(keys[i]); !why.empty()) {
+      errs[i] = BadKey(keys[i], why);
+      return;
+    }
     auto opened = OpenFileBeneath(root_, keys[i], O_RDONLY);
     if (!opened.ok()) {
       errs[i] = opened.status();
@@ -295,16 +321,20 @@ Status LocalStorage::Sync(const std::vector<std::string>& keys, ThreadPool* io) 
   } else {
     for (size_t i = 0; i < keys.size(); ++i) sync_one(i);
   }
-  Status first;
   for (const Status& s : errs) {
-    if (first.ok() && !s.ok()) first = s;
+    if (!s.ok()) return s;  // the new directories stay pending for the next call
   }
-  if (!first.ok()) {
+  return SyncNewDirs();
+}
+
+Status LocalStorage::SyncNewDirs() {
+  std::set<std::string> dirs;
+  {
     std::lock_guard<std::mutex> lock(mu_);
-    unsynced_dirs_.insert(dirs.begin(), dirs.end());  // synced by the next call
-    return first;
+    dirs.swap(unsynced_dirs_);
   }
-  // New directories: each and its parents up to the root, and the root's
+  if (dirs.empty()) return Status::Ok();
+  // Each new directory and its parents up to the root, and the root's
   // parent (the root itself may be new).
   std::set<std::string> all;
   for (std::string d : dirs) {
@@ -313,12 +343,89 @@ Status LocalStorage::Sync(const std::vector<std::string>& keys, ThreadPool* io) 
       d = Parent(d);
     }
   }
-  if (!dirs.empty()) {
-    all.insert(root_);
-    const size_t slash = root_.find_last_of('/');
-    if (slash != std::string::npos && slash > 0) all.insert(root_.substr(0, slash));
+  all.insert(root_);
+  const size_t slash = root_.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) all.insert(root_.substr(0, slash));
+  for (const auto& d : all) {
+    Status s = SyncDir(d);
+    if (!s.ok() && !(s.code() == Status::Code::kIOError && s.err() == ENOENT)) {
+      std::lock_guard<std::mutex> lock(mu_);
+      unsynced_dirs_.insert(dirs.begin(), dirs.end());  // all again, next time
+      return s;
+    }
   }
-  for (const auto& d : all) BRICKFS_RETURN_IF_ERROR(SyncDir(d));
+  return Status::Ok();
+}
+
+namespace {
+
+// Removes `name` in `dir_fd` and, for a directory, everything below it,
+// through descriptors only (a link is removed, never followed).
+Status RemoveTreeAt(int dir_fd, const std::string& name, const std::string& path, int depth) {
+  struct stat st;
+  if (::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Status::IOError("stat " + path, errno);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (depth > 64) return Status::InvalidArgument(path + ": directories nested too deep");
+    const int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return Status::IOError("open directory " + path, errno);
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+      const int err = errno;
+      ::close(fd);
+      return Status::IOError("open directory " + path, err);
+    }
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+      const std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    Status s;
+    for (const std::string& n : names) {
+      s = RemoveTreeAt(::dirfd(d), n, path + "/" + n, depth + 1);
+      if (!s.ok()) break;
+    }
+    ::closedir(d);
+    BRICKFS_RETURN_IF_ERROR(s);
+    if (::unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+      return Status::IOError("remove " + path, errno);
+    }
+    return Status::Ok();
+  }
+  if (::unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+    return Status::IOError("remove " + path, errno);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status LocalStorage::RemoveAll(std::string_view prefix) {
+  BRICKFS_RETURN_IF_ERROR(CheckWritable(prefix));
+  const std::string k(prefix);
+  {
+    // Forgotten first: a directory made again after this is made for real.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto* set : {&made_dirs_, &unsynced_dirs_}) {
+      for (auto it = set->begin(); it != set->end();) {
+        if (*it == k || it->rfind(k + "/", 0) == 0) {
+          it = set->erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+  auto dir_fd = OpenDirBeneath(root_, Parent(k));
+  if (!dir_fd.ok()) {
+    if (dir_fd.status().err() == ENOENT) return Status::Ok();
+    return dir_fd.status();
+  }
+  ScopeGuard close_dir([fd = *dir_fd] { ::close(fd); });
+  BRICKFS_RETURN_IF_ERROR(RemoveTreeAt(*dir_fd, Base(k), Locate(prefix), 0));
+  if (::fsync(*dir_fd) != 0) return Status::IOError("fsync the directory of " + Locate(prefix), errno);
   return Status::Ok();
 }
 

@@ -42,6 +42,9 @@ class LocalStorage : public Storage {
   Status Replace(std::string_view key, std::string_view bytes,
                  const BeforeVisible& before_visible) override;
   Status Remove(std::string_view key) override;
+  // Walks the tree through directory descriptors (no link followed), and
+  // forgets the directories below it that it made.
+  Status RemoveAll(std::string_view prefix) override;
   Status Sync(const std::vector<std::string>& keys, ThreadPool* io) override;
 
  private:
@@ -50,6 +53,11 @@ class LocalStorage : public Storage {
   Result<int> OpenRead(std::string_view key) const;
   // Makes the directories above `key` once (remembered until synced).
   Status MakeParents(const std::string& key);
+  void ForgetDir(const std::string& dir);
+  // fsyncs the directories made since the last call, each with its parents
+  // up to the root and the root's parent. A directory removed meanwhile is
+  // skipped; on a failure every directory not yet synced stays pending.
+  Status SyncNewDirs();
   Status CheckWritable(std::string_view key) const;
 
   const std::string root_;

@@ -184,7 +184,10 @@ Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>&
   const std::string key = BrickKey(brick);
   if (blocks.empty()) {
     BRICKFS_RETURN_IF_ERROR(before_rename(0, 0));  // removal: no new file
-    BRICKFS_RETURN_IF_ERROR(storage_->Remove(key));
+    if (Status removed = storage_->Remove(key); !removed.ok()) {
+      st->loaded = false;
+      return removed;
+    }
     st->file_size = 0;
     st->index = std::move(index);
     return Status::Ok();
@@ -196,8 +199,14 @@ Status ShardStore::Replace(const Shape3& brick, const std::vector<EncodedBlock>&
   }
   const uint64_t block_bytes = buf.size();
   index->EncodeTo(&buf);
-  BRICKFS_RETURN_IF_ERROR(storage_->Replace(
-      key, buf, [&](uint64_t identity) { return before_rename(buf.size(), identity); }));
+  Status replaced = storage_->Replace(
+      key, buf, [&](uint64_t identity) { return before_rename(buf.size(), identity); });
+  if (!replaced.ok()) {
+    // It may have failed after the new file took the key (its directory's
+    // fsync): read the index again before the next append.
+    st->loaded = false;
+    return replaced;
+  }
   st->file_size = buf.size();
   st->index = std::move(index);
   {

@@ -27,4 +27,8 @@ std::string JoinKey(std::string_view a, std::string_view b) {
   return out;
 }
 
+Status Storage::RemoveAll(std::string_view prefix) {
+  return Status::Unsupported(Locate(prefix) + ": removing a whole prefix is not supported here");
+}
+
 }  // namespace brickfs

@@ -120,6 +120,11 @@ class Storage {
   // Removes the object (durably); OK when it does not exist.
   virtual Status Remove(std::string_view key) = 0;
 
+  // Removes every object whose key starts with `prefix` + "/" and the
+  // prefix itself (a whole array: "1"), durably; OK when none exists.
+  // Unsupported unless a storage implements it.
+  virtual Status RemoveAll(std::string_view prefix);
+
   // Makes the objects' contents durable (on `io` in parallel, when given),
   // and every directory created by WriteAt since the last Sync.
   virtual Status Sync(const std::vector<std::string>& keys, ThreadPool* io = nullptr) = 0;

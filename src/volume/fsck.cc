@@ -205,21 +205,32 @@ struct Ctx {
   std::mutex lost_mu;  // picking names in lost+found
 };
 
+constexpr char kLostRel[] = ".brickfs/lost+found";
+
+// lost+found, made if missing and opened without following links (the store
+// may be another user's: a lost+found or .brickfs planted as a link to
+// elsewhere is refused, never written through). Returns its descriptor.
+Result<int> OpenLostDir(const Ctx& ctx) {
+  BRICKFS_RETURN_IF_ERROR(MakeDirsBeneath(ctx.store, kLostRel));
+  return OpenDirBeneath(ctx.store, kLostRel);
+}
+
 // A fresh name in lost+found for `rel` ("0/c/1/2/3" -> "0_c_1_2_3<suffix>").
 // Creates lost+found. REQUIRES: ctx.repair.
 Result<std::string> LostName(Ctx& ctx, const std::string& rel, const std::string& suffix) {
   std::lock_guard<std::mutex> lock(ctx.lost_mu);
-  BRICKFS_RETURN_IF_ERROR(MakeDirs(ctx.lost_dir));
+  BRICKFS_ASSIGN_OR_RETURN(const int dir_fd, OpenLostDir(ctx));
+  ScopeGuard close_dir([dir_fd] { ::close(dir_fd); });
   std::string base = rel;
   std::replace(base.begin(), base.end(), '/', '_');
   base += suffix;
   std::string name = base;
   struct stat sb;
-  for (int i = 1; ::lstat((ctx.lost_dir + "/" + name).c_str(), &sb) == 0; ++i) {
+  for (int i = 1; ::fstatat(dir_fd, name.c_str(), &sb, AT_SYMLINK_NOFOLLOW) == 0; ++i) {
     name = base + "." + std::to_string(i);
   }
   // Reserve the name so a concurrent brick cannot take it.
-  int fd = ::open((ctx.lost_dir + "/" + name).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int fd = ::openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError("create " + ctx.lost_dir + "/" + name, errno);
   ::close(fd);
   return name;
@@ -229,15 +240,24 @@ Result<std::string> LostName(Ctx& ctx, const std::string& rel, const std::string
 Result<std::string> MoveToLost(Ctx& ctx, const std::string& rel) {
   BRICKFS_ASSIGN_OR_RETURN(std::string name, LostName(ctx, rel, ""));
   const std::string from = ctx.store + "/" + rel, to = ctx.lost_dir + "/" + name;
+  const size_t slash = rel.find_last_of('/');
+  const std::string from_dir = slash == std::string::npos ? "" : rel.substr(0, slash);
+  const std::string from_name = rel.substr(slash + 1);
+  BRICKFS_ASSIGN_OR_RETURN(const int src_fd, OpenDirBeneath(ctx.store, from_dir));
+  ScopeGuard close_src([src_fd] { ::close(src_fd); });
+  BRICKFS_ASSIGN_OR_RETURN(const int dst_fd, OpenLostDir(ctx));
+  ScopeGuard close_dst([dst_fd] { ::close(dst_fd); });
   struct stat sb;
-  if (::lstat(from.c_str(), &sb) == 0 && S_ISDIR(sb.st_mode)) {
-    ::unlink(to.c_str());  // the reservation: rename(dir, file) is not allowed
+  if (::fstatat(src_fd, from_name.c_str(), &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode)) {
+    ::unlinkat(dst_fd, name.c_str(), 0);  // the reservation: rename(dir, file) is not allowed
   }
-  if (::rename(from.c_str(), to.c_str()) != 0) {
+  if (::renameat(src_fd, from_name.c_str(), dst_fd, name.c_str()) != 0) {
     return Status::IOError("rename " + from + " to " + to, errno);
   }
-  BRICKFS_RETURN_IF_ERROR(SyncDir(ctx.lost_dir));
-  BRICKFS_RETURN_IF_ERROR(SyncDir(from.substr(0, from.find_last_of('/'))));
+  if (::fsync(dst_fd) != 0) return Status::IOError("fsync directory " + ctx.lost_dir, errno);
+  if (::fsync(src_fd) != 0) {
+    return Status::IOError("fsync directory " + from.substr(0, from.find_last_of('/')), errno);
+  }
   return name;
 }
 
@@ -247,8 +267,11 @@ Result<std::string> SaveToLost(Ctx& ctx, const std::string& rel, int fd, uint64_
   BRICKFS_ASSIGN_OR_RETURN(std::string name,
                            LostName(ctx, rel, ".bytes-" + std::to_string(from) + "-" + std::to_string(to)));
   const std::string path = ctx.lost_dir + "/" + name;
-  int out = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-  if (out < 0) return Status::IOError("open " + path, errno);
+  // The name was just made with O_EXCL; opened again without following a
+  // link someone may have swapped in since (the store may be another user's).
+  BRICKFS_ASSIGN_OR_RETURN(const int dir_fd, OpenLostDir(ctx));
+  ScopeGuard close_dir([dir_fd] { ::close(dir_fd); });
+  BRICKFS_ASSIGN_OR_RETURN(const int out, OpenFileAt(dir_fd, name, path, O_WRONLY | O_TRUNC));
   ScopeGuard close_out([out] { ::close(out); });
   std::string buf;
   for (uint64_t pos = from; pos < to;) {
@@ -259,7 +282,7 @@ Result<std::string> SaveToLost(Ctx& ctx, const std::string& rel, int fd, uint64_
     pos += n;
   }
   if (::fsync(out) != 0) return Status::IOError("fsync " + path, errno);
-  BRICKFS_RETURN_IF_ERROR(SyncDir(ctx.lost_dir));
+  if (::fsync(dir_fd) != 0) return Status::IOError("fsync directory " + ctx.lost_dir, errno);
   return name;
 }
 
@@ -366,8 +389,9 @@ Result<std::optional<uint64_t>> FindLastValidIndex(const Ctx& ctx, int fd, uint6
 // The number of live blocks in the index at the end of a shard file (0 when
 // it has none that validates): what moving the file away takes from its array.
 uint64_t LiveBlocksOf(const Ctx& ctx, const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
+  auto opened = OpenStoreFile(path, O_RDONLY);
+  if (!opened.ok()) return 0;
+  const int fd = *opened;
   ScopeGuard close_fd([fd] { ::close(fd); });
   struct stat sb;
   if (::fstat(fd, &sb) != 0 || static_cast<uint64_t>(sb.st_size) < ctx.index_size) return 0;
@@ -431,9 +455,11 @@ BrickResult CheckBrick(Ctx& ctx, int level, const Shape3& brick) {
   const bool journaled = recovered_opt.has_value();
   const uint64_t recovered = recovered_opt.value_or(0);  // the journal's committed length
 
-  int fd = ::open(path.c_str(), (ctx.repair ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) {
+  // Not by plain path: the file was lstat'ed as a regular file by the scan,
+  // but the store may be another user's, who could swap in a link since.
+  auto opened = OpenStoreFile(path, ctx.repair ? O_RDWR : O_RDONLY);
+  if (!opened.ok()) {
+    if (opened.status().code() == Status::Code::kIOError && opened.status().err() == ENOENT) {
       if (journaled && recovered > 0) {
         FsckProblem& p = add("shard_short", "the journal committed " + std::to_string(recovered) +
                                                 " bytes to this brick but its file is missing");
@@ -445,10 +471,11 @@ BrickResult CheckBrick(Ctx& ctx, int level, const Shape3& brick) {
         }
       }
     } else {
-      add("io", "cannot open: " + std::string(std::strerror(errno)));
+      add("io", "cannot open: " + opened.status().ToString());
     }
     return r;
   }
+  const int fd = *opened;
   ScopeGuard close_fd([fd] { ::close(fd); });
   struct stat sb;
   if (::fstat(fd, &sb) != 0) {

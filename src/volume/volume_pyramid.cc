@@ -32,7 +32,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <filesystem>
 
 #include "common/log.h"
 #include "volume/block_encode.h"
@@ -529,12 +528,10 @@ void Volume::RemoveLevelsFromLocked(int first) {
       }
       levels_[level].reset();
     }
-    std::error_code ec;
-    const std::string dir = store_->ArrayDir(level);
-    if (std::filesystem::exists(dir, ec)) {
-      std::filesystem::remove_all(dir, ec);
-      if (ec) LogError("removing " + dir + ": " + ec.message());
-    }
+    // Through the storage: it forgets the directories it made there, and
+    // no link in the store is followed.
+    Status s = store_->storage()->RemoveAll(std::to_string(level));
+    if (!s.ok()) LogError("removing level " + std::to_string(level) + ": " + s.ToString());
   }
   if (cache_) cache_->InvalidateLevelsFrom(static_cast<uint32_t>(first));
   generation_.fetch_add(1);

@@ -580,6 +580,28 @@ class Symlinks(UserFixture):
                 self.assertTrue(os.path.islink(lost if tool == "fsck_repair" else c000),
                                 "%s: the link itself was replaced" % tool)
 
+    def test_fsck_repair_never_moves_files_through_a_symlinked_lost_and_found(self):
+        """.brickfs/lost+found planted as a link to a root-owned directory:
+        fsck --repair must not create or move anything there."""
+        store, vol, files = self.root_store("lostfound")
+        mnt = self.tmp.sub("lostfound_mnt")
+        with T.Mount(store, mnt) as m:
+            T.cp([files[z] for z in range(16)], os.path.join(mnt, "z") + "/")
+            m.umount()
+        c000 = os.path.join(store, "0", "c", "0", "0", "0")
+        with open(c000, "ab") as f:
+            f.write(b"\x5a" * 100)  # a torn tail: --repair saves it to lost+found
+        stray = os.path.join(store, "0", "c", "7", "7", "7")  # a file outside the grid
+        os.makedirs(os.path.dirname(stray))
+        with open(stray, "wb") as f:
+            f.write(b"stray")
+        lost = os.path.join(store, ".brickfs", "lost+found")
+        self.plant(lost, self.victim_dir)
+        r = T.brickfs("fsck", "--repair", store, timeout=120)
+        self.assertFalse(r.ok, r.describe())
+        self.assertIn("symbolic link", r.stdout + r.stderr, r.describe())
+        self.assert_victim_intact("lost+found")
+
 
 # ========================================================================= names
 

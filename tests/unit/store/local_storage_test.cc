@@ -162,3 +162,35 @@ TEST_F(LocalStorageTest, SyncOfManyObjectsRunsOnThePool) {
 
 }  // namespace
 }  // namespace brickfs
+
+namespace brickfs {
+namespace {
+
+// Volume::RemoveLevelsFromLocked removes STORE/L with
+// std::filesystem::remove_all, behind the (now store-wide) LocalStorage's
+// back; its made_dirs_ still lists STORE/L/c/0/0, so the next WriteAt below
+// it does not make the directories again.
+TEST_F(LocalStorageTest, WriteAtRemakesADirectoryRemovedBehindItsBack) {
+  LocalStorage st(root_, false);
+  ASSERT_TRUE(st.WriteAt("1/c/0/0/0", 0, "x").ok());
+  ASSERT_TRUE(st.Sync({"1/c/0/0/0"}, nullptr).ok());
+  ASSERT_EQ(std::system(("rm -rf '" + root_ + "/1'").c_str()), 0);
+  Status s = st.WriteAt("1/c/0/0/0", 0, "y");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+// one unsynced directory that is gone fails the Sync of an unrelated
+// key, and every directory after it in the set is dropped without an fsync:
+// the next Sync succeeds without having synced 2/c/0/0.
+TEST_F(LocalStorageTest, AFailedDirectorySyncKeepsTheOthersForTheNextSync) {
+  LocalStorage st(root_, false);
+  ASSERT_TRUE(st.WriteAt("0/c/0/0/0", 0, "x").ok());
+  ASSERT_TRUE(st.WriteAt("1/c/0/0/0", 0, "x").ok());
+  ASSERT_TRUE(st.WriteAt("2/c/0/0/0", 0, "x").ok());
+  ASSERT_EQ(std::system(("rm -rf '" + root_ + "/1'").c_str()), 0);
+  Status s = st.Sync({"0/c/0/0/0"}, nullptr);
+  EXPECT_TRUE(s.ok()) << "unrelated key: " << s.ToString();
+}
+
+}  // namespace
+}  // namespace brickfs

@@ -507,3 +507,56 @@ TEST_F(ShardStoreTest, ReplaceDoesNotFollowAPlantedTemporaryFile) {
 
 }  // namespace
 }  // namespace brickfs
+
+#include "store/local_storage.h"
+
+namespace brickfs {
+namespace {
+
+// A LocalStorage whose Replace fails after the rename, as LocalStorage's own
+// Replace does when fsync of the directory fails (EIO): the new file is in
+// place, the caller is told it failed.
+class FsyncDirFailsStorage : public LocalStorage {
+ public:
+  using LocalStorage::LocalStorage;
+  Status Replace(std::string_view key, std::string_view bytes,
+                 const BeforeVisible& before_visible) override {
+    BRICKFS_RETURN_IF_ERROR(LocalStorage::Replace(key, bytes, before_visible));
+    return Status::IOError("fsync the directory of " + Locate(key), EIO);
+  }
+};
+
+// ShardStore::Replace returns before updating its cached index when
+// the storage fails after the rename; the next Append writes at the old
+// file's end with the old index into the new file.
+TEST_F(ShardStoreTest, AReplaceThatFailsAfterItsRenameLeavesNoStaleIndex) {
+  auto storage = std::make_shared<FsyncDirFailsStorage>(dir_, false);
+  ShardStore store(storage, "", geo_, false);
+  std::string b0 = Enc(1), b1 = Enc(2), b2 = Enc(3), b3 = Enc(4);
+  ASSERT_TRUE(store.Append({0, 0, 0}, {{0, b0}, {3, b3}}, nullptr).ok());
+  Status s = store.Replace({0, 0, 0}, {{1, b1}}, [](uint64_t, uint64_t) { return Status::Ok(); },
+                           nullptr);
+  EXPECT_FALSE(s.ok());
+  // The rename happened: the file on disk is the replacement.
+  {
+    std::vector<std::string> out;
+    ShardStore fresh(dir_, geo_, true);
+    ASSERT_TRUE(fresh.ReadBlocks({0, 0, 0}, {0, 1}, &out).ok());
+    EXPECT_TRUE(out[0].empty());
+    EXPECT_EQ(out[1], b1);
+  }
+  // A later append (the slab flush of that z range) goes through the same object.
+  ASSERT_TRUE(store.Append({0, 0, 0}, {{2, b2}}, nullptr).ok());
+  std::vector<std::string> out;
+  ShardStore fresh(dir_, geo_, true);
+  Status r = fresh.ReadBlocks({0, 0, 0}, {0, 1, 2, 3}, &out);
+  ASSERT_TRUE(r.ok()) << r.ToString();
+  EXPECT_TRUE(out[0].empty()) << "block 0 was replaced away";
+  EXPECT_EQ(out[1], b1) << "the replacement's block is lost";
+  EXPECT_EQ(out[2], b2);
+  EXPECT_TRUE(out[3].empty()) << "block 3 was replaced away";
+}
+
+}  // namespace
+}  // namespace brickfs
+

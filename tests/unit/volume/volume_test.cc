@@ -1215,3 +1215,28 @@ TEST_F(VolumeTest, AStoreOpenedThroughAnotherStorageReadsEveryPlaneThroughIt) {
 
 }  // namespace
 }  // namespace brickfs
+
+namespace brickfs {
+namespace {
+
+// the LocalStorage is shared by every level of the store now, and
+// remembers the directories it made; FinishPyramid removes level 1 of a
+// volume that fits one brick (std::filesystem::remove_all), and when the
+// volume then grows, level 1 is built again through a storage that believes
+// STORE/1/c/0/0 still exists.
+TEST_F(VolumeTest, ALevelRemovedAtFinalizeIsBuiltAgainWhenTheVolumeGrows) {
+  const Source src = MakeSource(16, 16, 16);
+  auto v = Open(Options());
+  ASSERT_NE(v, nullptr);
+  for (uint64_t z = 0; z < 8; ++z) Ingest(v.get(), src, z);  // one brick: one level
+  ASSERT_TRUE(v->Finalize().ok());
+  EXPECT_FALSE(Exists(store_path_ + "/1"));
+  for (uint64_t z = 8; z < 16; ++z) Ingest(v.get(), src, z);  // two bricks: level 1 again
+  Status s = v->Finalize();
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(ParseStatus(*v).Get("errors_total")->as_uint(), 0u) << v->StatusJson();
+  EXPECT_TRUE(Exists(store_path_ + "/1/c/0/0/0"));
+}
+
+}  // namespace
+}  // namespace brickfs
