@@ -30,6 +30,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "mount/brick_fs.h"
+#include "mount/foreign_fs.h"
 #include "mount/namespace.h"
 #include "mount/pyramid_options.h"
 #include "remote/http_storage.h"
@@ -594,6 +595,16 @@ Status SettleRemote(MountConfig* config) {
 
 int RunMount(const MountConfig& given) {
   MountConfig config = given;
+  // A store brickfs did not write (OME-Zarr 0.4/0.5): read-only, its own path
+  // (remote options given for it are refused below, as for any local store).
+  if (!IsRemoteUrl(config.store) && !config.remote_options && IsForeignStore(config.store)) {
+    if (config.asked_rw) {
+      std::cerr << "brickfs: mount option \"rw\": " << config.store
+                << " is a store brickfs did not write, mounted read-only\n";
+      return 2;
+    }
+    return RunForeignMount(config);
+  }
   if (config.verbose) SetLogLevel(LogLevel::kInfo);
   // Decoded blocks come and go by the thousand: keep freed heap memory in the
   // process instead of returning it to the kernel, since faulting fresh pages

@@ -18,7 +18,7 @@ debs=(build-essential cmake ninja-build pkg-config dpkg-dev man-db groff-base
       libfuse3-dev fuse3 libtiff-dev libtiff-tools libzstd-dev libboost-filesystem-dev
       libcurl4-openssl-dev nlohmann-json3-dev libcli11-dev
       libgtest-dev python3-numpy python3-tifffile python3-pil python3-zstandard python3-jsonschema
-      rsync nodejs npm nginx-light openssl)
+      rsync nodejs npm nginx-light openssl libblosc-dev zlib1g-dev python3-zarr python3-numcodecs)
 
 install_missing() {
   local missing=()

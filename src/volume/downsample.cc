@@ -92,6 +92,31 @@ struct MeanTraits<int16_t> {
   }
 };
 template <>
+struct MeanTraits<int8_t> {
+  using Acc = int16_t;  // 8 * 128 < 2^15
+  static int8_t Finish(Acc s, int shift) {
+    const int half = (1 << shift) >> 1;
+    const int mag = ((s < 0 ? -s : s) + half) >> shift;
+    return static_cast<int8_t>(s < 0 ? -mag : mag);
+  }
+};
+template <>
+struct MeanTraits<int32_t> {
+  using Acc = int64_t;
+  static int32_t Finish(Acc s, int shift) {
+    const int64_t half = (int64_t{1} << shift) >> 1;
+    const int64_t mag = ((s < 0 ? -s : s) + half) >> shift;
+    return static_cast<int32_t>(s < 0 ? -mag : mag);
+  }
+};
+template <>
+struct MeanTraits<double> {
+  using Acc = double;
+  static double Finish(Acc s, int shift) {
+    return s / static_cast<double>(1u << shift);  // exact division
+  }
+};
+template <>
 struct MeanTraits<float> {
   using Acc = double;
   static float Finish(Acc s, int shift) {
@@ -225,9 +250,19 @@ struct ModeKey<FloatBits> {
   static uint32_t FromKey(K k) { return (k & 0x80000000u) ? (k ^ 0x80000000u) : ~k; }
 };
 
+struct DoubleBits {};  // float64 handled as its uint64 bit pattern
+template <>
+struct ModeKey<DoubleBits> {
+  using K = uint64_t;
+  static constexpr uint64_t kSign = uint64_t{1} << 63;
+  static K ToKey(uint64_t b) { return (b & kSign) ? ~b : (b | kSign); }
+  static uint64_t FromKey(K k) { return (k & kSign) ? (k ^ kSign) : ~k; }
+};
+
 template <typename T, typename Key = ModeKey<T>>
 void ModeKernel(const ByteBox& b, const Shape3& ss) {
-  using V = std::conditional_t<std::is_same_v<T, FloatBits>, uint32_t, T>;
+  using V = std::conditional_t<std::is_same_v<T, FloatBits>, uint32_t,
+                               std::conditional_t<std::is_same_v<T, DoubleBits>, uint64_t, T>>;
   using K = typename Key::K;
   constexpr size_t kB = sizeof(V);
   const Shape3 ds = DownsampledShape(ss);
@@ -275,6 +310,8 @@ void Run(DownsampleMethod method, const ByteBox& b, const Shape3& ss) {
   if (method == DownsampleMethod::kMode) {
     if constexpr (std::is_same_v<T, float>) {
       ModeKernel<FloatBits>(b, ss);
+    } else if constexpr (std::is_same_v<T, double>) {
+      ModeKernel<DoubleBits>(b, ss);
     } else {
       ModeKernel<T>(b, ss);
     }
@@ -302,6 +339,12 @@ void Downsample2x(DType dtype, DownsampleMethod method, const uint8_t* src, cons
       return Run<uint32_t>(method, b, src_shape);
     case DType::kFloat32:
       return Run<float>(method, b, src_shape);
+    case DType::kInt8:
+      return Run<int8_t>(method, b, src_shape);
+    case DType::kInt32:
+      return Run<int32_t>(method, b, src_shape);
+    case DType::kFloat64:
+      return Run<double>(method, b, src_shape);
   }
 }
 

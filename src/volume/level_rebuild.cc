@@ -48,6 +48,21 @@ std::string VoxelText(DType t, const uint8_t* p) {
       out << v;
       break;
     }
+    case DType::kInt8:
+      out << static_cast<int>(static_cast<int8_t>(p[0]));
+      break;
+    case DType::kInt32: {
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      out << v;
+      break;
+    }
+    case DType::kFloat64: {
+      double v;
+      std::memcpy(&v, p, 8);
+      out << v;
+      break;
+    }
   }
   return out.str();
 }

@@ -138,7 +138,23 @@ TEST(DTypeTest, SizesNamesAndParsing) {
     ASSERT_TRUE(back.has_value());
     EXPECT_EQ(*back, t);
   }
+  // Foreign-store types: named and parsed by ParseAnyDType, not store types.
   EXPECT_FALSE(ParseDType("int8").has_value());
+  EXPECT_FALSE(ParseDType("int32").has_value());
+  EXPECT_FALSE(ParseDType("float64").has_value());
+  for (DType t : kAllDTypes) {
+    auto back = ParseAnyDType(DTypeName(t));
+    ASSERT_TRUE(back.has_value()) << DTypeName(t);
+    EXPECT_EQ(*back, t);
+    EXPECT_EQ(IsStoreDType(t), ParseDType(DTypeName(t)).has_value()) << DTypeName(t);
+  }
+  EXPECT_FALSE(ParseAnyDType("int64").has_value());
+  EXPECT_EQ(DTypeSize(DType::kInt8), 1u);
+  EXPECT_EQ(DTypeSize(DType::kInt32), 4u);
+  EXPECT_EQ(DTypeSize(DType::kFloat64), 8u);
+  EXPECT_EQ(DTypeTiffSampleFormat(DType::kInt8), 2);
+  EXPECT_EQ(DTypeTiffSampleFormat(DType::kInt32), 2);
+  EXPECT_EQ(DTypeTiffSampleFormat(DType::kFloat64), 3);
   EXPECT_FALSE(ParseDType("UINT8").has_value());
   EXPECT_EQ(DTypeTiffSampleFormat(DType::kInt16), 2);
   EXPECT_EQ(DTypeTiffSampleFormat(DType::kFloat32), 3);

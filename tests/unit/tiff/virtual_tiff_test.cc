@@ -262,6 +262,21 @@ std::vector<VirtualTiffParams> Cases() {
   return cases;
 }
 
+// Cases() plus one per foreign-store dtype (int8, int32, float64), which
+// brickfs serves but does not ingest (so DecodeTiffSlice refuses them).
+std::vector<VirtualTiffParams> AllDTypeCases() {
+  std::vector<VirtualTiffParams> cases = Cases();
+  for (DType t : {DType::kInt8, DType::kInt32, DType::kFloat64}) {
+    VirtualTiffParams p;
+    p.width = 301;
+    p.height = 45;
+    p.dtype = t;
+    p.description = "foreign";
+    cases.push_back(p);
+  }
+  return cases;
+}
+
 std::string Describe(const VirtualTiffParams& p) {
   return std::to_string(p.width) + "x" + std::to_string(p.height) + " " +
          std::string(DTypeName(p.dtype)) + (p.force_bigtiff ? " bigtiff" : " classic") +
@@ -269,7 +284,7 @@ std::string Describe(const VirtualTiffParams& p) {
 }
 
 TEST(VirtualTiffTest, LibtiffReadsEveryTagAndScanline) {
-  for (VirtualTiffParams p : Cases()) {
+  for (VirtualTiffParams p : AllDTypeCases()) {
     for (bool force : {false, true}) {
       p.force_bigtiff = force;
       SCOPED_TRACE(Describe(p));
@@ -314,6 +329,41 @@ TEST(VirtualTiffTest, DecodesBackToThePattern) {
       EXPECT_NE(bad.status().message().find("truncated"), std::string::npos)
           << bad.status().message();
     }
+  }
+}
+
+// The numbers TIFF readers go by, written out (not derived from dtype.h).
+TEST(VirtualTiffTest, EveryDTypeHasItsBitsPerSampleAndSampleFormat) {
+  struct Want {
+    DType dtype;
+    uint16_t bits, format;
+  };
+  const Want wants[] = {{DType::kUint8, 8, SAMPLEFORMAT_UINT},
+                        {DType::kInt8, 8, SAMPLEFORMAT_INT},
+                        {DType::kUint16, 16, SAMPLEFORMAT_UINT},
+                        {DType::kInt16, 16, SAMPLEFORMAT_INT},
+                        {DType::kUint32, 32, SAMPLEFORMAT_UINT},
+                        {DType::kInt32, 32, SAMPLEFORMAT_INT},
+                        {DType::kFloat32, 32, SAMPLEFORMAT_IEEEFP},
+                        {DType::kFloat64, 64, SAMPLEFORMAT_IEEEFP}};
+  ASSERT_EQ(std::size(wants), std::size(kAllDTypes));
+  for (const Want& w : wants) {
+    SCOPED_TRACE(std::string(DTypeName(w.dtype)));
+    VirtualTiffParams p;
+    p.width = 7;
+    p.height = 3;
+    p.dtype = w.dtype;
+    const VirtualTiffLayout layout(p);
+    EXPECT_EQ(layout.row_bytes(), 7u * w.bits / 8);
+    const TempFile file(FileBytes(layout));
+    TIFF* tif = TIFFOpen(file.path().c_str(), "r");
+    ASSERT_NE(tif, nullptr);
+    uint16_t u16 = 0;
+    EXPECT_EQ(TIFFGetField(tif, TIFFTAG_BITSPERSAMPLE, &u16), 1);
+    EXPECT_EQ(u16, w.bits);
+    EXPECT_EQ(TIFFGetField(tif, TIFFTAG_SAMPLEFORMAT, &u16), 1);
+    EXPECT_EQ(u16, w.format);
+    TIFFClose(tif);
   }
 }
 
@@ -486,7 +536,7 @@ TEST(VirtualTiffTest, TifffileReadsIdenticalPixels) {
   }
   std::vector<std::unique_ptr<TempFile>> files;
   std::string cmd = python + " '" + script_path + "'";
-  for (VirtualTiffParams p : Cases()) {
+  for (VirtualTiffParams p : AllDTypeCases()) {
     for (bool force : {false, true}) {
       p.force_bigtiff = force;
       const VirtualTiffLayout layout(p);
