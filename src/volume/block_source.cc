@@ -53,16 +53,7 @@ Status BlockReader::ReadBox(const Shape3& lo, const Shape3& hi, uint8_t* out) {
 
 BlockReader::Region BlockReader::PlaneRegion(Axis axis, uint64_t index, uint64_t row0,
                                              uint64_t nrows) const {
-  const uint64_t vb = DTypeSize(info_.dtype), Y = info_.shape[1], X = info_.shape[2];
-  switch (axis) {
-    case Axis::kZ:
-      return {{index, row0, 0}, {index + 1, row0 + nrows, X}, {0, X * vb, vb}};
-    case Axis::kY:
-      return {{row0, index, 0}, {row0 + nrows, index + 1, X}, {X * vb, 0, vb}};
-    case Axis::kX:
-      break;
-  }
-  return {{row0, 0, index}, {row0 + nrows, Y, index + 1}, {Y * vb, vb, 0}};
+  return brickfs::PlaneRegion(info_.shape, DTypeSize(info_.dtype), axis, index, row0, nrows);
 }
 
 Status BlockReader::ReadPlaneRows(Axis axis, uint64_t index, uint64_t row0, uint64_t nrows,

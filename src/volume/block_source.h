@@ -128,10 +128,7 @@ class BlockReader {
  private:
   // A box [lo, hi) and where its voxels go: voxel (z, y, x) at
   // out + (z-lo0)*stride[0] + (y-lo1)*stride[1] + (x-lo2)*stride[2].
-  struct Region {
-    Shape3 lo, hi;
-    uint64_t stride[3];
-  };
+  using Region = brickfs::Region;
   Status ReadRegion(const Region& r, uint8_t* out);
   Status CheckBox(const Shape3& lo, const Shape3& hi) const;
   // Copies the part of block `b` (data or fill when null) inside r to out.

@@ -71,6 +71,18 @@ class SlabPool;
 enum class Axis { kZ = 0, kY = 1, kX = 2 };
 const char* AxisName(Axis a);  // "z", "y", "x"
 
+// A box of voxels [lo, hi) and the byte strides of its output buffer per
+// axis (the read paths fill regions: Volume's and BlockReader's).
+struct Region {
+  Shape3 lo, hi;
+  uint64_t stride[3];
+};
+// Rows [row0, row0 + nrows) of plane `index` along `axis` of an array of
+// `shape` with `vb` bytes a voxel, strided as the plane's rows (row-major,
+// the virtual TIFF's pixel order).
+Region PlaneRegion(const Shape3& shape, uint64_t vb, Axis axis, uint64_t index, uint64_t row0,
+                   uint64_t nrows);
+
 struct VolumeOptions {
   uint64_t mem_budget = 0;              // slab buffer bytes; 0: a quarter of RAM
   uint64_t cache_budget = 512ull << 20;  // decoded block cache bytes
@@ -270,11 +282,7 @@ class Volume {
   bool HasUnwrittenSlabs() const;
 
  private:
-  // A box of voxels [lo, hi) and the byte strides of the output per axis.
-  struct Region {
-    Shape3 lo, hi;
-    uint64_t stride[3];
-  };
+  using Region = brickfs::Region;
   // The region of box [lo, hi) stored compactly (C order) in its buffer.
   static Region CompactRegion(const Shape3& lo, const Shape3& hi, uint32_t vb) {
     return {lo, hi, {(hi[1] - lo[1]) * (hi[2] - lo[2]) * vb, (hi[2] - lo[2]) * vb, vb}};

@@ -208,9 +208,9 @@ Volume::Region Volume::PlaneSpanRegion(const Geometry& g, Axis axis, uint64_t in
   return {{row, c0, index}, {row + 1, c1, index + 1}, {0, vb, 0}};
 }
 
-Volume::Region Volume::PlaneRegion(const Geometry& g, Axis axis, uint64_t index, uint64_t row0,
-                                   uint64_t nrows) {
-  const uint64_t vb = g.voxel_bytes(), Y = g.shape[1], X = g.shape[2];
+Region PlaneRegion(const Shape3& shape, uint64_t vb, Axis axis, uint64_t index, uint64_t row0,
+                   uint64_t nrows) {
+  const uint64_t Y = shape[1], X = shape[2];
   switch (axis) {
     case Axis::kZ:
       return {{index, row0, 0}, {index + 1, row0 + nrows, X}, {0, X * vb, vb}};
@@ -220,6 +220,11 @@ Volume::Region Volume::PlaneRegion(const Geometry& g, Axis axis, uint64_t index,
       break;
   }
   return {{row0, 0, index}, {row0 + nrows, Y, index + 1}, {Y * vb, vb, 0}};
+}
+
+Volume::Region Volume::PlaneRegion(const Geometry& g, Axis axis, uint64_t index, uint64_t row0,
+                                   uint64_t nrows) {
+  return brickfs::PlaneRegion(g.shape, g.voxel_bytes(), axis, index, row0, nrows);
 }
 
 void Volume::ReadAhead(const Geometry& g, Axis axis, uint64_t index, uint64_t row0,
