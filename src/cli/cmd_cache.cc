@@ -4,6 +4,7 @@
 #include <ctime>
 #include <iostream>
 
+#include "cli/args.h"
 #include "cli/cli.h"
 #include "common/bytes.h"
 #include "remote/disk_cache.h"
@@ -94,29 +95,18 @@ int Clear(const std::string& dir, const std::string& url) {
 }  // namespace
 
 int CmdCache(const std::vector<std::string>& args) {
+  ArgParser parser("cache", kCacheHelp);
+  CLI::App& app = parser.app();
   std::string action, url, dir;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-h" || a == "--help") {
-      std::cout << kCacheHelp;
-      return 0;
-    } else if (a == "--cache-dir") {
-      if (i + 1 >= args.size()) return Fail("--cache-dir expects a directory", kExitUsage);
-      dir = args[++i];
-    } else if (a.rfind("--cache-dir=", 0) == 0) {
-      dir = a.substr(12);
-    } else if (!a.empty() && a[0] == '-') {
-      return Fail("cache: unknown option " + a + " (see brickfs cache --help)", kExitUsage);
-    } else if (action.empty()) {
-      action = a;
-    } else if (url.empty() && action == "clear") {
-      url = a;
-    } else {
-      return Fail("cache: unexpected argument " + a + " (see brickfs cache --help)", kExitUsage);
-    }
+  app.add_option("ACTION", action);
+  app.add_option("URL", url);
+  app.add_option("--cache-dir", dir);
+  if (auto rc = parser.Parse(args)) return *rc;
+  if (!url.empty() && action != "clear") {
+    return ArgParser::Usage("cache: unexpected argument " + url + " (see brickfs cache --help)");
   }
   if (action != "info" && action != "clear") {
-    return Fail("cache needs info or clear (see brickfs cache --help)", kExitUsage);
+    return ArgParser::Usage("cache needs info or clear (see brickfs cache --help)");
   }
   if (dir.empty()) {
     auto d = DefaultCacheDir();
