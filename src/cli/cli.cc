@@ -1,3 +1,8 @@
+// The brickfs command: dispatch (including mount.brickfs by argv[0] and the
+// fstab form), the help texts and the create, mount, umount, info and status
+// subcommands (fsck, compact and cache live in cmd_*.cc; arguments are parsed
+// by CLI11 through args.h). Over 700 lines because about 150 of them are the
+// help texts, kept here next to the options they describe.
 #include "cli/cli.h"
 
 #include <signal.h>

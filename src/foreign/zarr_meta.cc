@@ -1,3 +1,6 @@
+// Zarr v2 and v3 array metadata of foreign stores, validated field by field
+// (see zarr_meta.h). A little over 700 lines: both format versions' fields,
+// codecs and fill values, each refusal naming the file, field and value.
 #include "foreign/zarr_meta.h"
 
 #include <cctype>

@@ -1,3 +1,8 @@
+// The persistent cache of remote stores (see disk_cache.h): entries written
+// crash-safely, checked on read, evicted LRU under a bound shared between
+// processes. Over 700 lines because entry format, locking between processes,
+// eviction and range assembly belong to one on-disk format and are kept in
+// one place with it.
 #include "remote/disk_cache.h"
 
 #include <dirent.h>
