@@ -25,6 +25,7 @@
 #include "foreign/foreign_image.h"
 #include "foreign/foreign_view.h"
 #include "mount/brick_fs.h"
+#include "mount/fuse_session.h"
 #include "store/local_storage.h"
 #include "tiff/virtual_tiff.h"
 #include "volume/block_cache.h"
@@ -517,18 +518,6 @@ class ForeignFs {
 
 ForeignFs* Ffs() { return static_cast<ForeignFs*>(fuse_get_context()->private_data); }
 
-template <typename F>
-int Guard(const char* op, F&& f) {
-  try {
-    return f();
-  } catch (const std::bad_alloc&) {
-    LogError(std::string(op) + ": out of memory");
-    return -ENOMEM;
-  } catch (const std::exception& e) {
-    LogError(std::string(op) + ": unexpected exception: " + e.what());
-    return -EIO;
-  }
-}
 
 const fuse_operations kForeignOps = [] {
   fuse_operations ops{};
@@ -540,23 +529,23 @@ const fuse_operations kForeignOps = [] {
     return fuse_get_context()->private_data;
   };
   ops.getattr = [](const char* p, struct stat* st, fuse_file_info*) {
-    return Guard("getattr", [&] { return Ffs()->GetAttr(p, st); });
+    return FuseGuard("getattr", [&] { return Ffs()->GetAttr(p, st); });
   };
   ops.readdir = [](const char* p, void* buf, fuse_fill_dir_t filler, off_t off, fuse_file_info*,
                    fuse_readdir_flags) {
-    return Guard("readdir", [&] { return Ffs()->ReadDir(p, buf, filler, off); });
+    return FuseGuard("readdir", [&] { return Ffs()->ReadDir(p, buf, filler, off); });
   };
   ops.open = [](const char* p, fuse_file_info* fi) {
-    return Guard("open", [&] { return Ffs()->Open(p, fi); });
+    return FuseGuard("open", [&] { return Ffs()->Open(p, fi); });
   };
   ops.read = [](const char*, char* buf, size_t size, off_t off, fuse_file_info* fi) {
-    return Guard("read", [&] { return Ffs()->Read(buf, size, off, fi); });
+    return FuseGuard("read", [&] { return Ffs()->Read(buf, size, off, fi); });
   };
   ops.release = [](const char*, fuse_file_info* fi) {
-    return Guard("release", [&] { return Ffs()->Release(fi); });
+    return FuseGuard("release", [&] { return Ffs()->Release(fi); });
   };
   ops.statfs = [](const char*, struct statvfs* st) {
-    return Guard("statfs", [&] { return Ffs()->StatFs(st); });
+    return FuseGuard("statfs", [&] { return Ffs()->StatFs(st); });
   };
   // Everything that would change the store: read-only.
   ops.create = [](const char*, mode_t, fuse_file_info*) { return -EROFS; };
@@ -610,46 +599,18 @@ int RunForeignMount(const MountConfig& given) {
   const std::string what = "OME-Zarr " + (*image)->ome_version() + " on Zarr v" +
                            std::to_string((*image)->zarr_format());
   ForeignFs fs(std::move(storage), std::move(*image), config);
-  const std::string fuse_opts = FuseOptionString(config);
-  std::vector<std::string> argv_s = {"brickfs", "-o", fuse_opts};
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  fuse* f = fuse_new(&args, &kForeignOps, sizeof kForeignOps, &fs);
-  if (!f) {
-    std::cerr << "brickfs: libfuse rejected the options (" << fuse_opts << ")\n";
-    return 2;
-  }
-  if (fuse_mount(f, config.mountpoint.c_str()) != 0) {
-    std::cerr << "brickfs: mounting " << config.mountpoint
-              << " failed (is fuse3 installed and /dev/fuse usable?)\n";
-    fuse_destroy(f);
-    fuse_opt_free_args(&args);
-    return 2;
-  }
+  FuseSession session;
+  if (!session.Mount(config, &kForeignOps, sizeof kForeignOps, &fs)) return 2;
   const std::string line = "mounted " + config.store + " on " + config.mountpoint +
                            " read-only: a foreign " + what +
                            " store (brickfs did not write it, so it is never written)";
   std::cerr << "brickfs: " << line << "\n";
-  if (fuse_daemonize(config.foreground ? 1 : 0) != 0) {
-    fuse_unmount(f);
-    fuse_destroy(f);
-    fuse_opt_free_args(&args);
-    return 2;
-  }
+  if (!session.Daemonize(config.foreground)) return 2;
   fs.Start();
   LogAlways(line);
   for (const std::string& n : fs.image().notes()) LogAlways("note: " + n);
-  fuse_session* se = fuse_get_session(f);
-  fuse_set_signal_handlers(se);
-  fuse_loop_config* loop = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(loop, 16);
-  fuse_loop_mt(f, loop);
-  fuse_loop_cfg_destroy(loop);
-  fuse_remove_signal_handlers(se);
-  fuse_unmount(f);
-  fuse_destroy(f);
-  fuse_opt_free_args(&args);
+  session.Loop();
+  session.Destroy();
   LogAlways("unmounted " + config.store);
   return 0;
 }

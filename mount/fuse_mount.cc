@@ -30,6 +30,7 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "mount/brick_fs.h"
+#include "mount/fuse_session.h"
 #include "mount/foreign_fs.h"
 #include "mount/namespace.h"
 #include "mount/pyramid_options.h"
@@ -47,21 +48,6 @@ constexpr uint64_t kIoSize = 1 << 20;  // max_write, max_readahead
 
 BrickFs* Fs() { return static_cast<BrickFs*>(fuse_get_context()->private_data); }
 
-template <typename F>
-int Guard(const char* op, F&& f) {
-  try {
-    return f();
-  } catch (const std::bad_alloc&) {
-    LogError(std::string(op) + ": out of memory");
-    return -ENOMEM;
-  } catch (const std::exception& e) {
-    LogError(std::string(op) + ": unexpected exception: " + e.what());
-    return -EIO;
-  } catch (...) {
-    LogError(std::string(op) + ": unexpected exception");
-    return -EIO;
-  }
-}
 
 void* OpInit(fuse_conn_info* conn, fuse_config* cfg) {
   conn->max_write = kIoSize;
@@ -86,61 +72,61 @@ const fuse_operations kOps = [] {
   fuse_operations ops{};
   ops.init = OpInit;
   ops.getattr = [](const char* p, struct stat* st, fuse_file_info* fi) {
-    return Guard("getattr", [&] { return Fs()->GetAttr(p, st, fi); });
+    return FuseGuard("getattr", [&] { return Fs()->GetAttr(p, st, fi); });
   };
   ops.readdir = [](const char* p, void* buf, fuse_fill_dir_t filler, off_t off, fuse_file_info*,
                    fuse_readdir_flags) {
-    return Guard("readdir", [&] { return Fs()->ReadDir(p, buf, filler, off); });
+    return FuseGuard("readdir", [&] { return Fs()->ReadDir(p, buf, filler, off); });
   };
   ops.open = [](const char* p, fuse_file_info* fi) {
-    return Guard("open", [&] { return Fs()->Open(p, fi); });
+    return FuseGuard("open", [&] { return Fs()->Open(p, fi); });
   };
   ops.create = [](const char* p, mode_t mode, fuse_file_info* fi) {
-    return Guard("create", [&] { return Fs()->Create(p, mode, fi); });
+    return FuseGuard("create", [&] { return Fs()->Create(p, mode, fi); });
   };
   ops.read = [](const char*, char* buf, size_t size, off_t off, fuse_file_info* fi) {
-    return Guard("read", [&] { return Fs()->Read(buf, size, off, fi); });
+    return FuseGuard("read", [&] { return Fs()->Read(buf, size, off, fi); });
   };
   ops.write = [](const char*, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
-    return Guard("write", [&] { return Fs()->Write(buf, size, off, fi); });
+    return FuseGuard("write", [&] { return Fs()->Write(buf, size, off, fi); });
   };
   ops.flush = [](const char*, fuse_file_info* fi) {
-    return Guard("flush", [&] { return Fs()->Flush(fi); });
+    return FuseGuard("flush", [&] { return Fs()->Flush(fi); });
   };
   ops.release = [](const char*, fuse_file_info* fi) {
-    return Guard("release", [&] { return Fs()->Release(fi); });
+    return FuseGuard("release", [&] { return Fs()->Release(fi); });
   };
   ops.fsync = [](const char*, int, fuse_file_info* fi) {
-    return Guard("fsync", [&] { return Fs()->Fsync(fi); });
+    return FuseGuard("fsync", [&] { return Fs()->Fsync(fi); });
   };
   ops.fsyncdir = [](const char* p, int, fuse_file_info*) {
-    return Guard("fsyncdir", [&] { return Fs()->FsyncDir(p); });
+    return FuseGuard("fsyncdir", [&] { return Fs()->FsyncDir(p); });
   };
   ops.truncate = [](const char* p, off_t size, fuse_file_info* fi) {
-    return Guard("truncate", [&] { return Fs()->Truncate(p, size, fi); });
+    return FuseGuard("truncate", [&] { return Fs()->Truncate(p, size, fi); });
   };
   ops.utimens = [](const char* p, const struct timespec tv[2], fuse_file_info* fi) {
-    return Guard("utimens", [&] { return Fs()->Utimens(p, tv, fi); });
+    return FuseGuard("utimens", [&] { return Fs()->Utimens(p, tv, fi); });
   };
   ops.chmod = [](const char* p, mode_t mode, fuse_file_info* fi) {
-    return Guard("chmod", [&] { return Fs()->Chmod(p, mode, fi); });
+    return FuseGuard("chmod", [&] { return Fs()->Chmod(p, mode, fi); });
   };
   ops.chown = [](const char*, uid_t, gid_t, fuse_file_info*) { return 0; };
-  ops.unlink = [](const char* p) { return Guard("unlink", [&] { return Fs()->Unlink(p); }); };
-  ops.rmdir = [](const char* p) { return Guard("rmdir", [&] { return Fs()->Refuse("rmdir", p, EPERM); }); };
-  ops.mkdir = [](const char* p, mode_t) { return Guard("mkdir", [&] { return Fs()->Refuse("mkdir", p, EPERM); }); };
+  ops.unlink = [](const char* p) { return FuseGuard("unlink", [&] { return Fs()->Unlink(p); }); };
+  ops.rmdir = [](const char* p) { return FuseGuard("rmdir", [&] { return Fs()->Refuse("rmdir", p, EPERM); }); };
+  ops.mkdir = [](const char* p, mode_t) { return FuseGuard("mkdir", [&] { return Fs()->Refuse("mkdir", p, EPERM); }); };
   ops.rename = [](const char* from, const char* to, unsigned int flags) {
-    return Guard("rename", [&] { return Fs()->Rename(from, to, flags); });
+    return FuseGuard("rename", [&] { return Fs()->Rename(from, to, flags); });
   };
   ops.mknod = [](const char* p, mode_t, dev_t) {
-    return Guard("mknod", [&] { return Fs()->Refuse("mknod", p, EPERM); });
+    return FuseGuard("mknod", [&] { return Fs()->Refuse("mknod", p, EPERM); });
   };
-  ops.link = [](const char*, const char* to) { return Guard("link", [&] { return Fs()->Refuse("link", to, EPERM); }); };
+  ops.link = [](const char*, const char* to) { return FuseGuard("link", [&] { return Fs()->Refuse("link", to, EPERM); }); };
   ops.symlink = [](const char*, const char* to) {
-    return Guard("symlink", [&] { return Fs()->Refuse("symlink", to, EPERM); });
+    return FuseGuard("symlink", [&] { return Fs()->Refuse("symlink", to, EPERM); });
   };
   ops.statfs = [](const char*, struct statvfs* st) {
-    return Guard("statfs", [&] { return Fs()->StatFs(st); });
+    return FuseGuard("statfs", [&] { return Fs()->StatFs(st); });
   };
   return ops;
 }();
@@ -678,31 +664,11 @@ int RunMount(const MountConfig& given) {
   }
   BrickFs fs(vol, ::time(nullptr));
 
-  const std::string fuse_opts = FuseOptionString(config);
-  std::vector<std::string> argv_s = {"brickfs", "-o", fuse_opts};
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
-  fuse* f = fuse_new(&args, &kOps, sizeof kOps, &fs);
-  if (!f) {
-    std::cerr << "brickfs: libfuse rejected the options (" << fuse_opts << ")\n";
-    return 2;
-  }
-  if (fuse_mount(f, config.mountpoint.c_str()) != 0) {
-    std::cerr << "brickfs: mounting " << config.mountpoint
-              << " failed (is fuse3 installed and /dev/fuse usable?)\n";
-    fuse_destroy(f);
-    fuse_opt_free_args(&args);
-    return 2;
-  }
+  FuseSession session;
+  if (!session.Mount(config, &kOps, sizeof kOps, &fs)) return 2;
   // The fork does not keep threads: the HTTP client's starts again after it.
   if (http) http->Suspend();
-  if (fuse_daemonize(config.foreground ? 1 : 0) != 0) {
-    fuse_unmount(f);
-    fuse_destroy(f);
-    fuse_opt_free_args(&args);
-    return 2;
-  }
+  if (!session.Daemonize(config.foreground)) return 2;
   std::unique_ptr<FinalizeStateFile> finalize_state;
   if (!config.read_only) {  // the lock names the daemon: this process, after the fork
     WriteLockPid(config.store);
@@ -723,19 +689,11 @@ int RunMount(const MountConfig& given) {
               RangesToString(vol->recovery().lost));
   }
   vol->Start();
-  fuse_session* se = fuse_get_session(f);
-  fuse_set_signal_handlers(se);
-  fuse_loop_config* loop = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(loop, 16);
-  int rc = fuse_loop_mt(f, loop);
-  fuse_loop_cfg_destroy(loop);
-  fuse_remove_signal_handlers(se);
-  fuse_unmount(f);
+  session.Loop();
   fs.DropStaged();
   LogInfo("unmounted; finalizing " + config.store);
   Status fin = FinalizeKeepingData(vol, config.store, finalize_state.get());
-  fuse_destroy(f);
-  fuse_opt_free_args(&args);
+  session.Destroy();
   LogAlways(std::string(fin.ok() ? "finalized" : "FINALIZE FAILED") + " " + config.store +
             " peak_rss_kb=" + std::to_string(PeakRssKb()) + " status=" + vol->StatusJson(false));
   if (!fin.ok()) {
@@ -757,7 +715,7 @@ int RunMount(const MountConfig& given) {
     Status r = finalize_state->Remove();
     if (!r.ok()) LogError(r.message());
   }
-  return rc == 0 ? 0 : 0;
+  return 0;
 }
 
 }  // namespace brickfs
