@@ -80,34 +80,14 @@ Result<size_t> BlockReader::ReadVirtualFile(const VirtualTiffLayout& layout, Axi
   const uint64_t size = layout.file_size();
   if (offset >= size) return size_t{0};
   len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
-  const uint64_t po = layout.pixel_offset();
-  size_t done = 0;
-  if (offset < po) {
-    done = static_cast<size_t>(std::min<uint64_t>(len, po - offset));
-    std::memcpy(out, layout.header().data() + offset, done);
-  }
-  const uint64_t rb = layout.row_bytes(), vb = DTypeSize(info_.dtype);
-  uint64_t pos = offset + done - po;
-  const uint64_t p1 = offset + len - po;
-  uint8_t* dst = out + done;
-  while (pos < p1) {
-    const uint64_t row = pos / rb, in_row = pos % rb;
-    if (in_row == 0 && p1 - pos >= rb) {  // whole rows, straight into out
-      const uint64_t nrows = (p1 - pos) / rb;
-      BRICKFS_RETURN_IF_ERROR(ReadPlaneRows(axis, index, row, nrows, dst));
-      pos += nrows * rb;
-      dst += nrows * rb;
-      continue;
-    }
-    // Part of a row: only its voxels (a row may be far larger than a read).
-    const uint64_t end = std::min(p1, (row + 1) * rb);
-    const uint64_t c0 = in_row / vb, c1 = CeilDiv(end - row * rb, vb);
-    std::vector<uint8_t> span((c1 - c0) * vb);
-    BRICKFS_RETURN_IF_ERROR(ReadPlaneSpan(axis, index, row, c0, c1, span.data()));
-    std::memcpy(dst, span.data() + (in_row - c0 * vb), end - pos);
-    dst += end - pos;
-    pos = end;
-  }
+  BRICKFS_RETURN_IF_ERROR(ReadVirtualBytes(
+      layout, DTypeSize(info_.dtype), offset, len, out,
+      [&](uint64_t row, uint64_t nrows, uint8_t* dst) {
+        return ReadPlaneRows(axis, index, row, nrows, dst);
+      },
+      [&](uint64_t row, uint64_t c0, uint64_t c1, uint8_t* dst) {
+        return ReadPlaneSpan(axis, index, row, c0, c1, dst);
+      }));
   return len;
 }
 

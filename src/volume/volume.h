@@ -38,6 +38,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,6 +83,15 @@ struct Region {
 // the virtual TIFF's pixel order).
 Region PlaneRegion(const Shape3& shape, uint64_t vb, Axis axis, uint64_t index, uint64_t row0,
                    uint64_t nrows);
+
+// Reads [offset, offset + len) of a virtual TIFF with `layout` (len already
+// clipped to the file): the header from the layout, whole pixel rows through
+// rows(row, nrows, dst), parts of a row through span(row, c0, c1, buf) (the
+// voxels [c0, c1) of that row; a row may be far larger than a read).
+using PlaneRowsFn = std::function<Status(uint64_t row, uint64_t nrows, uint8_t* dst)>;
+using PlaneSpanFn = std::function<Status(uint64_t row, uint64_t c0, uint64_t c1, uint8_t* dst)>;
+Status ReadVirtualBytes(const VirtualTiffLayout& layout, uint64_t vb, uint64_t offset, size_t len,
+                        uint8_t* out, const PlaneRowsFn& rows, const PlaneSpanFn& span);
 
 struct VolumeOptions {
   uint64_t mem_budget = 0;              // slab buffer bytes; 0: a quarter of RAM

@@ -155,15 +155,30 @@ Result<size_t> Volume::ReadVirtualFile(Axis axis, uint64_t index, uint64_t offse
   const uint64_t size = layout->file_size();
   if (offset >= size) return size_t{0};
   len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
-  const uint64_t po = layout->pixel_offset();
+  BRICKFS_RETURN_IF_ERROR(ReadVirtualBytes(
+      *layout, g->voxel_bytes(), offset, len, out,
+      [&](uint64_t row, uint64_t nrows, uint8_t* dst) {
+        return ReadPlaneRows(axis, index, row, nrows, dst, level);
+      },
+      [&](uint64_t row, uint64_t c0, uint64_t c1, uint8_t* dst) {
+        const Region r = PlaneSpanRegion(*g, axis, index, row, c0, c1);
+        if (level == 0) return ReadRegion(*g, r, dst, /*from_store_only=*/false);
+        std::lock_guard<std::mutex> lock(pyr_mu_);
+        return ReadLevelLocked(level, r, dst, /*store_only=*/false);
+      }));
+  return len;
+}
+
+Status ReadVirtualBytes(const VirtualTiffLayout& layout, uint64_t vb, uint64_t offset, size_t len,
+                        uint8_t* out, const PlaneRowsFn& rows, const PlaneSpanFn& span) {
+  const uint64_t po = layout.pixel_offset();
   size_t done = 0;
   if (offset < po) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(len, po - offset));
-    std::memcpy(out, layout->header().data() + offset, n);
-    done = n;
+    done = static_cast<size_t>(std::min<uint64_t>(len, po - offset));
+    std::memcpy(out, layout.header().data() + offset, done);
   }
-  if (done == len) return len;
-  const uint64_t rb = layout->row_bytes(), vb = g->voxel_bytes();
+  if (done == len) return Status::Ok();
+  const uint64_t rb = layout.row_bytes();
   uint64_t pos = offset + done - po;
   const uint64_t p1 = offset + len - po;
   uint8_t* dst = out + done;
@@ -171,27 +186,20 @@ Result<size_t> Volume::ReadVirtualFile(Axis axis, uint64_t index, uint64_t offse
     const uint64_t row = pos / rb, in_row = pos % rb;
     if (in_row == 0 && p1 - pos >= rb) {  // whole rows, straight into out
       const uint64_t nrows = (p1 - pos) / rb;
-      BRICKFS_RETURN_IF_ERROR(ReadPlaneRows(axis, index, row, nrows, dst, level));
+      BRICKFS_RETURN_IF_ERROR(rows(row, nrows, dst));
       pos += nrows * rb;
       dst += nrows * rb;
       continue;
     }
-    // Part of a row: only its voxels (a row may be far larger than a read).
     const uint64_t end = std::min(p1, (row + 1) * rb);
     const uint64_t c0 = in_row / vb, c1 = CeilDiv(end - row * rb, vb);
-    std::vector<uint8_t> span((c1 - c0) * vb);
-    const Region r = PlaneSpanRegion(*g, axis, index, row, c0, c1);
-    if (level == 0) {
-      BRICKFS_RETURN_IF_ERROR(ReadRegion(*g, r, span.data(), /*from_store_only=*/false));
-    } else {
-      std::lock_guard<std::mutex> lock(pyr_mu_);
-      BRICKFS_RETURN_IF_ERROR(ReadLevelLocked(level, r, span.data(), /*store_only=*/false));
-    }
-    std::memcpy(dst, span.data() + (in_row - c0 * vb), end - pos);
+    std::vector<uint8_t> buf((c1 - c0) * vb);
+    BRICKFS_RETURN_IF_ERROR(span(row, c0, c1, buf.data()));
+    std::memcpy(dst, buf.data() + (in_row - c0 * vb), end - pos);
     dst += end - pos;
     pos = end;
   }
-  return len;
+  return Status::Ok();
 }
 
 Volume::Region Volume::PlaneSpanRegion(const Geometry& g, Axis axis, uint64_t index, uint64_t row,
