@@ -500,7 +500,7 @@ class FaultTest(unittest.TestCase):
         self.proxy.clear()
         self.check_shard(self.offline(cache, key), key)
 
-    def fails(self, kind, op_timeout_ms=3000, expect=(), **params):
+    def fails(self, kind, op_timeout_ms=3000, expect=(), expect_any=(), **params):
         """Every request for the shard's blocks faults: the read fails within the
         deadline naming the URL, and nothing of it is cached."""
         key = sorted(self.shards)[4]
@@ -523,6 +523,8 @@ class FaultTest(unittest.TestCase):
         self.assertIn(self.purl + "/" + key, o["message"])
         for e in expect:
             self.assertIn(e, o["message"])
+        if expect_any:
+            self.assertTrue(any(e in o["message"] for e in expect_any), o)
         # Bounded: the deadline of each operation, plus process start-up slack
         # (not a performance assertion: a hang would blow through it).
         self.assertLess(o["ms"], op_timeout_ms + 3000, o)
@@ -581,7 +583,10 @@ class FaultTest(unittest.TestCase):
         self.fails("bad_range", expect=["Content-Range"])
 
     def test_overlong_body_always_fails(self):
-        self.fails("extra", expect=["longer"])
+        # Caught by the length check, or, when the surplus lands at the start of
+        # the next response on the same connection, by curl as a bad reply:
+        # either way the read fails and nothing of it is cached.
+        self.fails("extra", expect_any=["longer", "protocol"])
 
     def test_retry_after_past_the_deadline_fails(self):
         self.fails("status", status=503, retry_after=60, expect=["HTTP 503"])
