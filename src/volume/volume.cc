@@ -14,7 +14,6 @@
 #include "common/bytes.h"
 #include "common/file_util.h"
 #include "common/log.h"
-#include "format/json.h"
 #include "volume/naming.h"
 #include "volume/pyramid_settings.h"
 #include "volume/slab.h"
