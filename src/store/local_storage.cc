@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <cerrno>
 #include <cstring>
 
@@ -190,23 +191,27 @@ Status LocalStorage::MakeParents(const std::string& key) {
   return Status::Ok();
 }
 
-void LocalStorage::ForgetDir(const std::string& dir) {
-  std::lock_guard<std::mutex> g(mu_);
-  made_dirs_.erase(dir);
+Result<int> LocalStorage::WithParents(const std::string& key,
+                                      const std::function<Result<int>()>& open) {
+  BRICKFS_RETURN_IF_ERROR(MakeParents(key));
+  Result<int> opened = open();
+  if (!opened.ok() && opened.status().err() == ENOENT) {
+    // A directory it made was removed behind its back: make it again.
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      made_dirs_.erase(Parent(key));
+    }
+    BRICKFS_RETURN_IF_ERROR(MakeParents(key));
+    opened = open();
+  }
+  return opened;
 }
 
 Status LocalStorage::WriteAt(std::string_view key, uint64_t offset, std::string_view bytes) {
   BRICKFS_RETURN_IF_ERROR(CheckWritable(key));
   const std::string k(key);
-  BRICKFS_RETURN_IF_ERROR(MakeParents(k));
-  auto opened = OpenFileBeneath(root_, k, O_WRONLY | O_CREAT);
-  if (!opened.ok() && opened.status().err() == ENOENT) {
-    // A directory it made was removed behind its back: make it again.
-    ForgetDir(Parent(k));
-    BRICKFS_RETURN_IF_ERROR(MakeParents(k));
-    opened = OpenFileBeneath(root_, k, O_WRONLY | O_CREAT);
-  }
-  BRICKFS_ASSIGN_OR_RETURN(const int fd, std::move(opened));
+  BRICKFS_ASSIGN_OR_RETURN(
+      const int fd, WithParents(k, [&] { return OpenFileBeneath(root_, k, O_WRONLY | O_CREAT); }));
   const std::string path = Locate(key);
   Status s = PwriteAll(fd, bytes.data(), bytes.size(), offset, path);
   if (!s.ok() && ::ftruncate(fd, static_cast<off_t>(offset)) != 0) {
@@ -237,16 +242,10 @@ Status LocalStorage::Replace(std::string_view key, std::string_view bytes,
   BRICKFS_RETURN_IF_ERROR(CheckWritable(key));
   const std::string k(key), path = Locate(key);
   const std::string name = Base(k), tmp_name = name + ".tmp", tmp = path + ".tmp";
-  BRICKFS_RETURN_IF_ERROR(MakeParents(k));
   // Everything below happens in the object's directory, opened without
   // following links: a link planted in the store sends nothing elsewhere.
-  auto opened_dir = OpenDirBeneath(root_, Parent(k));
-  if (!opened_dir.ok() && opened_dir.status().err() == ENOENT) {
-    ForgetDir(Parent(k));  // removed behind its back: make it again
-    BRICKFS_RETURN_IF_ERROR(MakeParents(k));
-    opened_dir = OpenDirBeneath(root_, Parent(k));
-  }
-  BRICKFS_ASSIGN_OR_RETURN(const int dir_fd, std::move(opened_dir));
+  BRICKFS_ASSIGN_OR_RETURN(const int dir_fd,
+                           WithParents(k, [&] { return OpenDirBeneath(root_, Parent(k)); }));
   ScopeGuard close_dir([dir_fd] { ::close(dir_fd); });
   // A temporary file left by a crash, or planted: remove the name, create
   // afresh (O_EXCL).

@@ -12,6 +12,7 @@
 #ifndef BRICKFS_STORE_LOCAL_STORAGE_H_
 #define BRICKFS_STORE_LOCAL_STORAGE_H_
 
+#include <functional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -53,7 +54,10 @@ class LocalStorage : public Storage {
   Result<int> OpenRead(std::string_view key) const;
   // Makes the directories above `key` once (remembered until synced).
   Status MakeParents(const std::string& key);
-  void ForgetDir(const std::string& dir);
+  // MakeParents(key), then open(); when open() finds a directory missing
+  // (removed behind this object's back), the parents are made again and
+  // open() retried once.
+  Result<int> WithParents(const std::string& key, const std::function<Result<int>()>& open);
   // fsyncs the directories made since the last call, each with its parents
   // up to the root and the root's parent. A directory removed meanwhile is
   // skipped; on a failure every directory not yet synced stays pending.
